@@ -1,0 +1,90 @@
+"""The `evalsuite` command: a thin argparse shell over the Python API.
+
+Each subcommand parses its arguments and calls one function; heavy libraries (torch, lm_eval,
+streamlit) are imported inside the command that needs them, so `evalsuite --help` is instant.
+An EvalsuiteError becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evalsuite.errors import EvalsuiteError
+
+
+def cmd_run(args) -> None:
+    from evalsuite.sweep import run_from_args
+
+    run_from_args(args)
+
+
+def cmd_ls(args) -> None:
+    from evalsuite.inspect import print_listing
+
+    print_listing(args.db, model=args.model, source=args.source)
+
+
+def cmd_export(args) -> None:
+    from evalsuite.export import export_from_args
+
+    export_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evalsuite", description="Evaluate Pythia checkpoints with lm-eval and store every score.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="evaluate checkpoints (default: the local demo model)")
+    run.add_argument("--model", default=None,
+                     help="pythia-70m, a comma list, or 'all' (default: pythia-demo, a tiny local model)")
+    run.add_argument("--steps", default=None,
+                     help="all, published, final, log, 1000,2000 or START:STOP:STRIDE (default: all)")
+    run.add_argument("--tasks", default=None, help="comma list of tasks from tasks.yaml (default: all)")
+    run.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
+    run.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
+    run.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if present)")
+    run.add_argument("--dtype", default=None, help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
+    run.add_argument("--batch-size", default="auto", help="batch size, or auto (default)")
+    run.add_argument("--backend", default="fast", choices=["fast", "hf"], help="lm-eval model backend (default: fast)")
+    run.add_argument("--model-path", default=None, help="local checkpoints: DIR/<model>/step<N>/ or DIR/step<N>/")
+    run.add_argument("--data-dir", default=None, help="task data: DIR/<task>/<split>.jsonl, or 'hub' (default: tasks.yaml's)")
+    run.add_argument("--tasks-file", default=None, help="tasks.yaml to use (default: the project's)")
+    run.add_argument("--db", default=None, help="DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)")
+    run.add_argument("--force", action="store_true", help="re-evaluate and replace what is already stored")
+    run.add_argument("--cleanup", action="store_true", help="delete each Hub revision from the HF cache once evaluated")
+    run.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("ls", help="show what is stored, per model x step x task")
+    ls.add_argument("--model", default=None, help="only these models (comma list)")
+    ls.add_argument("--source", default=None, help="only this source: local, published, ...")
+    ls.add_argument("--db", default=None)
+    ls.set_defaults(func=cmd_ls)
+
+    export = sub.add_parser("export", help="write stored scores as JSON or lm-eval result files")
+    export.add_argument("--format", default="json", choices=["json", "lm-eval"])
+    export.add_argument("--out", default=None, help="file (json; default stdout) or folder (lm-eval)")
+    export.add_argument("--model", default=None, help="only these models (comma list)")
+    export.add_argument("--task", default=None, help="only these tasks (comma list)")
+    export.add_argument("--source", default=None, help="only this source (default: all)")
+    export.add_argument("--db", default=None)
+    export.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except EvalsuiteError as exc:
+        print(f"evalsuite: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evalsuite: interrupted; finished checkpoints are stored", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

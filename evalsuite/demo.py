@@ -1,0 +1,91 @@
+"""The demo model: a tiny GPT-NeoX (pythia-14m's shape) built locally with the real Pythia tokenizer.
+
+It is NOT Pythia. It exists so that `evalsuite run` works on a fresh machine with no GPU and no Hub:
+`build_demo_checkpoints` trains it for a few dozen steps on the ARC-Easy *train* split (never an
+evaluation split) and saves a Hugging Face checkpoint per step, so the demo has a training curve.
+Tests and benchmarks use `tiny_config` / `tiny_model` for models of any Pythia shape.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from evalsuite.paths import DEMO_MODEL_DIR, TASK_DATA_DIR, TOKENIZER_DIR
+
+DEMO_NAME = "pythia-demo"
+DEMO_STEPS = [0, 25, 50, 100]
+DEMO_LIMIT = 100  # documents per task: keeps the CPU demo to about a minute a checkpoint
+
+
+def tiny_config(layers: int = 6, width: int = 128, heads: int = 4, vocab: int = 50304):
+    """A GPTNeoXConfig with Pythia's hyper-parameters at any shape (default: pythia-14m)."""
+    from transformers import GPTNeoXConfig
+
+    return GPTNeoXConfig(
+        vocab_size=vocab, hidden_size=width, num_hidden_layers=layers,
+        num_attention_heads=heads, intermediate_size=4 * width, max_position_embeddings=2048,
+        rotary_pct=0.25, rotary_emb_base=10000, use_parallel_residual=True,
+        tie_word_embeddings=False, bos_token_id=0, eos_token_id=0,
+    )
+
+
+def tiny_model(seed: int = 0, **shape):
+    """A randomly initialised GPTNeoXForCausalLM in eval mode."""
+    import torch
+    from transformers import GPTNeoXForCausalLM
+
+    torch.manual_seed(seed)
+    return GPTNeoXForCausalLM(tiny_config(**shape)).eval()
+
+
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(TOKENIZER_DIR)
+
+
+def _training_batches(tok, seq_len: int = 128, batch: int = 8):
+    """Endless batches of ARC-Easy train questions with their correct answers."""
+    import torch
+
+    rows = [json.loads(line) for line in (TASK_DATA_DIR / "arc_easy" / "train.jsonl").open()]
+    texts = []
+    for row in rows:
+        answer = row["choices"]["text"][row["choices"]["label"].index(row["answerKey"])]
+        texts.append(f"Question: {row['question']}\nAnswer: {answer}<|endoftext|>")
+    ids = torch.tensor(tok("".join(texts))["input_ids"])
+    n = (len(ids) // seq_len) * seq_len
+    chunks = ids[:n].view(-1, seq_len)
+    gen = torch.Generator().manual_seed(0)
+    while True:
+        for idx in torch.randperm(len(chunks), generator=gen).split(batch):
+            yield chunks[idx]
+
+
+def build_demo_checkpoints(out_dir: Path = DEMO_MODEL_DIR, steps: list[int] = DEMO_STEPS) -> Path:
+    """Train the demo model and save `out_dir/step<N>` for each step; skips if already built."""
+    import torch
+
+    out_dir = Path(out_dir)
+    if all((out_dir / f"step{s}" / "config.json").exists() for s in steps):
+        return out_dir
+    torch.manual_seed(0)
+    tok, model = tokenizer(), tiny_model(seed=0)
+    model.train()
+    optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    batches = _training_batches(tok)
+    for step in range(max(steps) + 1):
+        if step in steps:
+            model.eval()
+            model.save_pretrained(out_dir / f"step{step}")
+            tok.save_pretrained(out_dir / f"step{step}")
+            model.train()
+        if step == max(steps):
+            break
+        batch = next(batches)
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad()
+    return out_dir

@@ -1,0 +1,80 @@
+"""The typed shape of what evalsuite stores: one run, its scores, its per-document outcomes.
+
+Every row carries its own identity (model, step, task, metric, shots, source, run id); nothing is
+parsed out of file names. store.py maps these to DuckDB tables of the same columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+
+
+@dataclass
+class Run:
+    """Provenance of one (model, step) job, or of one imported result file."""
+
+    run_id: str
+    source: str  # 'local' for runs made here, 'published' for EleutherAI's, or an import name
+    model: str
+    step: int | None  # None: a model with a single checkpoint (OPT, BLOOM)
+    backend: str | None = None  # lm-eval model backend ('hf', 'evalsuite-fast') or None
+    model_source: str | None = None  # 'EleutherAI/pythia-70m@step1000' or a local directory
+    data_source: str | None = None  # 'hub' or the local data directory
+    doc_limit: int | None = None  # --limit: documents per task, None for the full set
+    dtype: str | None = None
+    batch_size: str | None = None
+    device: str | None = None
+    gpu_name: str | None = None
+    hostname: str | None = None
+    evalsuite_commit: str | None = None
+    lm_eval_version: str | None = None
+    transformers_version: str | None = None
+    torch_version: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+
+
+@dataclass
+class Score:
+    """One aggregate metric of one task at one checkpoint."""
+
+    model: str
+    step: int | None
+    tokens: int | None  # tokens seen at this step
+    task: str
+    metric: str  # 'acc', 'acc_norm', 'perplexity'
+    shots: int
+    value: float
+    stderr: float | None
+    n: int | None  # documents evaluated
+    doc_limit: int | None
+    dtype: str | None
+    run_id: str
+    source: str
+
+
+@dataclass
+class Sample:
+    """One document's outcome: enough to study item-level training dynamics."""
+
+    run_id: str
+    model: str
+    step: int | None
+    task: str
+    shots: int
+    doc_id: int
+    target: int | None  # index of the right choice; None for LAMBADA
+    correct: bool  # acc for this document
+    correct_norm: bool | None  # acc_norm for this document, where the task has it
+    loglikelihoods: list[float]  # one per choice (LAMBADA: one, the target word)
+    is_greedy: list[bool]
+
+
+def columns(record_type) -> list[str]:
+    return [f.name for f in fields(record_type)]
+
+
+def as_tuple(record) -> tuple:
+    return tuple(asdict(record).values())

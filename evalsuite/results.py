@@ -1,0 +1,84 @@
+"""The one place that knows the shape of lm-eval's results: 0.4's and the older 0.3 files'.
+
+lm-eval 0.4 writes `{"results": {task: {"acc,none": .., "acc_stderr,none": ..}}, "n-shot",
+"n-samples"}` and, with log_samples, per-document `samples`; lm-eval 0.3 (EleutherAI's published
+Pythia files) writes `{"results": {task: {"acc": .., "acc_stderr": .., "ppl": ..}}, "config":
+{"num_fewshot": ..}}`. Both become `Metric`s; metric names are normalised (0.3's `ppl` is
+`perplexity`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from evalsuite.records import Sample, Score
+from evalsuite.registry import tokens_seen
+
+METRIC_ALIASES = {"ppl": "perplexity"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    task: str
+    metric: str
+    shots: int
+    value: float
+    stderr: float | None
+    n: int | None
+
+
+def parse_results(raw: dict, tasks: set[str] | None = None) -> list[Metric]:
+    """Every metric of every task (or of `tasks` only) in an lm-eval 0.3 or 0.4 results dict."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("results"), dict):
+        raise ValueError("not an lm-eval results file: no 'results' mapping")
+    default_shots = (raw.get("config") or {}).get("num_fewshot")
+    metrics = []
+    for task, values in raw["results"].items():
+        if (tasks is not None and task not in tasks) or not isinstance(values, dict):
+            continue
+        shots = (raw.get("n-shot") or {}).get(task, default_shots)
+        n = ((raw.get("n-samples") or {}).get(task) or {}).get("effective")
+        metrics.extend(_task_metrics(task, values, int(shots or 0), n))
+    return metrics
+
+
+def _task_metrics(task: str, values: dict, shots: int, n: int | None) -> list[Metric]:
+    out = []
+    for key, value in values.items():
+        name, _, filter_name = key.partition(",")  # 0.4: 'acc,none'; 0.3: 'acc'
+        if "_stderr" in name or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if name in ("sample_len",) or (filter_name and filter_name != "none"):
+            continue
+        stderr = values.get(f"{name}_stderr,{filter_name}" if filter_name else f"{name}_stderr")
+        stderr = float(stderr) if isinstance(stderr, (int, float)) and math.isfinite(stderr) else None
+        out.append(Metric(task, METRIC_ALIASES.get(name, name), shots, float(value), stderr, n))
+    return out
+
+
+def to_scores(metrics: list[Metric], *, model: str, step: int | None, run_id: str, source: str,
+              doc_limit: int | None = None, dtype: str | None = None) -> list[Score]:
+    return [
+        Score(model=model, step=step, tokens=None if step is None else tokens_seen(step),
+              task=m.task, metric=m.metric, shots=m.shots, value=m.value, stderr=m.stderr, n=m.n,
+              doc_limit=doc_limit, dtype=dtype, run_id=run_id, source=source)
+        for m in metrics
+    ]
+
+
+def parse_samples(raw_samples: dict[str, list[dict]], *, model: str, step: int | None, shots: int,
+                  run_id: str) -> list[Sample]:
+    """lm-eval 0.4's `samples` (log_samples=True) -> one Sample per document."""
+    out = []
+    for task, docs in raw_samples.items():
+        for doc in docs:
+            resps = doc["filtered_resps"]  # [(loglikelihood, is_greedy)] per choice
+            target = doc["target"] if isinstance(doc["target"], int) else None
+            out.append(Sample(
+                run_id=run_id, model=model, step=step, task=task, shots=shots,
+                doc_id=int(doc["doc_id"]), target=target, correct=bool(doc["acc"]),
+                correct_norm=bool(doc["acc_norm"]) if "acc_norm" in doc else None,
+                loglikelihoods=[float(r[0]) for r in resps], is_greedy=[bool(r[1]) for r in resps],
+            ))
+    return out

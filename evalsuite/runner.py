@@ -1,0 +1,172 @@
+"""Runs lm-eval on one loaded checkpoint. The only module (besides the demo model builder and the
+fast backend) that imports torch, transformers or lm_eval; everything else stays light so that
+`evalsuite --help` is instant.
+
+`load_checkpoint` resolves a checkpoint (local folder, HF cache, or the Hub with revision=stepN)
+and fails fast with a clear message when it cannot; `evaluate` runs lm-eval's own task
+definitions on it, with data from the Hub or from local JSON Lines files.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from evalsuite.errors import EvalsuiteError
+from evalsuite.paths import TOKENIZER_DIR
+from evalsuite.tasks import TaskSpec, local_data_files
+
+HUB_TIMEOUT_S = "10"  # seconds before an unreachable Hub is reported, instead of a long hang
+SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where one (model, step) checkpoint comes from: a local folder, or a Hub repo + revision."""
+
+    model: str
+    step: int | None
+    repo_id: str | None = None
+    revision: str | None = None
+    local_dir: Path | None = None
+
+    def describe(self) -> str:
+        return str(self.local_dir) if self.local_dir else f"{self.repo_id}@{self.revision}"
+
+
+def pick_device(device: str | None) -> str:
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str | None, device: str) -> str:
+    """float16 on GPU, as EleutherAI's published runs; float32 on CPU."""
+    if dtype:
+        if dtype not in ("float16", "bfloat16", "float32"):
+            raise EvalsuiteError(f"unknown dtype {dtype!r}; valid: float16, bfloat16, float32")
+        return dtype
+    return "float16" if device.startswith("cuda") else "float32"
+
+
+def load_tokenizer():
+    """Every Pythia checkpoint uses the same GPT-NeoX-20B tokenizer: the shipped copy is it."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(TOKENIZER_DIR)
+
+
+def load_checkpoint(ckpt: Checkpoint, dtype: str, device: str):
+    """A GPTNeoXForCausalLM in eval mode on `device`, or an EvalsuiteError within seconds."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs = dict(dtype=getattr(torch, dtype))
+    if ckpt.local_dir:
+        if not (ckpt.local_dir / "config.json").exists():
+            raise EvalsuiteError(f"{ckpt.model} step {ckpt.step}: no checkpoint at {ckpt.local_dir}")
+        model = AutoModelForCausalLM.from_pretrained(ckpt.local_dir, **kwargs)
+    else:
+        model = _from_hub(ckpt, kwargs)
+    return model.to(device).eval()
+
+
+def _from_hub(ckpt: Checkpoint, kwargs: dict):
+    from transformers import AutoModelForCausalLM
+
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", HUB_TIMEOUT_S)
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", HUB_TIMEOUT_S)
+    try:  # the local HF cache first: no network at all when the revision is already there
+        return AutoModelForCausalLM.from_pretrained(
+            ckpt.repo_id, revision=ckpt.revision, local_files_only=True, **kwargs)
+    except OSError:
+        pass
+    try:
+        return AutoModelForCausalLM.from_pretrained(ckpt.repo_id, revision=ckpt.revision, **kwargs)
+    except Exception as exc:  # network errors, missing revision, offline mode: all end here
+        raise EvalsuiteError(
+            f"cannot load {ckpt.repo_id} revision {ckpt.revision}: {_reason(exc)}. "
+            "If the Hub is unreachable, download the checkpoint where it is reachable and pass "
+            "--model-path DIR (DIR/<model>/step<N>/ or DIR/step<N>/), or fill the HF cache."
+        ) from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def make_lm(model, tokenizer, backend: str, batch_size: str):
+    """The lm-eval model object for a loaded checkpoint: lm-eval's `hf`, or our fast backend."""
+    if backend == "hf":
+        from lm_eval.models.huggingface import HFLM
+
+        bs = batch_size if batch_size == "auto" else int(batch_size)
+        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=bs)
+    if backend == "fast":
+        from evalsuite.fast_backend import FastLM
+
+        return FastLM(model=model, tokenizer=tokenizer, batch_size=batch_size)
+    raise EvalsuiteError(f"unknown backend {backend!r}; valid: fast, hf")
+
+
+def task_configs(specs: list[TaskSpec], data_dir: Path | None, shots: int) -> list[dict]:
+    """lm-eval's own task definitions, with `dataset_path` pointed at local files if asked."""
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    index = TaskManager().task_index
+    configs = []
+    for spec in specs:
+        if spec.lm_eval_task not in index:
+            raise EvalsuiteError(f"task {spec.name!r}: lm-eval has no task {spec.lm_eval_task!r}")
+        config = load_yaml(index[spec.lm_eval_task].yaml_path, resolve_func=True)
+        config["task"] = spec.name
+        if data_dir is not None:
+            config.update(_local_data(config, spec, data_dir, shots))
+        configs.append(config)
+    return configs
+
+
+def _local_data(config: dict, spec: TaskSpec, data_dir: Path, shots: int) -> dict:
+    files = local_data_files(data_dir, spec)
+    overrides = {"dataset_path": "json", "dataset_name": None,
+                 "dataset_kwargs": {"data_files": {s: str(f) for s, f in files.items()}}}
+    for key in SPLIT_KEYS:  # splits the local copy lacks are switched off
+        if config.get(key) and config[key] not in files:
+            overrides[key] = None
+    eval_split = config.get("test_split") or config.get("validation_split")
+    if eval_split not in files:
+        raise EvalsuiteError(
+            f"task {spec.name!r}: missing data file {data_dir / spec.name / (str(eval_split) + '.jsonl')}")
+    fewshot_split = config.get("fewshot_split") or config.get("training_split") or config.get("validation_split")
+    if shots > 0 and fewshot_split not in files:
+        raise EvalsuiteError(
+            f"task {spec.name!r}: {shots}-shot needs the {fewshot_split!r} split, which is not in "
+            f"{data_dir / spec.name}; use --data-dir hub or add {fewshot_split}.jsonl")
+    return overrides
+
+
+def evaluate(lm, configs: list[dict], shots: int, limit: int | None) -> dict:
+    """lm-eval's simple_evaluate over the tasks, with per-document samples logged."""
+    import lm_eval
+
+    return lm_eval.simple_evaluate(
+        model=lm, tasks=configs, num_fewshot=shots, limit=limit, log_samples=True,
+        bootstrap_iters=1000,  # perplexity's stderr is bootstrapped; 1000 is plenty and fast
+    )
+
+
+def environment(device: str) -> dict:
+    """Versions and hardware for a run's provenance."""
+    import lm_eval
+    import torch
+    import transformers
+
+    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else None
+    return dict(lm_eval_version=lm_eval.__version__, transformers_version=transformers.__version__,
+                torch_version=torch.__version__, gpu_name=gpu, hostname=platform.node())

@@ -1,0 +1,177 @@
+"""The DuckDB store: schema, the one writer's atomic job commits, and lock-tolerant reads.
+
+DuckDB lets one process hold a database file for writing, and a process that holds it open
+blocks every other process, readers included. So nobody keeps a connection open: a sweep
+connects for each job's single transaction and closes, and readers (`evalsuite ls`, export, the
+dashboard) open read-only, copy what they need into pandas and close, retrying for a while when
+the other side holds the lock. A job's run, scores and samples land in one transaction, so a
+sweep killed at any moment leaves no partial job behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from evalsuite.errors import EvalsuiteError
+from evalsuite.paths import DEFAULT_DB
+from evalsuite.records import Run, Sample, Score, as_tuple, columns
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, model VARCHAR NOT NULL, step INTEGER,
+    backend VARCHAR, model_source VARCHAR, data_source VARCHAR, doc_limit INTEGER,
+    dtype VARCHAR, batch_size VARCHAR, device VARCHAR, gpu_name VARCHAR, hostname VARCHAR,
+    evalsuite_commit VARCHAR, lm_eval_version VARCHAR, transformers_version VARCHAR,
+    torch_version VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, duration_s DOUBLE
+);
+CREATE TABLE IF NOT EXISTS scores (
+    model VARCHAR NOT NULL, step INTEGER, tokens BIGINT, task VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL, shots INTEGER NOT NULL, value DOUBLE, stderr DOUBLE, n INTEGER,
+    doc_limit INTEGER, dtype VARCHAR, run_id VARCHAR NOT NULL, source VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id VARCHAR NOT NULL, model VARCHAR NOT NULL, step INTEGER, task VARCHAR NOT NULL,
+    shots INTEGER NOT NULL, doc_id INTEGER NOT NULL, target INTEGER, correct BOOLEAN,
+    correct_norm BOOLEAN, loglikelihoods DOUBLE[], is_greedy BOOLEAN[]
+);
+"""
+
+LOCK_WAIT_S = 60.0  # how long to wait for the other process's lock before giving up
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """What makes two evaluations the same: resuming skips a task whose key is already stored."""
+
+    model: str
+    step: int | None
+    shots: int
+    doc_limit: int | None
+    dtype: str | None
+    source: str = "local"
+
+
+def db_path(path: str | Path | None = None) -> Path:
+    """--db, else $EVALSUITE_DB, else results/evalsuite.duckdb."""
+    return Path(path or os.environ.get("EVALSUITE_DB") or DEFAULT_DB)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    return "lock" in str(exc).lower()
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S):
+    """A short-lived connection, retried while another process holds the file's lock."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.Error as exc:
+            if _is_lock_error(exc) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            raise EvalsuiteError(f"cannot open store {path}: {_first_line(exc)}") from None
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def init(path: Path) -> Path:
+    """Create the store (and its folder) if needed; a clear error if the path is unwritable."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvalsuiteError(f"cannot create store folder {path.parent}: {exc.strerror}") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise EvalsuiteError(f"store {path} is not writable")
+    if not os.access(path.parent, os.W_OK):
+        raise EvalsuiteError(f"store folder {path.parent} is not writable")
+    with connect(path) as con:
+        con.execute(SCHEMA)
+    return path
+
+
+def stored_tasks(path: Path, key: JobKey) -> set[str]:
+    """Tasks already stored for this key (empty if the store does not exist yet)."""
+    if not path.exists():
+        return set()
+    with connect(path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT DISTINCT task FROM scores WHERE model = ? AND step IS NOT DISTINCT FROM ? "
+            "AND shots = ? AND doc_limit IS NOT DISTINCT FROM ? AND dtype IS NOT DISTINCT FROM ? "
+            "AND source = ?",
+            [key.model, key.step, key.shots, key.doc_limit, key.dtype, key.source],
+        ).fetchall()
+    return {task for (task,) in rows}
+
+
+def write_job(path: Path, key: JobKey, run: Run, scores: list[Score], samples: list[Sample],
+              replace: bool = False) -> list[str]:
+    """Commit one job atomically and return the tasks written.
+
+    With replace, rows stored earlier under the same key are deleted first (--force); without
+    it, tasks another writer stored in the meantime are dropped, so nothing is double-counted.
+    """
+    with connect(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            written = _write(con, key, run, scores, samples, replace)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return written
+
+
+def _write(con, key, run, scores, samples, replace) -> list[str]:
+    where = ("model = ? AND step IS NOT DISTINCT FROM ? AND shots = ? AND source = ? AND task = ? "
+             "AND doc_limit IS NOT DISTINCT FROM ? AND dtype IS NOT DISTINCT FROM ?")
+    written = []
+    for task in sorted({s.task for s in scores}):
+        args = [key.model, key.step, key.shots, key.source, task, key.doc_limit, key.dtype]
+        exists = con.execute(f"SELECT count(*) FROM scores WHERE {where}", args).fetchone()[0]
+        if exists and not replace:
+            continue
+        if exists:
+            con.execute(f"DELETE FROM samples WHERE run_id IN (SELECT run_id FROM scores WHERE {where}) "
+                        "AND task = ?", args + [task])
+            con.execute(f"DELETE FROM scores WHERE {where}", args)
+        written.append(task)
+    if not written:
+        return written
+    _insert(con, "runs", columns(Run), [as_tuple(run)])
+    _insert(con, "scores", columns(Score), [as_tuple(s) for s in scores if s.task in written])
+    _insert(con, "samples", columns(Sample), [as_tuple(s) for s in samples if s.task in written])
+    return written
+
+
+def _insert(con, table: str, cols: list[str], rows: list[tuple]) -> None:
+    # A DataFrame insert: executemany is row-at-a-time and far too slow for 25,000 samples a job.
+    import pandas as pd
+
+    if rows:
+        frame = pd.DataFrame(rows, columns=cols)
+        con.register("incoming", frame)
+        con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM incoming")
+        con.unregister("incoming")
+
+
+def read_df(path: Path, sql: str, params: list | None = None):
+    """Run a read-only query and return a pandas DataFrame (empty store: a clear error)."""
+    if not path.exists():
+        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    with connect(path, read_only=True) as con:
+        return con.execute(sql, params or []).df()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
