@@ -1,0 +1,61 @@
+"""The evalsuite dashboard: `streamlit run dashboard/app.py` (or `evalsuite dashboard`).
+
+Reads the DuckDB store named by $EVALSUITE_DB (default results/evalsuite.duckdb) read-only, so it
+can stay open while a sweep writes to the same file. The sidebar picks one of four views; every
+picker's value is mirrored in the URL, so a link reopens the same view.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the project root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import data, state  # noqa: E402
+from dashboard.views import compare, runs, scaling, training  # noqa: E402
+from evalsuite import store  # noqa: E402
+
+VIEWS = {"training": ("Training curves", training), "scaling": ("Scaling curves", scaling),
+         "compare": ("Local vs published", compare), "runs": ("Runs", runs)}
+
+
+def main() -> None:
+    st.set_page_config(page_title="evalsuite: Pythia evaluations", layout="wide")
+    state.begin()
+    path = store.db_path(None)
+    with st.sidebar:
+        st.title("evalsuite")
+        view = state.choice(st.radio, "View", "view", list(VIEWS), "training",
+                            format_func=lambda v: VIEWS[v][0])
+    scores, run_rows, problem = data.load(path)
+    if problem:
+        st.info(problem)
+    else:
+        _header(path, scores, run_rows)
+        _render(view, scores, run_rows, path)
+    with st.sidebar:
+        st.caption(f"Store: `{path}` (read-only; new rows appear within seconds)")
+        st.caption("The address bar holds this view's settings: copy it to share the view.")
+    state.write_url()
+
+
+def _header(path: Path, scores, run_rows) -> None:
+    local = scores[scores["source"] != data.PUBLISHED]
+    st.caption(f"{len(scores):,} scores, {scores['model'].nunique()} models, {len(run_rows):,} runs "
+               f"({local['run_id'].nunique():,} not from the published set)")
+
+
+def _render(view: str, scores, run_rows, path: Path) -> None:
+    title, module = VIEWS[view]
+    try:
+        module.render(scores, run_rows, path)
+    except Exception as exc:  # a view must never take the page down; say what broke instead
+        st.error(f"The {title} view failed on this store: {type(exc).__name__}: {exc}. "
+                 "Other views may still work; please report this with the URL.")
+
+
+main()

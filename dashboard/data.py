@@ -1,0 +1,132 @@
+"""What the dashboard reads: the store's scores and runs, as pandas frames, plus model metadata.
+
+The store is only ever opened read-only, for one query, through evalsuite.store.read_df (which
+retries while a sweep holds the write lock). Results are cached keyed on the file's size and
+modification time, with a short TTL on top, so rows a running sweep commits show up within seconds
+without every rerun of the page hitting the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from evalsuite import baselines, store
+from evalsuite.errors import EvalsuiteError
+from evalsuite.registry import MODELS, TOKENS_PER_STEP
+
+CACHE_TTL_S = 5
+PUBLISHED = "published"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    family: str  # 'Pythia', 'Pythia (deduped)', 'OPT', 'BLOOM', or 'other'
+    params: int | None  # None: unknown size (the demo model, an imported unknown name)
+    size: str  # legend label shared by a model and its deduped twin: '70m', '2.8b', 'demo'
+
+
+FAMILY_NAMES = {"pythia": "Pythia", "pythia-deduped": "Pythia (deduped)", "opt": "OPT", "bloom": "BLOOM"}
+
+
+def model_info(name: str) -> ModelInfo:
+    """Family and size of a model name; unknown names (the demo model) get family 'other', no size."""
+    known = baselines.model_info(name)
+    size = MODELS[name].size if name in MODELS else name.removeprefix("pythia-")
+    if known is None:
+        return ModelInfo("other", None, size)
+    return ModelInfo(FAMILY_NAMES.get(known.family, known.family), known.params, size)
+
+
+def file_stamp(path: Path) -> tuple:
+    """Changes whenever DuckDB commits to the file (or its write-ahead log)."""
+    stamp = []
+    for p in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = p.stat()
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+def load_scores(path: Path) -> pd.DataFrame:
+    """Every stored score, with family/params/size/variant columns."""
+    return _load_scores(str(path), file_stamp(path))
+
+
+def load_runs(path: Path) -> pd.DataFrame:
+    """Every run's provenance, latest first."""
+    return _load_runs(str(path), file_stamp(path))
+
+
+# The stamp is part of the cache key, so a commit by a sweep invalidates the cache at once.
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _load_scores(path: str, stamp: tuple) -> pd.DataFrame:
+    frame = store.read_df(Path(path), "SELECT * FROM scores")
+    return add_model_columns(frame)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _load_runs(path: str, stamp: tuple) -> pd.DataFrame:
+    return store.read_df(Path(path), "SELECT * FROM runs ORDER BY finished_at DESC NULLS LAST")
+
+
+def add_model_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    infos = {name: model_info(name) for name in frame["model"].unique()}
+    frame = frame.copy()
+    frame["family"] = frame["model"].map(lambda n: infos[n].family)
+    frame["params"] = frame["model"].map(lambda n: infos[n].params).astype("Float64")
+    frame["size"] = frame["model"].map(lambda n: infos[n].size)
+    frame["variant"] = frame["family"].map(lambda f: "deduped" if "deduped" in f else "standard")
+    # Tokens are derived, not trusted from the row: an imported file may leave them empty.
+    frame["tokens"] = frame["step"].astype("Float64") * TOKENS_PER_STEP
+    return frame
+
+
+def load(path: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None]:
+    """(scores, runs, None), or (None, None, a helpful sentence) when there is nothing to show."""
+    fill = ("Fill it with `evalsuite run` (the tiny demo model) or `evalsuite import` "
+            "(EleutherAI's published Pythia results).")
+    if not path.exists():
+        return None, None, f"No store at `{path}` yet. {fill}"
+    try:
+        scores, runs = load_scores(path), load_runs(path)
+    except EvalsuiteError as exc:
+        return None, None, f"Cannot read the store: {exc}"
+    except Exception as exc:  # a file that is not DuckDB, or a DuckDB file without our tables
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return None, None, f"`{path}` is not an evalsuite store ({type(exc).__name__}: {first})"
+    if scores.empty:
+        return None, None, f"The store at `{path}` holds no scores yet. {fill}"
+    return scores, runs, None
+
+
+def pick(scores: pd.DataFrame, task: str, metric: str, shots: int) -> pd.DataFrame:
+    """One row per (model, step, source) for a task/metric/shots.
+
+    Several local runs can cover the same checkpoint (a --limit trial, then the full set); the
+    chart shows the one on the most documents, latest run last.
+    """
+    rows = scores[(scores.task == task) & (scores.metric == metric) & (scores.shots == shots)]
+    rows = rows.assign(_n=rows["n"].fillna(-1), _full=rows["doc_limit"].isna())
+    rows = rows.sort_values(["_full", "_n", "run_id"])
+    keys = ["model", "step", "source"]
+    rows = rows.drop_duplicates(keys, keep="last").drop(columns=["_n", "_full"])
+    return rows.sort_values(["params", "model", "step"], na_position="last").reset_index(drop=True)
+
+
+def series_label(row_model: str, row_source: str) -> str:
+    return row_model if row_source == PUBLISHED else f"{row_model} ({row_source})"
+
+
+def options(scores: pd.DataFrame, column: str, **where) -> list:
+    """Distinct values of a column among rows matching `where` (column=value)."""
+    rows = scores
+    for col, value in where.items():
+        rows = rows[rows[col] == value]
+    values = rows[column].dropna().unique().tolist()
+    return sorted(values)

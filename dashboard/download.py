@@ -1,0 +1,34 @@
+"""Download of what a view shows: the exact rows behind its chart or table, as CSV and JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+# Internal plotting columns are dropped; everything a reader needs to cite a number stays.
+_DROP = {"low", "high", "series", "family_source"}
+
+
+def export_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[[c for c in frame.columns if c not in _DROP]].reset_index(drop=True)
+
+
+def to_csv(frame: pd.DataFrame) -> bytes:
+    return export_frame(frame).to_csv(index=False).encode()
+
+
+def to_json(frame: pd.DataFrame) -> bytes:
+    # pandas writes NaN/NA as null and timestamps as ISO strings; a list of records is easy to load.
+    records = json.loads(export_frame(frame).to_json(orient="records", date_format="iso"))
+    return json.dumps(records, indent=1).encode()
+
+
+def offer(frame: pd.DataFrame, name: str, key: str) -> None:
+    """Two buttons, CSV and JSON, for the rows of the current view."""
+    left, right, _ = st.columns([1, 1, 4])
+    left.download_button("Download CSV", to_csv(frame), f"{name}.csv", "text/csv",
+                         key=f"{key}_csv", disabled=frame.empty)
+    right.download_button("Download JSON", to_json(frame), f"{name}.json", "application/json",
+                          key=f"{key}_json", disabled=frame.empty)

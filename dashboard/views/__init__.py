@@ -1,0 +1,1 @@
+"""One module per dashboard view; each exposes `render(scores, runs)` and builds its own pickers."""

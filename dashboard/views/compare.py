@@ -1,0 +1,91 @@
+"""Local vs published: the user's own evaluations beside EleutherAI's numbers for the same checkpoints.
+
+A difference is flagged when it exceeds the combined standard error of the two numbers
+(sqrt(se_local^2 + se_published^2)). Two unbiased evaluations of the same checkpoint differ by
+more than that about a third of the time, so a flag is a prompt to look, not a verdict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, download, pickers, state
+from dashboard.data import PUBLISHED, pick
+
+KEYS = ["model", "step", "task", "metric", "shots"]
+
+
+def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> pd.DataFrame:
+    """Every score stored by both sources, with the difference and whether it exceeds one stderr."""
+    cols = KEYS + ["value", "stderr", "n", "doc_limit", "run_id"]
+    a = _best(scores[scores["source"] == mine])[cols]
+    b = _best(scores[scores["source"] == reference])[KEYS + ["value", "stderr", "n"]]
+    both = a.merge(b, on=KEYS, suffixes=("_local", "_published"))
+    both["diff"] = both["value_local"] - both["value_published"]
+    se = np.sqrt(both["stderr_local"].astype(float) ** 2 + both["stderr_published"].astype(float) ** 2)
+    both["combined_stderr"] = se
+    both["diff_in_stderr"] = both["diff"] / se.replace(0, np.nan)
+    both["flag"] = both["diff"].abs() > se
+    return both.sort_values("diff_in_stderr", key=lambda s: -s.abs(), na_position="last").reset_index(drop=True)
+
+
+def _best(rows: pd.DataFrame) -> pd.DataFrame:
+    # the run on most documents (the full set over a --limit trial) stands for the checkpoint
+    rows = rows.assign(_full=rows["doc_limit"].isna(), _n=rows["n"].fillna(-1))
+    rows = rows.sort_values(["_full", "_n", "run_id"]).drop_duplicates(KEYS, keep="last")
+    return rows.drop(columns=["_full", "_n"])
+
+
+def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
+    st.subheader("Local vs published")
+    sources = sorted(set(scores["source"]) - {PUBLISHED})
+    if PUBLISHED not in set(scores["source"]) or not sources:
+        missing = "EleutherAI's published numbers (`evalsuite import`)" if sources else \
+            "run of your own yet (`evalsuite run --model pythia-70m --steps final --limit 200`)"
+        st.info(f"Nothing to compare: the store has no {missing}.")
+        return scores.iloc[0:0]
+    mine = state.choice(st.sidebar.selectbox, "Compare source", "source", sources,
+                        "local" if "local" in sources else sources[0])
+    table = differences(scores, mine)
+    if table.empty:
+        own = ", ".join(sorted(set(scores.loc[scores["source"] == mine, "model"])))
+        st.info(f"None of the checkpoints in source '{mine}' ({own}) has a published counterpart "
+                "(same model, step, task, metric and shots). Published checkpoints are steps 0, 1, 2, "
+                "4 ... 512, 1000, 3000, 13000, 23000 ... 143000; e.g. "
+                "`evalsuite run --model pythia-70m --steps 143000 --limit 200`.")
+        return table
+    _overlay(scores, table, mine)
+    _table(table, mine)
+    download.offer(table, f"compare_{mine}_vs_published", "compare")
+    return table
+
+
+def _overlay(scores: pd.DataFrame, table: pd.DataFrame, mine: str) -> None:
+    shared = scores[scores["model"].isin(set(table["model"]))]
+    task, metric, shots = pickers.task_metric_shots(shared[shared["source"] == mine])
+    ref = pick(shared[shared["source"] == PUBLISHED], task, metric, shots)
+    own = pick(shared[shared["source"] == mine], task, metric, shots)
+    if own.empty:
+        st.info("No run of yours for this task, metric and shot count.")
+        return
+    x, scale = pickers.x_axis(st.columns(2))
+    title = f"{task} {metric}, {shots}-shot: published (lines) vs {mine} (diamonds)"
+    chart = charts.comparison(ref, own, metric, x, scale, metric == "perplexity", title)
+    st.altair_chart(chart, width="stretch")
+
+
+def _table(table: pd.DataFrame, mine: str) -> None:
+    flagged = int(table["flag"].sum())
+    st.markdown(f"**{len(table)}** scores stored by both; **{flagged}** differ by more than one "
+                "combined stderr (by chance alone about a third would).")
+    shown = table.rename(columns=lambda c: c.replace("_local", f" ({mine})").replace("_published", " (published)"))
+    st.dataframe(shown.style.apply(_highlight, axis=1), width="stretch", hide_index=True)
+
+
+def _highlight(row: pd.Series) -> list[str]:
+    colour = "background-color: #fde2e1" if row.get("flag") else ""
+    return [colour] * len(row)

@@ -1,0 +1,99 @@
+"""Runs: what the store holds (a model x step coverage map), where each run came from, and how a
+sweep that is writing to the store right now is progressing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, download, state
+from dashboard.data import PUBLISHED, load_runs, load_scores
+from evalsuite.registry import ALL_STEPS, MODELS
+
+RECENT_MIN = 15  # a run that finished this recently counts as part of a sweep in flight
+PROVENANCE = ["run_id", "source", "model", "step", "finished_at", "duration_s", "backend", "dtype",
+              "doc_limit", "batch_size", "device", "gpu_name", "hostname", "model_source",
+              "data_source", "evalsuite_commit", "lm_eval_version", "transformers_version",
+              "torch_version", "started_at"]
+
+
+def coverage_cells(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, step): how many tasks are stored there, which, and from which sources."""
+    rows = scores.assign(step_label=scores["step"].map(lambda s: "final" if pd.isna(s) else str(int(s))))
+    cells = rows.groupby(["model", "step_label"], as_index=False).agg(
+        tasks=("task", "nunique"), task_list=("task", lambda t: ", ".join(sorted(set(t)))),
+        sources=("source", lambda s: ", ".join(sorted(set(s)))), params=("params", "first"))
+    return cells
+
+
+def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
+    st.subheader("Runs")
+    _progress(path)
+    st.markdown("**Coverage**: tasks stored per model and checkpoint")
+    cols = st.columns(2)
+    sources = ["all"] + sorted(set(scores["source"]))
+    source = state.choice(cols[0].selectbox, "Source", "source", sources, "all")
+    shots = state.choice(cols[1].selectbox, "Shots", "shots", sorted(int(s) for s in set(scores["shots"])),
+                         0, format_func=lambda s: f"{s}-shot")
+    rows = scores if source == "all" else scores[scores["source"] == source]
+    cells = coverage_cells(rows[rows["shots"] == shots])
+    if cells.empty:
+        st.info("Nothing stored for this source and shot count.")
+    else:
+        st.altair_chart(charts.coverage(cells), width="stretch")
+    view = _provenance(runs, source)
+    download.offer(view, f"runs_{source}", "runs")
+    return view
+
+
+def _provenance(runs: pd.DataFrame, source: str) -> pd.DataFrame:
+    st.markdown("**Provenance** of each run (latest first)")
+    view = runs if source == "all" else runs[runs["source"] == source]
+    if view.empty:
+        st.info("No run recorded for this source.")
+        return view
+    view = view[[c for c in PROVENANCE if c in view.columns]]
+    st.dataframe(view, width="stretch", hide_index=True)
+    return view
+
+
+@st.fragment(run_every=5)
+def _progress(path: Path) -> None:
+    """Re-read every few seconds: a sweep commits one checkpoint at a time."""
+    runs = load_runs(path)
+    local = runs[(runs["source"] != PUBLISHED) & runs["finished_at"].notna()]
+    now = datetime.now(timezone.utc).replace(tzinfo=None)  # the store keeps naive UTC times
+    recent = local[local["finished_at"] > pd.Timestamp(now) - pd.Timedelta(minutes=RECENT_MIN)]
+    if recent.empty:
+        last = local["finished_at"].max() if not local.empty else None
+        when = f"the last one finished {_ago(now, last)}" if last is not None else "none recorded yet"
+        st.caption(f"No sweep writing now (no run finished in the last {RECENT_MIN} min); local runs: {when}.")
+        return
+    st.markdown("**Sweep in flight**")
+    a, b, c = st.columns(3)
+    a.metric("last checkpoint stored", _ago(now, recent["finished_at"].max()))
+    b.metric(f"runs in last {RECENT_MIN} min", len(recent))
+    c.metric("median time per run", f"{recent['duration_s'].median():.0f} s")
+    _per_model(path, sorted(set(recent["model"])))
+
+
+def _per_model(path: Path, models: list[str]) -> None:
+    scores = load_scores(path)
+    for model in models:
+        done = scores[(scores["model"] == model) & (scores["source"] != PUBLISHED)]["step"].nunique()
+        if model in MODELS:
+            st.progress(min(done / len(ALL_STEPS), 1.0),
+                        text=f"{model}: {done} of {len(ALL_STEPS)} checkpoints have local scores")
+        else:
+            st.caption(f"{model}: {done} checkpoints have local scores")
+
+
+def _ago(now: datetime, then) -> str:
+    seconds = max(0, int((pd.Timestamp(now) - pd.Timestamp(then)).total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    return f"{seconds // 60} min ago" if seconds < 7200 else f"{seconds // 3600} h ago"
