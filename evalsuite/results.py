@@ -74,11 +74,25 @@ def parse_samples(raw_samples: dict[str, list[dict]], *, model: str, step: int |
     for task, docs in raw_samples.items():
         for doc in docs:
             resps = doc["filtered_resps"]  # [(loglikelihood, is_greedy)] per choice
-            target = doc["target"] if isinstance(doc["target"], int) else None
+            target = _target(doc["target"], len(resps))
             out.append(Sample(
                 run_id=run_id, model=model, step=step, task=task, shots=shots,
                 doc_id=int(doc["doc_id"]), target=target, correct=bool(doc["acc"]),
                 correct_norm=bool(doc["acc_norm"]) if "acc_norm" in doc else None,
-                loglikelihoods=[float(r[0]) for r in resps], is_greedy=[bool(r[1]) for r in resps],
+                loglikelihoods=[float(r[0]) for r in resps], is_greedy=[_flag(r[1]) for r in resps],
             ))
     return out
+
+
+# lm-eval's samples_*.jsonl files hold str() of every response and target ("-5.2", "False", "0"),
+# while the in-memory samples hold floats, bools and ints: both shapes are read here.
+def _target(target, n_choices: int) -> int | None:
+    if isinstance(target, int) and not isinstance(target, bool):
+        return target
+    if isinstance(target, str) and n_choices > 1 and target.strip().isdigit():
+        return int(target)  # a multiple-choice index; LAMBADA's target is a word (one response)
+    return None
+
+
+def _flag(value) -> bool:
+    return value.strip() == "True" if isinstance(value, str) else bool(value)

@@ -85,8 +85,12 @@ def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S):
         con.close()
 
 
-def init(path: Path) -> Path:
-    """Create the store (and its folder) if needed; a clear error if the path is unwritable."""
+def init(path: Path, seed: bool = True) -> Path:
+    """Create the store (and its folder) if needed; a clear error if the path is unwritable.
+
+    A new store is seeded with EleutherAI's published scores (results/published.csv), in the
+    same transaction, so the dashboard has real curves before any run; seed=False skips that.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -96,7 +100,15 @@ def init(path: Path) -> Path:
     if not os.access(path.parent, os.W_OK):
         raise EvalsuiteError(f"store folder {path.parent} is not writable")
     with connect(path) as con:
+        con.begin()  # closing without commit (a failed seed) rolls the whole creation back
+        fresh = not con.execute("SELECT count(*) FROM information_schema.tables "
+                                "WHERE table_name = 'scores'").fetchone()[0]
         con.execute(SCHEMA)
+        if fresh and seed:
+            from evalsuite.reference import seed_store
+
+            seed_store(con)
+        con.commit()
     return path
 
 
@@ -130,6 +142,39 @@ def write_job(path: Path, key: JobKey, run: Run, scores: list[Score], samples: l
             con.execute("ROLLBACK")
             raise
     return written
+
+
+def write_jobs(path: Path, jobs: list[tuple[JobKey, Run, list[Score], list[Sample]]]) -> list[list[str]]:
+    """Commit many jobs in one transaction and return, per job, the tasks written.
+
+    For `evalsuite import`: hundreds of small files, where a connection, key queries and
+    inserts per file would cost most of the time. As write_job without replace: tasks already
+    stored under a job's key (or written by an earlier job of the batch) are left alone.
+    """
+    with connect(path) as con:
+        con.begin()
+        try:
+            stored = set(con.execute("SELECT DISTINCT model, step, shots, source, task, doc_limit, "
+                                     "dtype FROM scores").fetchall())
+            written = [_new_tasks(stored, key, scores) for key, _, scores, _ in jobs]
+            picked = [(job, tasks) for job, tasks in zip(jobs, written) if tasks]
+            _insert(con, "runs", columns(Run), [as_tuple(job[1]) for job, _ in picked])
+            for table, index, record in (("scores", 2, Score), ("samples", 3, Sample)):
+                rows = [as_tuple(r) for job, tasks in picked for r in job[index] if r.task in tasks]
+                _insert(con, table, columns(record), rows)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    return written
+
+
+def _new_tasks(stored: set, key: JobKey, scores: list[Score]) -> list[str]:
+    """Tasks of a job not yet in `stored` (the scores' distinct keys), which it then joins."""
+    row = (key.model, key.step, key.shots, key.source, None, key.doc_limit, key.dtype)
+    tasks = sorted({s.task for s in scores if row[:4] + (s.task,) + row[5:] not in stored})
+    stored.update((key.model, key.step, key.shots, key.source, t, key.doc_limit, key.dtype) for t in tasks)
+    return tasks
 
 
 def _write(con, key, run, scores, samples, replace) -> list[str]:
