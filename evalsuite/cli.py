@@ -31,6 +31,12 @@ def cmd_export(args) -> None:
     export_from_args(args)
 
 
+def cmd_import(args) -> int:
+    from evalsuite.importer import import_from_args
+
+    return import_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evalsuite", description="Evaluate Pythia checkpoints with lm-eval and store every score.")
@@ -70,20 +76,34 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--source", default=None, help="only this source (default: all)")
     export.add_argument("--db", default=None)
     export.set_defaults(func=cmd_export)
+
+    imp = sub.add_parser(
+        "import", help="load lm-eval result files (0.3 published, 0.4 results_*.json) into the store",
+        description="Load lm-eval result files into the store: lm-eval 0.3 files (EleutherAI's "
+        "published ones) and lm-eval 0.4 results_*.json with the samples_*.jsonl beside them. Only "
+        "the tasks of tasks.yaml are imported. Model, step and shots come from each file's config; "
+        "importing a file again changes nothing.")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="result files, or folders searched for *.json")
+    imp.add_argument("--source", default=None,
+                     help="source name stored with the rows (default: published for lm-eval 0.3 files, local for 0.4)")
+    imp.add_argument("--model", default=None, help="model name, for files whose config does not name it")
+    imp.add_argument("--step", type=int, default=None, help="checkpoint step, for files whose config does not name it")
+    imp.add_argument("--db", default=None, help="DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)")
+    imp.set_defaults(func=cmd_import)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)  # None, or an exit status (import: 1 when some files failed)
     except EvalsuiteError as exc:
         print(f"evalsuite: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("evalsuite: interrupted; finished checkpoints are stored", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

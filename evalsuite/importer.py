@@ -259,3 +259,30 @@ def _flush(db: Path, batch: list, report: ImportReport) -> None:
         report.scores += sum(s.task in written for s in scores)
         report.samples += sum(s.task in written for s in samples)
     batch.clear()
+
+
+def import_from_args(args) -> int:
+    """`evalsuite import`: per-file problems on stderr, a one-line summary, the exit status."""
+    import sys
+
+    from evalsuite.store import db_path
+
+    if args.step is not None and args.step < 0:
+        raise EvalsuiteError(f"bad --step {args.step}: steps are not negative")
+    if args.source is not None and not args.source.strip():
+        raise EvalsuiteError("--source is empty: give a name such as 'published' or 'my-lab'")
+    db = db_path(args.db)
+
+    def skip(path: Path, reason: str) -> None:
+        print(f"evalsuite: skipped {path}: {reason}", file=sys.stderr)
+
+    report = import_paths(args.paths, db, source=args.source, model=args.model, step=args.step,
+                          on_skip=skip)
+    extra = [f"{len(report.unchanged)} already stored"] if report.unchanged else []
+    extra += [f"{len(report.skipped)} skipped"] if report.skipped else []
+    files = "file" if len(report.imported) == 1 else "files"
+    print(f"imported {len(report.imported)} {files} ({report.scores} scores, {report.samples} samples) "
+          f"into {db}" + (f"; {', '.join(extra)}" if extra else ""))
+    if not report.skipped:
+        return 0
+    return 1 if report.imported or report.unchanged else 2
