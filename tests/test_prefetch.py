@@ -1,0 +1,106 @@
+"""Prefetcher overlaps loading with work, in order, errors handed back; cleanup_revision frees
+one revision of a real-layout Hugging Face cache and leaves blobs other revisions share."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from evalsuite.prefetch import Prefetcher, cleanup_revision
+
+
+def test_yields_in_order_and_hands_back_errors():
+    def load(n):
+        if n == 2:
+            raise OSError("no checkpoint 2")
+        return n * 10
+
+    got = list(Prefetcher(load, [0, 1, 2, 3]))
+    assert [item for item, _ in got] == [0, 1, 2, 3]
+    assert [r for _, r in got if not isinstance(r, Exception)] == [0, 10, 30]
+    assert isinstance(got[2][1], OSError)
+
+
+def test_next_load_overlaps_work_and_only_one_ahead():
+    delay, started, live, peak = 0.3, [], [0], [0]
+    lock = threading.Lock()
+
+    def load(n):
+        started.append((n, time.perf_counter()))
+        time.sleep(delay)
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        return n
+
+    t0 = time.perf_counter()
+    for _, _ in Prefetcher(load, range(4)):
+        time.sleep(delay)  # "evaluation" of this checkpoint
+        with lock:
+            live[0] -= 1
+    total = time.perf_counter() - t0
+    assert total < 4 * 2 * delay * 0.8  # serial would be 8 delays; overlapped about 5
+    assert peak[0] <= 2  # the one in use and the one loaded ahead
+
+
+def test_leaving_early_stops_further_loads():
+    loaded = []
+
+    def load(n):
+        loaded.append(n)
+        return n
+
+    for item, _ in Prefetcher(load, range(100)):
+        if item == 1:
+            break
+    time.sleep(0.1)
+    assert len(loaded) <= 3
+
+
+def _fake_cache(root: Path) -> Path:
+    """models--EleutherAI--pythia-70m with step1000 and step2000 sharing config.json's blob."""
+    repo = root / "models--EleutherAI--pythia-70m"
+    blobs, refs = repo / "blobs", repo / "refs"
+    blobs.mkdir(parents=True)
+    refs.mkdir()
+    files = {"shared": b'{"model_type": "gpt_neox"}', "w1000": b"a" * 1000, "w2000": b"b" * 2000}
+    for name, data in files.items():
+        (blobs / name).write_bytes(data)
+    for step, commit, weights in (("step1000", "a" * 40, "w1000"), ("step2000", "b" * 40, "w2000")):
+        snap = repo / "snapshots" / commit
+        snap.mkdir(parents=True)
+        (snap / "config.json").symlink_to(Path("../../blobs/shared"))
+        (snap / "model.safetensors").symlink_to(Path("../../blobs") / weights)
+        (refs / step).write_text(commit)
+    return repo
+
+
+def test_cleanup_removes_one_revision_and_keeps_shared_blobs(tmp_path):
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = _fake_cache(tmp_path)
+    freed = cleanup_revision("EleutherAI/pythia-70m", "step1000", cache_dir=tmp_path)
+    assert freed == 1000  # the step1000 weights; config.json's blob is shared
+    assert not (repo / "snapshots" / ("a" * 40)).exists()
+    assert not (repo / "refs" / "step1000").exists()
+    kept = try_to_load_from_cache("EleutherAI/pythia-70m", "config.json", cache_dir=tmp_path, revision="step2000")
+    assert kept and Path(kept).read_bytes() == b'{"model_type": "gpt_neox"}'
+    assert try_to_load_from_cache("EleutherAI/pythia-70m", "model.safetensors", cache_dir=tmp_path,
+                                  revision="step2000")
+
+
+def test_cleanup_by_commit_hash_and_of_missing_things_is_harmless(tmp_path):
+    repo = _fake_cache(tmp_path)
+    assert cleanup_revision("EleutherAI/pythia-70m", "step999", cache_dir=tmp_path) == 0
+    assert cleanup_revision("EleutherAI/pythia-160m", "step1000", cache_dir=tmp_path) == 0
+    assert cleanup_revision("EleutherAI/pythia-70m", "b" * 40, cache_dir=tmp_path) > 0
+    assert not (repo / "snapshots" / ("b" * 40)).exists()
+    assert cleanup_revision("EleutherAI/pythia-70m", "step1000", cache_dir=tmp_path / "nowhere") == 0
+
+
+def test_ahead_must_be_positive():
+    with pytest.raises(ValueError):
+        Prefetcher(lambda n: n, [1], ahead=0)
