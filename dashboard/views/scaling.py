@@ -61,8 +61,9 @@ def _families(scores: pd.DataFrame) -> list[str]:
 
 
 def _at_step(rows: pd.DataFrame, step: int | None) -> pd.DataFrame:
-    # OPT and BLOOM publish only final checkpoints (step NULL); they are drawn beside every step.
-    return rows[(rows["step"] == step) | rows["step"].isna()]
+    # OPT and BLOOM publish only final checkpoints (step NULL): compared with Pythia's final step only
+    final = rows["step"].isna() & (step == FINAL_STEP)
+    return rows[(rows["step"] == step) | final]
 
 
 def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: int | None) -> None:
@@ -83,8 +84,10 @@ def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: i
         grid[i % len(grid)].altair_chart(chart, width="stretch")
     if len(tasks) > 1:
         st.caption(f"{metric}, {shots}-shot, at step {_step_name(step)}; bars: one stderr.")
-    if rows["step"].isna().any():
-        st.caption("OPT and BLOOM are published at their final checkpoint only; they are drawn beside "
-                   "whichever Pythia step is picked. Their training runs differ in data and token count.")
+    if step != FINAL_STEP:
+        st.caption(f"OPT and BLOOM are published at their final checkpoint only, so they appear at step "
+                   f"{FINAL_STEP} only.")
+    elif rows["step"].isna().any():
+        st.caption("OPT and BLOOM: their final checkpoints (trained on other data, for other token counts).")
     if unsized:
         st.caption(f"Not drawn (parameter count unknown): {', '.join(unsized)}.")
