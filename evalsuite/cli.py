@@ -37,6 +37,12 @@ def cmd_import(args) -> int:
     return import_from_args(args)
 
 
+def cmd_dashboard(args) -> int:
+    from evalsuite.dashboard import launch
+
+    return launch(args.db, host=args.host, port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evalsuite", description="Evaluate Pythia checkpoints with lm-eval and store every score.")
@@ -90,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--step", type=int, default=None, help="checkpoint step, for files whose config does not name it")
     imp.add_argument("--db", default=None, help="DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)")
     imp.set_defaults(func=cmd_import)
+
+    dash = sub.add_parser("dashboard", help="open the Streamlit dashboard on the store (localhost)")
+    dash.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    dash.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default: 127.0.0.1, this machine only)")
+    dash.add_argument("--db", default=None, help="DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)")
+    dash.set_defaults(func=cmd_dashboard)
     return parser
 
 

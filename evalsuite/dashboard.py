@@ -1,0 +1,52 @@
+"""`evalsuite dashboard`: start the Streamlit app (dashboard/app.py) on the store, bound to localhost.
+
+The store path reaches the app through $EVALSUITE_DB; the app itself only ever reads it. The
+server runs in the foreground until Ctrl-C, so a terminal that started it owns it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+from evalsuite.errors import EvalsuiteError
+from evalsuite.paths import ROOT
+from evalsuite.store import db_path
+
+APP = ROOT / "dashboard" / "app.py"
+
+
+def command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host,
+            "--server.port", str(port), "--server.headless", "true",
+            "--browser.gatherUsageStats", "false"]
+
+
+def _check_port(host: str, port: int) -> None:
+    # Streamlit would otherwise pick another port silently or fail with a long traceback.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise EvalsuiteError(f"cannot listen on {host}:{port} ({exc.strerror}); "
+                                 "is a dashboard already running? pick another with --port") from None
+
+
+def launch(db: str | None = None, host: str = "127.0.0.1", port: int = 8501) -> int:
+    """Run the dashboard until interrupted; returns Streamlit's exit status."""
+    if not APP.is_file():
+        raise EvalsuiteError(f"dashboard app not found at {APP}")
+    path = db_path(db).resolve()
+    _check_port(host, port)
+    env = dict(os.environ, EVALSUITE_DB=str(path))
+    shown = "localhost" if host in ("127.0.0.1", "localhost") else host
+    print(f"evalsuite dashboard: http://{shown}:{port}  (store {path}; Ctrl-C stops it)", flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {host}: anyone who can reach this machine can read the store",
+              file=sys.stderr)
+    try:
+        return subprocess.call(command(host, port), env=env)
+    except KeyboardInterrupt:
+        return 0
