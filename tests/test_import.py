@@ -1,0 +1,246 @@
+"""`evalsuite import` and the built-in reference data: every published file, lm-eval 0.4 output
+made here by a real run, malformed and foreign files, idempotency, sources, seeding."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from evalsuite import store
+from evalsuite.baselines import BLOOM_PARAMS, OPT_PARAMS, model_info
+from evalsuite.cli import main
+from evalsuite.importer import import_paths, model_name
+from evalsuite.paths import PUBLISHED_RAW_DIR, TOKENIZER_DIR
+from evalsuite.reference import RUNS_CSV, SCORES_CSV
+from evalsuite.registry import FINAL_STEP, MODELS, PUBLISHED_STEPS, TOKENS_PER_STEP
+from evalsuite.tasks import load_tasks
+
+# The README's coverage: zero-shot at every published step, five-shot at 3000, 13000 ... 143000.
+FIVE_SHOT_STEPS = [3000] + list(range(13_000, FINAL_STEP + 1, 10_000))
+ONE_FILE = PUBLISHED_RAW_DIR / "pythia-v1/pythia-160m/zero-shot/160m_step1000.json"
+
+
+def _expected_metrics() -> set[tuple[str, str]]:
+    return {(spec.name, metric) for spec in load_tasks().tasks.values() for metric in spec.metrics}
+
+
+def _scores(db: Path, where: str = "TRUE"):
+    return store.read_df(db, f"SELECT * FROM scores WHERE {where} ORDER BY ALL")
+
+
+@pytest.fixture(scope="module")
+def published_db(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("published") / "store.duckdb"
+    report = import_paths([PUBLISHED_RAW_DIR], db, seed=False)
+    assert report.skipped == []
+    assert len(report.imported) == 16 * (len(PUBLISHED_STEPS) + len(FIVE_SHOT_STEPS)) + 13
+    return db
+
+
+def test_every_published_pythia_checkpoint_has_every_task_and_metric(published_db):
+    scores, metrics = _scores(published_db, "model LIKE 'pythia-%'"), _expected_metrics()
+    assert set(scores["source"]) == {"published"}
+    assert set(scores["model"]) == set(MODELS)  # pythia-1b-bf16 and pythia-v1.1-* named as ours
+    for (model, shots), group in scores.groupby(["model", "shots"]):
+        expected = PUBLISHED_STEPS if shots == 0 else FIVE_SHOT_STEPS
+        assert sorted(set(group["step"])) == expected, (model, shots)
+        for step, rows in group.groupby("step"):
+            assert set(zip(rows["task"], rows["metric"])) == metrics, (model, shots, step)
+            assert len(rows) == len(metrics)
+    assert set(scores["shots"]) == {0, 5}
+    assert (scores["tokens"] == scores["step"].astype("int64") * TOKENS_PER_STEP).all()
+    accuracy = scores[scores["metric"] != "perplexity"]
+    assert accuracy["value"].between(0, 1).all() and accuracy["stderr"].ge(0).all()  # step 0 LAMBADA: acc 0, stderr 0
+
+
+def test_zero_shot_files_named_5shot_are_stored_as_zero_shot(published_db):
+    # pythia-1b-bf16/zero-shot/1b-bf16-5shot_step128.json: the config says num_fewshot 0.
+    raw = json.loads((PUBLISHED_RAW_DIR / "pythia-v1/pythia-1b-bf16/zero-shot/1b-bf16-5shot_step128.json").read_text())
+    rows = _scores(published_db, "model = 'pythia-1b' AND step = 128 AND task = 'piqa' AND metric = 'acc'")
+    assert list(rows["shots"]) == [0]
+    assert rows["value"].iloc[0] == raw["results"]["piqa"]["acc"]
+    assert rows["stderr"].iloc[0] == raw["results"]["piqa"]["acc_stderr"]
+
+
+def test_baselines_are_single_checkpoints_with_known_sizes(published_db):
+    scores = _scores(published_db, "model NOT LIKE 'pythia-%'")
+    assert set(scores["model"]) == set(OPT_PARAMS) | set(BLOOM_PARAMS)
+    assert scores["step"].isna().all() and set(scores["shots"]) == {0}
+    assert (scores.groupby("model").size() == len(_expected_metrics())).all()
+    assert {model_info(m).family for m in scores["model"]} == {"opt", "bloom"}
+
+
+def test_importing_again_changes_nothing(published_db):
+    before = _scores(published_db)
+    report = import_paths([PUBLISHED_RAW_DIR], published_db, seed=False)
+    assert report.imported == [] and report.skipped == [] and len(report.unchanged) == 685
+    assert _scores(published_db).equals(before)
+
+
+def test_reference_csv_is_the_import_of_the_raw_files_and_seeds_a_new_store(published_db, tmp_path):
+    db = tmp_path / "fresh" / "store.duckdb"
+    started = time.perf_counter()
+    store.init(db)
+    seconds = time.perf_counter() - started
+    assert seconds < 5, f"seeding took {seconds:.1f} s"
+    assert _scores(db).equals(_scores(published_db))
+    runs = "SELECT * FROM runs ORDER BY run_id"
+    assert store.read_df(db, runs).equals(store.read_df(published_db, runs))
+    store.init(db)  # an existing store is not seeded twice
+    assert len(_scores(db)) == len(_scores(published_db))
+    assert SCORES_CSV.read_text().count("\n") == len(_scores(db)) + 1
+    assert RUNS_CSV.read_text().count("\n") == 686
+
+
+def test_cli_import_into_a_seeded_store_finds_everything_stored(tmp_path, capsys):
+    db = tmp_path / "store.duckdb"
+    assert main(["import", str(PUBLISHED_RAW_DIR / "opt"), "--db", str(db)]) == 0
+    assert capsys.readouterr().out == f"imported 0 files (0 scores, 0 samples) into {db}; 8 already stored\n"
+
+
+def test_cli_reports_malformed_and_foreign_files_and_imports_the_rest(tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(ONE_FILE, folder / "good.json")
+    (folder / "truncated.json").write_text(ONE_FILE.read_text()[:500])
+    shutil.copy(TOKENIZER_DIR / "tokenizer_config.json", folder / "foreign.json")
+    other = json.loads(ONE_FILE.read_text())
+    other["results"] = {k: v for k, v in other["results"].items() if k not in load_tasks().tasks}
+    (folder / "other_tasks.json").write_text(json.dumps(other))
+    db = tmp_path / "store.duckdb"
+    assert main(["import", str(folder), "--db", str(db), "--source", "mine"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == f"imported 1 file (9 scores, 0 samples) into {db}; 3 skipped\n"
+    assert captured.err.splitlines() == [
+        f"evalsuite: skipped {folder / 'foreign.json'}: not an lm-eval results file: no 'results' mapping",
+        f"evalsuite: skipped {folder / 'other_tasks.json'}: none of the tasks of tasks.yaml "
+        "(lambada_openai, piqa, winogrande, arc_easy, sciq) is in it",
+        f"evalsuite: skipped {folder / 'truncated.json'}: not valid JSON ({_json_error(ONE_FILE.read_text()[:500])})",
+    ]
+    mine = _scores(db, "source = 'mine'")
+    assert len(mine) == 9 and set(mine["model"]) == {"pythia-160m"} and set(mine["step"]) == {1000}
+
+
+def _json_error(text: str) -> str:
+    with pytest.raises(json.JSONDecodeError) as caught:
+        json.loads(text)
+    return str(caught.value)
+
+
+def test_a_file_that_names_another_model_than_model_is_skipped(tmp_path, capsys):
+    db = tmp_path / "store.duckdb"
+    assert main(["import", str(ONE_FILE), "--model", "pythia-70m", "--db", str(db)]) == 2
+    assert capsys.readouterr().err == (
+        f"evalsuite: skipped {ONE_FILE}: the file says model pythia-160m, not --model pythia-70m\n")
+
+
+def test_model_names_from_model_args():
+    assert model_name("EleutherAI/pythia-v1.1-1b-bf16") == ("pythia-1b", None)
+    assert model_name("EleutherAI/pythia-v1.1-410m-deduped") == ("pythia-410m-deduped", None)
+    assert model_name("facebook/opt-1.3b") == ("opt-1.3b", None)
+    assert model_name("bigscience/bloom-1b1") == ("bloom-1b1", None)
+    assert model_name("/ckpt/pythia-70m/step1000") == ("pythia-70m", 1000)
+
+
+@pytest.fixture(scope="module")
+def lm_eval_04_dir(tmp_path_factory) -> Path:
+    """A real lm-eval 0.4 run (tiny model, 5 documents of 2 tasks) saved as lm-eval's
+    EvaluationTracker saves it: results_<date>.json and samples_<task>_<date>.jsonl."""
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    from evalsuite import demo, runner
+
+    suite = load_tasks()
+    configs = runner.task_configs(suite.select(["arc_easy", "lambada_openai"]), suite.data_dir, 0)
+    lm = runner.make_lm(demo.tiny_model(layers=2, width=64, heads=2), demo.tokenizer(), "hf", "8")
+    # As runner.evaluate, but handing lm-eval an empty TaskManager: the configs are complete
+    # dicts, and indexing lm-eval's thousands of task files again costs more than the run.
+    results = lm_eval.simple_evaluate(model=lm, tasks=configs, num_fewshot=0, limit=5, log_samples=True,
+                                      task_manager=TaskManager(include_defaults=False))
+    out = tmp_path_factory.mktemp("lm-eval-0.4")
+    tracker = EvaluationTracker(output_path=str(out))
+    samples = results.pop("samples")
+    tracker.save_results_aggregated(results=results, samples=samples)
+    for task in results["configs"]:
+        tracker.save_results_samples(task_name=task, samples=samples[task])
+    return out
+
+
+def test_lm_eval_04_file_without_identity_asks_for_model_and_step(lm_eval_04_dir, tmp_path, capsys):
+    db = tmp_path / "store.duckdb"
+    assert main(["import", str(lm_eval_04_dir), "--db", str(db)]) == 2
+    (path,) = lm_eval_04_dir.rglob("results_*.json")
+    assert capsys.readouterr().err == (
+        f"evalsuite: skipped {path}: the file does not say which model it evaluated (no pretrained= "
+        "in config.model_args); pass --model NAME (and --step N)\n")
+
+
+def test_lm_eval_04_results_and_samples_import(lm_eval_04_dir, tmp_path, capsys):
+    db = tmp_path / "store.duckdb"
+    argv = ["import", str(lm_eval_04_dir), "--model", "pythia-demo", "--step", "100", "--db", str(db)]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == f"imported 1 file (4 scores, 10 samples) into {db}\n"
+    (path,) = lm_eval_04_dir.rglob("results_*.json")
+    raw = json.loads(path.read_text())
+    scores = _scores(db, "source = 'local'")
+    assert set(scores["doc_limit"]) == {5} and set(scores["n"]) == {5}
+    for row in scores.itertuples():
+        name = "perplexity" if row.metric == "perplexity" else row.metric
+        assert row.value == raw["results"][row.task][f"{name},none"]
+    samples = store.read_df(db, "SELECT * FROM samples WHERE task = 'arc_easy' ORDER BY doc_id")
+    docs = [json.loads(line) for line in next(lm_eval_04_dir.rglob("samples_arc_easy_*.jsonl")).open()]
+    assert list(samples["target"]) == [int(d["target"]) for d in docs]
+    assert list(samples["correct"]) == [d["acc"] == 1.0 for d in docs]
+    stored = [ll for lls in samples["loglikelihoods"] for ll in lls]
+    assert stored == pytest.approx([float(r[0]) for d in docs for r in d["filtered_resps"]], rel=1e-6)
+    assert main(argv) == 0  # again: nothing changes
+    assert capsys.readouterr().out.endswith("; 1 already stored\n")
+    assert main(argv + ["--source", "my-lab"]) == 0
+    capsys.readouterr()
+    assert len(_scores(db, "source = 'my-lab'")) == len(scores)
+    assert len(store.read_df(db, "SELECT * FROM samples")) == 20
+
+
+def test_lm_eval_04_identity_comes_from_model_args(lm_eval_04_dir, tmp_path):
+    (path,) = lm_eval_04_dir.rglob("results_*.json")
+    raw = json.loads(path.read_text())
+    raw["config"]["model_args"] = "pretrained=EleutherAI/pythia-70m,revision=step1000,dtype=float16"
+    named = tmp_path / "results_whatever.json"
+    named.write_text(json.dumps(raw))
+    db = tmp_path / "store.duckdb"
+    report = import_paths([named], db, seed=False)
+    assert report.skipped == [] and report.scores == 4
+    runs = store.read_df(db, "SELECT model, step, dtype, model_source, lm_eval_version FROM runs")
+    assert runs.to_dict("records") == [{
+        "model": "pythia-70m", "step": 1000, "dtype": "float16",
+        "model_source": "EleutherAI/pythia-70m@step1000", "lm_eval_version": raw["lm_eval_version"]}]
+
+
+def test_baseline_parameter_counts_are_the_architectures():
+    import torch
+    from transformers import BloomConfig, BloomForCausalLM, OPTConfig, OPTForCausalLM
+
+    opt = {"opt-125m": (12, 12, 768), "opt-350m": (24, 16, 1024), "opt-1.3b": (24, 32, 2048),
+           "opt-2.7b": (32, 32, 2560), "opt-6.7b": (32, 32, 4096), "opt-13b": (40, 40, 5120),
+           "opt-30b": (48, 56, 7168), "opt-66b": (64, 72, 9216)}
+    bloom = {"bloom-560m": (24, 16, 1024), "bloom-1b1": (24, 16, 1536), "bloom-1b7": (24, 16, 2048),
+             "bloom-3b": (30, 32, 2560), "bloom-7b1": (30, 32, 4096)}
+    with torch.device("meta"):
+        for name, (layers, heads, width) in opt.items():
+            small = name == "opt-350m"  # projects 512-wide embeddings in and out; post-norm
+            config = OPTConfig(num_hidden_layers=layers, num_attention_heads=heads, hidden_size=width,
+                               ffn_dim=4 * width, word_embed_proj_dim=512 if small else width,
+                               do_layer_norm_before=not small, vocab_size=50272)
+            assert sum(p.numel() for p in OPTForCausalLM(config).parameters()) == OPT_PARAMS[name]
+        for name, (layers, heads, width) in bloom.items():
+            config = BloomConfig(n_layer=layers, n_head=heads, hidden_size=width, vocab_size=250880)
+            assert sum(p.numel() for p in BloomForCausalLM(config).parameters()) == BLOOM_PARAMS[name]
+    assert model_info("pythia-1.4b-deduped").params == MODELS["pythia-1.4b-deduped"].params
+    assert model_info("pythia-1.4b-deduped").family == "pythia-deduped"
+    assert model_info("pythia-demo") is None
