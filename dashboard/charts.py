@@ -76,8 +76,10 @@ def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log
     """Metric vs step (or tokens), one line per model and source; stderr as a shaded band."""
     data = _with_bounds(chart_frame(rows), log_y)
     xenc = _x_encoding(x, scale)
+    # symbolOpacity: the legend would otherwise borrow the faint stderr band's opacity
     color = alt.Color("size:N", title="model size", sort=_size_order(data),
-                      scale=alt.Scale(scheme="tableau10", domain=_size_order(data)))
+                      scale=alt.Scale(scheme="tableau10", domain=_size_order(data)),
+                      legend=alt.Legend(symbolOpacity=1))
     dash = alt.StrokeDash("variant:N", title="training data",
                           scale=alt.Scale(domain=["standard", "deduped"], range=[[1, 0], [5, 3]]))
     tooltip = ["model", "source", "step", "tokens", alt.Tooltip("value:Q", format=".4f"),
@@ -93,7 +95,7 @@ def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log
         band = base.mark_area(opacity=0.15).encode(xenc, alt.Y("low:Q"), alt.Y2("high:Q"), color,
                                                    detail="series:N")
         layers.insert(0, band)
-    return alt.layer(*layers).properties(title=title, height=HEIGHT).interactive()
+    return alt.layer(*layers).properties(title=title, height=HEIGHT + 140).interactive()
 
 
 def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = False,
@@ -102,8 +104,9 @@ def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = Fals
     data = _with_bounds(chart_frame(rows), log_y)
     data["family_source"] = [f if s == "published" else f"{f} ({s})"
                              for f, s in zip(data["family"], data["source"])]
-    families = list(dict.fromkeys(data["family_source"]))
-    legend = alt.Legend(orient="top", columns=2, title=None) if compact else alt.Legend()
+    present = set(data["family_source"])
+    families = [f for f in FAMILY_COLORS if f in present] + sorted(present - set(FAMILY_COLORS))
+    legend = alt.Legend(orient="bottom", columns=3, title=None) if compact else alt.Legend()
     color = alt.Color("family_source:N", title="family", sort=families, legend=legend,
                       scale=alt.Scale(domain=families,
                                       range=[FAMILY_COLORS.get(f, _extra(i)) for i, f in enumerate(families)]))
@@ -116,8 +119,12 @@ def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = Fals
     lines = base.mark_line().encode(xenc, yenc, color, detail="family_source:N")
     points = base.mark_point(filled=True, size=45).encode(xenc, yenc, color, tooltip=tooltip)
     bars = base.mark_rule().encode(xenc, alt.Y("low:Q"), alt.Y2("high:Q"), color)
-    height = 300 if compact else HEIGHT
-    return alt.layer(bars, lines, points).properties(title=title, height=height)
+    # the user's own checkpoints sit on top of the published ones: make them stand out
+    own = alt.Chart(data[data["source"] != "published"]).mark_point(
+        shape="diamond", size=110, filled=True, stroke="black", strokeWidth=0.8).encode(
+        xenc, yenc, color, tooltip=tooltip)
+    height = 340 if compact else HEIGHT
+    return alt.layer(bars, lines, points, own).properties(title=title, height=height)
 
 
 def _extra(i: int) -> str:
@@ -152,9 +159,10 @@ def coverage(cells: pd.DataFrame) -> alt.Chart:
     return alt.Chart(cells).mark_rect().encode(
         alt.X("step_label:O", title="step", sort=steps, axis=alt.Axis(labelAngle=-90)),
         alt.Y("model:N", title=None, sort=models),
-        alt.Color("tasks:Q", title="tasks stored", scale=alt.Scale(scheme="blues")),
+        alt.Color("tasks:Q", title="tasks stored", scale=alt.Scale(scheme="blues", domainMin=0),
+                  legend=alt.Legend(format="d", tickMinStep=1)),
         tooltip=["model", "step_label", "tasks", "task_list", "sources"],
-    ).properties(height=max(120, 18 * len(models)))
+    ).properties(height=max(120, 22 * len(models)))
 
 
 def _step_key(label: str) -> float:

@@ -30,6 +30,8 @@ def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> 
     both["combined_stderr"] = se
     both["diff_in_stderr"] = both["diff"] / se.replace(0, np.nan)
     both["flag"] = both["diff"].abs() > se
+    first = KEYS + ["value_local", "value_published", "diff", "combined_stderr", "diff_in_stderr", "flag"]
+    both = both[first + [c for c in both.columns if c not in first]]
     return both.sort_values("diff_in_stderr", key=lambda s: -s.abs(), na_position="last").reset_index(drop=True)
 
 

@@ -1,0 +1,154 @@
+"""End to end: `evalsuite dashboard` serving a real store, opened in a real headless browser.
+
+Debian's chromium (installed by .ci/run) driven by Playwright. The test waits for the charts'
+drawn elements, not for page load: Streamlit's first paint is an empty shell. Screenshots go to
+results/screenshots/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from evalsuite import store
+from evalsuite.paths import RESULTS_DIR
+from evalsuite.records import Run, Score
+from evalsuite.registry import tokens_seen
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = RESULTS_DIR / "screenshots"
+CHART = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"{CHROMIUM} is absent (apt-get install chromium; .ci/run does)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _published(path: Path, step: int):
+    return store.read_df(path, "SELECT task, metric, value, stderr FROM scores WHERE model = 'pythia-70m' "
+                               "AND step = ? AND shots = 0 AND source = 'published'", [step])
+
+
+def _write(path: Path, model: str, step: int, rows, scale: float, shift_se: float) -> None:
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    run_id = f"browser-{model}-{step}"
+    run = Run(run_id, "local", model, step, backend="evalsuite-fast", doc_limit=50,
+              started_at=now, finished_at=now, duration_s=1.0)
+    scores = [Score(model, step, tokens_seen(step), t, m, 0, v * scale + shift_se * se, se, 50, 50, None,
+                    run_id, "local") for t, m, v, se in rows.itertuples(index=False)]
+    store.write_job(path, store.JobKey(model, step, 0, 50, None), run, scores, [])
+
+
+def _store(path: Path) -> Path:
+    """A new (seeded) store plus local runs written by the sweep's writer: a pythia-demo curve and a
+    pythia-70m final checkpoint half a stderr above the published one."""
+    store.init(path)
+    for i, step in enumerate([0, 25, 50, 100]):
+        _write(path, "pythia-demo", step, _published(path, 0), 1 + 0.02 * i, 0.0)
+    _write(path, "pythia-70m", 143_000, _published(path, 143_000), 1.0, 0.5)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    db = _store(tmp_path_factory.mktemp("browser") / "store.duckdb")
+    cmd = [sys.executable, "-m", "evalsuite", "dashboard", "--db", str(db), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    url = f"http://localhost:{port}"
+    try:
+        first = proc.stdout.readline()
+        assert url in first, first  # the command prints where the dashboard is
+        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the session holds evalsuite and its streamlit child
+        proc.wait(timeout=20)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 45) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"dashboard not healthy at {url} after {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _open(browser, url: str, charts: int, name: str):
+    page = browser.new_page(viewport={"width": 1500, "height": 1200})
+    page.goto(url)
+    page.wait_for_selector(CHART, timeout=30_000)
+    page.wait_for_function(f"document.querySelectorAll(\"{CHART}\").length >= {charts}", timeout=30_000)
+    page.wait_for_timeout(1000)  # vega draws its marks just after the element appears
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    return page
+
+
+def _colours(png: bytes) -> int:
+    from PIL import Image
+
+    return len(Image.open(io.BytesIO(png)).convert("RGB").getcolors(maxcolors=1 << 20) or [])
+
+
+def test_training_curves_render_in_a_browser(server, browser):
+    page = _open(browser, server + "/", 1, "training")
+    chart = page.locator("[data-testid='stVegaLiteChart']").first
+    # an empty plot is a few greys; sixteen coloured curves with bands are hundreds of colours
+    assert _colours(chart.screenshot()) > 100
+    assert page.get_by_text("lambada_openai acc, 0-shot").count() >= 1
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_model_card_scaling_plots_render_and_the_link_holds_the_view(server, browser):
+    page = _open(browser, server + "/?view=scaling", 5, "scaling_model_card")
+    charts = page.locator("[data-testid='stVegaLiteChart']")
+    assert charts.count() == 5
+    assert all(_colours(charts.nth(i).screenshot()) > 30 for i in range(5))
+    page.close()
+    page = _open(browser, server + "/?view=training&task=piqa&metric=acc_norm&x=tokens", 1, "training_piqa")
+    assert page.get_by_text("piqa acc_norm, 0-shot").count() >= 1
+    assert "task=piqa" in page.url and "x=tokens" in page.url
+
+
+def test_runs_and_comparison_views_render(server, browser):
+    page = _open(browser, server + "/?view=runs", 1, "runs")
+    assert page.get_by_text("Sweep in flight").count() >= 1
+    page.close()
+    page = _open(browser, server + "/?view=compare", 1, "compare")
+    assert page.locator("[data-testid='stDataFrame']").count() == 1
+    assert page.locator("[data-testid='stException']").count() == 0
