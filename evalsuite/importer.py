@@ -93,8 +93,11 @@ def identify(raw: dict, model: str | None = None, step: int | None = None) -> Id
     args = _model_args(raw.get("config") or {})
     pretrained = args.get("pretrained")
     found_model, found_step = model_name(pretrained) if pretrained else (None, None)
-    if "revision" in args:
-        found_step = _step(args["revision"], found_model or model or "")
+    revision = args.get("revision")
+    if revision is None and found_model in MODELS and pretrained.startswith("EleutherAI/"):
+        revision = "main"  # lm-eval loaded the Hub's default branch: Pythia's final checkpoint
+    if revision is not None:
+        found_step = _step(revision, found_model or model or "")
     for what, given, found in (("model", model, found_model), ("step", step, found_step)):
         if given is not None and found is not None and given != found:
             raise SkipFile(f"the file says {what} {found}, not --{what} {given}")
@@ -105,8 +108,7 @@ def identify(raw: dict, model: str | None = None, step: int | None = None) -> Id
     if step is None and not single_checkpoint(model):
         raise SkipFile(f"the file does not say which step of {model} it evaluated (no "
                        "revision=stepN in config.model_args); pass --step N")
-    source = f"{pretrained}@{args['revision']}" if pretrained and "revision" in args else pretrained
-    return Identity(model, step, source)
+    return Identity(model, step, f"{pretrained}@{revision}" if pretrained and revision else pretrained)
 
 
 def _is_v03(raw: dict) -> bool:

@@ -64,6 +64,8 @@ def test_zero_shot_files_named_5shot_are_stored_as_zero_shot(published_db):
     assert list(rows["shots"]) == [0]
     assert rows["value"].iloc[0] == raw["results"]["piqa"]["acc"]
     assert rows["stderr"].iloc[0] == raw["results"]["piqa"]["acc_stderr"]
+    run = store.read_df(published_db, "SELECT model_source FROM runs WHERE run_id = ?", [rows["run_id"].iloc[0]])
+    assert list(run["model_source"]) == ["EleutherAI/pythia-v1.1-1b-bf16@step128"]  # provenance kept
 
 
 def test_baselines_are_single_checkpoints_with_known_sizes(published_db):
@@ -244,3 +246,12 @@ def test_baseline_parameter_counts_are_the_architectures():
     assert model_info("pythia-1.4b-deduped").params == MODELS["pythia-1.4b-deduped"].params
     assert model_info("pythia-1.4b-deduped").family == "pythia-deduped"
     assert model_info("pythia-demo") is None
+
+
+def test_a_pythia_hub_model_without_revision_is_its_final_checkpoint(tmp_path):
+    raw = json.loads(ONE_FILE.read_text())
+    raw["config"]["model_args"] = "pretrained=EleutherAI/pythia-160m"
+    (tmp_path / "main.json").write_text(json.dumps(raw))
+    report = import_paths([tmp_path / "main.json"], tmp_path / "store.duckdb", seed=False)
+    assert report.scores == 9
+    assert set(_scores(tmp_path / "store.duckdb")["step"]) == {FINAL_STEP}
