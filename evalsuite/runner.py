@@ -105,7 +105,10 @@ def make_lm(model, tokenizer, backend: str, batch_size: str):
     if backend == "hf":
         from lm_eval.models.huggingface import HFLM
 
-        bs = batch_size if batch_size == "auto" else int(batch_size)
+        # lm-eval's own 'auto' probes for the largest batch that fits: right on a GPU, but on a CPU
+        # it grows until memory runs out, so there 'auto' means lm-eval's usual 32.
+        on_gpu = next(model.parameters()).device.type == "cuda"
+        bs = int(batch_size) if batch_size != "auto" else ("auto" if on_gpu else 32)
         return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=bs)
     if backend == "fast":
         from evalsuite.fast_backend import FastLM

@@ -134,12 +134,12 @@ def write_job(path: Path, key: JobKey, run: Run, scores: list[Score], samples: l
     it, tasks another writer stored in the meantime are dropped, so nothing is double-counted.
     """
     with connect(path) as con:
-        con.execute("BEGIN TRANSACTION")
+        con.begin()
         try:
             written = _write(con, key, run, scores, samples, replace)
-            con.execute("COMMIT")
+            con.commit()
         except BaseException:
-            con.execute("ROLLBACK")
+            con.rollback()
             raise
     return written
 
@@ -183,13 +183,13 @@ def _write(con, key, run, scores, samples, replace) -> list[str]:
     written = []
     for task in sorted({s.task for s in scores}):
         args = [key.model, key.step, key.shots, key.source, task, key.doc_limit, key.dtype]
-        exists = con.execute(f"SELECT count(*) FROM scores WHERE {where}", args).fetchone()[0]
+        exists = con.execute(f"SELECT count(*) FROM scores WHERE {where}", args).fetchall()[0][0]
         if exists and not replace:
             continue
         if exists:
             con.execute(f"DELETE FROM samples WHERE run_id IN (SELECT run_id FROM scores WHERE {where}) "
-                        "AND task = ?", args + [task])
-            con.execute(f"DELETE FROM scores WHERE {where}", args)
+                        "AND task = ?", args + [task]).fetchall()
+            con.execute(f"DELETE FROM scores WHERE {where}", args).fetchall()
         written.append(task)
     if not written:
         return written
@@ -206,7 +206,7 @@ def _insert(con, table: str, cols: list[str], rows: list[tuple]) -> None:
     if rows:
         frame = pd.DataFrame(rows, columns=cols)
         con.register("incoming", frame)
-        con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM incoming")
+        con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM incoming").fetchall()
         con.unregister("incoming")
 
 

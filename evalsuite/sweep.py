@@ -1,0 +1,197 @@
+"""`evalsuite run`: plan (model, step) jobs, skip what is stored, evaluate the rest, store each.
+
+The unit of work is one job: one checkpoint loaded once, every requested task run on it, and the
+results committed in one transaction (store.write_job). A sweep is just a loop over jobs, so jobs
+can later be farmed out to other GPUs or machines. Resuming is planning again: a task whose key
+(model, step, shots, limit, dtype) is already stored is skipped unless --force.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from evalsuite import demo, registry, store
+from evalsuite.errors import EvalsuiteError
+from evalsuite.paths import ROOT
+from evalsuite.records import Run
+from evalsuite.tasks import TaskSpec, load_tasks
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything `evalsuite run` was asked to do, validated."""
+
+    models: list[str]
+    steps: dict[str, list[int]]  # per model
+    tasks: list[TaskSpec]
+    data_dir: Path | None  # None: the Hub
+    shots: int = 0
+    limit: int | None = None
+    device: str | None = None
+    dtype: str | None = None
+    batch_size: str = "auto"
+    backend: str = "fast"
+    model_path: Path | None = None
+    db: Path = store.db_path()
+    force: bool = False
+    cleanup: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    step: int
+    tasks: list[TaskSpec]  # the tasks still to run
+
+
+def config_from_args(args) -> RunConfig:
+    """Parse and validate the CLI arguments before anything heavy is imported."""
+    demo_run = args.model in (None, demo.DEMO_NAME)
+    known = {**registry.MODELS, demo.DEMO_NAME: None}
+    models = registry.parse_models(args.model or demo.DEMO_NAME, known)
+    steps_text = args.steps or "all"
+    steps = {m: registry.parse_steps(steps_text, demo.DEMO_STEPS if m == demo.DEMO_NAME else None)
+             for m in models}
+    suite = load_tasks(args.tasks_file) if args.tasks_file else load_tasks()
+    suite = suite.with_data_dir(args.data_dir)
+    names = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
+    if args.shots < 0 or (args.limit is not None and args.limit < 1):
+        raise EvalsuiteError("--shots must be >= 0 and --limit >= 1")
+    limit = args.limit if args.limit is not None or not demo_run else demo.DEMO_LIMIT
+    model_path = Path(args.model_path) if args.model_path else None
+    if model_path and not model_path.is_dir():
+        raise EvalsuiteError(f"--model-path {model_path} is not a directory")
+    return RunConfig(
+        models=models, steps=steps, tasks=suite.select(names), data_dir=suite.data_dir,
+        shots=args.shots, limit=limit, device=args.device, dtype=args.dtype,
+        batch_size=str(args.batch_size), backend=args.backend, model_path=model_path,
+        db=store.db_path(args.db), force=args.force, cleanup=args.cleanup)
+
+
+def plan(cfg: RunConfig, dtype: str) -> list[Job]:
+    """The jobs still to do: (model, step) pairs with the tasks not yet stored."""
+    jobs = []
+    for model in cfg.models:
+        for step in cfg.steps[model]:
+            done = set() if cfg.force else store.stored_tasks(cfg.db, _key(cfg, model, step, dtype))
+            todo = [t for t in cfg.tasks if t.name not in done]
+            if todo:
+                jobs.append(Job(model, step, todo))
+    return jobs
+
+
+def _key(cfg: RunConfig, model: str, step: int, dtype: str) -> store.JobKey:
+    return store.JobKey(model=model, step=step, shots=cfg.shots, doc_limit=cfg.limit, dtype=dtype)
+
+
+def checkpoint_for(cfg: RunConfig, model: str, step: int):
+    """Where (model, step) is loaded from: --model-path, the demo folder, or the Hub."""
+    from evalsuite.runner import Checkpoint
+
+    revision = registry.revision(step)
+    if cfg.model_path:
+        nested = cfg.model_path / model / revision
+        return Checkpoint(model, step, local_dir=nested if nested.exists() else cfg.model_path / revision)
+    if model == demo.DEMO_NAME:
+        return Checkpoint(model, step, local_dir=demo.build_demo_checkpoints() / revision)
+    return Checkpoint(model, step, repo_id=registry.MODELS[model].repo_id, revision=revision)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def new_run(cfg: RunConfig, job: Job, ckpt, device: str, dtype: str, env: dict) -> Run:
+    return Run(
+        run_id=uuid.uuid4().hex[:16], source="local", model=job.model, step=job.step,
+        backend=cfg.backend, model_source=ckpt.describe(),
+        data_source=str(cfg.data_dir) if cfg.data_dir else "hub", doc_limit=cfg.limit,
+        dtype=dtype, batch_size=cfg.batch_size, device=device, evalsuite_commit=git_commit(),
+        started_at=datetime.now(timezone.utc).replace(tzinfo=None), **env)
+
+
+def run_job(cfg: RunConfig, job: Job, model, tokenizer, run: Run) -> list[str]:
+    """Evaluate one loaded checkpoint on the job's tasks and commit the results atomically."""
+    from evalsuite import results, runner
+
+    lm = runner.make_lm(model, tokenizer, cfg.backend, cfg.batch_size)
+    raw = runner.evaluate(lm, runner.task_configs(job.tasks, cfg.data_dir, cfg.shots), cfg.shots, cfg.limit)
+    names = {t.name for t in job.tasks}
+    metrics = results.parse_results(raw, names)
+    scores = results.to_scores(metrics, model=job.model, step=job.step, run_id=run.run_id,
+                               source="local", doc_limit=cfg.limit, dtype=run.dtype)
+    samples = results.parse_samples(raw["samples"], model=job.model, step=job.step,
+                                    shots=cfg.shots, run_id=run.run_id)
+    finished = datetime.now(timezone.utc).replace(tzinfo=None)
+    run = replace(run, finished_at=finished, duration_s=(finished - run.started_at).total_seconds())
+    return store.write_job(cfg.db, _key(cfg, job.model, job.step, run.dtype), run, scores, samples,
+                           replace=cfg.force)
+
+
+def quiet_libraries() -> None:
+    """lm-eval, datasets and transformers log and draw progress bars per task; the sweep draws one."""
+    import logging
+
+    os.environ["TQDM_DISABLE"] = "1"  # every tqdm that is not explicitly enabled (ours is)
+    for name in ("lm_eval", "lm-eval", "datasets", "transformers", "accelerate", "evaluate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+
+
+def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
+    """Run every job not yet stored; return one summary dict per job done."""
+    from tqdm import tqdm
+
+    from evalsuite import runner
+
+    store.init(cfg.db)
+    device = runner.pick_device(cfg.device)
+    dtype = runner.pick_dtype(cfg.dtype, device)
+    jobs = plan(cfg, dtype)
+    total = sum(len(cfg.steps[m]) for m in cfg.models)
+    print(f"{total - len(jobs)} of {total} checkpoints already stored; {len(jobs)} to evaluate "
+          f"on {device} ({dtype}, backend {cfg.backend}) into {cfg.db}")
+    if not jobs:
+        return []
+    quiet_libraries()
+    tokenizer, env = runner.load_tokenizer(), runner.environment(device)
+    done = []
+    bar = tqdm(jobs, unit="ckpt", disable=not show_progress, dynamic_ncols=True)
+    for job in bar:
+        bar.set_description(f"{job.model} step{job.step}")
+        ckpt = checkpoint_for(cfg, job.model, job.step)
+        started = time.monotonic()
+        model = runner.load_checkpoint(ckpt, dtype, device)
+        run = new_run(cfg, job, ckpt, device, dtype, env)
+        written = run_job(cfg, job, model, tokenizer, run)
+        done.append(dict(model=job.model, step=job.step, tasks=written,
+                         seconds=time.monotonic() - started, run_id=run.run_id))
+        del model
+    bar.close()
+    return done
+
+
+def run_from_args(args) -> None:
+    from evalsuite.inspect import print_run_summary
+
+    cfg = config_from_args(args)
+    if cfg.models == [demo.DEMO_NAME]:
+        print(f"Evaluating the demo model ({demo.DEMO_NAME}): a tiny GPT-NeoX built here with the "
+              f"real Pythia tokenizer, NOT Pythia; {cfg.limit} documents per task.")
+    done = run_sweep(cfg)
+    print_run_summary(cfg.db, done, shots=cfg.shots)
