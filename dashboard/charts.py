@@ -157,12 +157,12 @@ def coverage(cells: pd.DataFrame) -> alt.Chart:
     models = list(dict.fromkeys(cells.sort_values(["params", "model"], na_position="last")["model"]))
     steps = sorted(cells["step_label"].unique(), key=_step_key)
     return alt.Chart(cells).mark_rect().encode(
-        alt.X("step_label:O", title="step", sort=steps, axis=alt.Axis(labelAngle=-90)),
-        alt.Y("model:N", title=None, sort=models),
+        alt.X("step_label:O", title="step", sort=steps, axis=alt.Axis(labelAngle=-90, labelOverlap=False)),
+        alt.Y("model:N", title=None, sort=models, axis=alt.Axis(labelOverlap=False, labelLimit=180)),
         alt.Color("tasks:Q", title="tasks stored", scale=alt.Scale(scheme="blues", domainMin=0),
                   legend=alt.Legend(format="d", tickMinStep=1)),
         tooltip=["model", "step_label", "tasks", "task_list", "sources"],
-    ).properties(height=max(120, 22 * len(models)))
+    ).properties(height=max(120, 24 * len(models) + 70))
 
 
 def _step_key(label: str) -> float:

@@ -37,10 +37,10 @@ def cmd_import(args) -> int:
     return import_from_args(args)
 
 
-def cmd_dashboard(args) -> int:
+def cmd_dashboard(args) -> None:
     from evalsuite.dashboard import launch
 
-    return launch(args.db, host=args.host, port=args.port)
+    launch(args.db, host=args.host, port=args.port)
 
 
 def build_parser() -> argparse.ArgumentParser:

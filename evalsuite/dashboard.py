@@ -1,14 +1,14 @@
 """`evalsuite dashboard`: start the Streamlit app (dashboard/app.py) on the store, bound to localhost.
 
 The store path reaches the app through $EVALSUITE_DB; the app itself only ever reads it. The
-server runs in the foreground until Ctrl-C, so a terminal that started it owns it.
+process becomes the Streamlit server (exec), so Ctrl-C or a signal to this pid stops the server
+itself and leaves no orphan behind.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 
 from evalsuite.errors import EvalsuiteError
@@ -34,8 +34,8 @@ def _check_port(host: str, port: int) -> None:
                                  "is a dashboard already running? pick another with --port") from None
 
 
-def launch(db: str | None = None, host: str = "127.0.0.1", port: int = 8501) -> int:
-    """Run the dashboard until interrupted; returns Streamlit's exit status."""
+def launch(db: str | None = None, host: str = "127.0.0.1", port: int = 8501) -> None:
+    """Replace this process with the Streamlit server; returns only if that cannot start."""
     if not APP.is_file():
         raise EvalsuiteError(f"dashboard app not found at {APP}")
     path = db_path(db).resolve()
@@ -46,7 +46,9 @@ def launch(db: str | None = None, host: str = "127.0.0.1", port: int = 8501) -> 
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who can reach this machine can read the store",
               file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        return subprocess.call(command(host, port), env=env)
-    except KeyboardInterrupt:
-        return 0
+        os.execve(sys.executable, command(host, port), env)
+    except OSError as exc:
+        raise EvalsuiteError(f"cannot start streamlit: {exc.strerror}") from None

@@ -147,7 +147,7 @@ def test_model_card_scaling_plots_render_and_the_link_holds_the_view(server, bro
 
 def test_runs_and_comparison_views_render(server, browser):
     page = _open(browser, server + "/?view=runs", 1, "runs")
-    assert page.get_by_text("Sweep in flight").count() >= 1
+    assert page.get_by_text("Sweep progress").count() >= 1
     page.close()
     page = _open(browser, server + "/?view=compare", 1, "compare")
     assert page.locator("[data-testid='stDataFrame']").count() == 1

@@ -144,7 +144,7 @@ def test_runs_view_shows_coverage_provenance_and_the_sweep(db, monkeypatch):
     assert set(cells.loc[cells["model"] == "pythia-demo", "step_label"]) == {str(s) for s in DEMO_STEPS}
     provenance = at.dataframe[0].value
     assert set(provenance["run_id"]) == {"test-pythia-70m-143000"} | {f"test-pythia-demo-{s}" for s in DEMO_STEPS}
-    assert any("Sweep in flight" in m.value for m in at.markdown)  # the runs above finished just now
+    assert any("Sweep progress" in m.value for m in at.markdown)  # the runs above finished just now
 
 
 def test_url_reproduces_the_view_and_follows_the_pickers(db, monkeypatch):
@@ -208,3 +208,17 @@ def test_downloads_hold_the_rows_of_the_view(db):
     assert len(back) == len(rows) and set(back["task"]) == set(rows["task"])
     records = json.loads(download.to_json(rows))
     assert len(records) == len(rows) and all(r["step"] is None for r in records)
+
+
+def test_dashboard_command_refuses_a_busy_port_in_one_line(tmp_path, capsys):
+    import socket
+
+    from evalsuite.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["dashboard", "--db", str(tmp_path / "s.duckdb"), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"127.0.0.1:{port}" in err and "--port" in err

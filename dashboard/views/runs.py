@@ -73,7 +73,7 @@ def _progress(path: Path) -> None:
         when = f"the last one finished {_ago(now, last)}" if last is not None else "none recorded yet"
         st.caption(f"No sweep writing now (no run finished in the last {RECENT_MIN} min); local runs: {when}.")
         return
-    st.markdown("**Sweep in flight**")
+    st.markdown(f"**Sweep progress** (local runs finished in the last {RECENT_MIN} min)")
     a, b, c = st.columns(3)
     a.metric("last checkpoint stored", _ago(now, recent["finished_at"].max()))
     b.metric(f"runs in last {RECENT_MIN} min", len(recent))
