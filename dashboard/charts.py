@@ -137,7 +137,7 @@ def comparison(reference: pd.DataFrame, mine: pd.DataFrame, metric: str, x: str 
     ref = _with_bounds(chart_frame(reference), log_y)
     own = _with_bounds(chart_frame(mine), log_y)
     xenc = _x_encoding(x, scale)
-    color = alt.Color("model:N", title="model")
+    color = alt.Color("model:N", title="model", legend=alt.Legend(symbolOpacity=1))
     yenc = _y_encoding(metric, log_y)
     tooltip = ["model", "source", "step", alt.Tooltip("value:Q", format=".4f"),
                alt.Tooltip("stderr:Q", format=".4f"), "n", "doc_limit", "run_id"]
