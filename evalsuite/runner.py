@@ -122,7 +122,7 @@ def task_configs(specs: list[TaskSpec], data_dir: Path | None, shots: int) -> li
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    index = TaskManager().task_index
+    index = TaskManager().task_index  # indexes lm-eval's ~10,000 task files: once per sweep
     configs = []
     for spec in specs:
         if spec.lm_eval_task not in index:
@@ -155,11 +155,14 @@ def _local_data(config: dict, spec: TaskSpec, data_dir: Path, shots: int) -> dic
 
 
 def evaluate(lm, configs: list[dict], shots: int, limit: int | None) -> dict:
-    """lm-eval's simple_evaluate over the tasks, with per-document samples logged."""
+    """lm-eval's simple_evaluate over the tasks (full configs from task_configs), with samples."""
     import lm_eval
+    from lm_eval.tasks import TaskManager
 
     return lm_eval.simple_evaluate(
         model=lm, tasks=configs, num_fewshot=shots, limit=limit, log_samples=True,
+        # The configs are complete: an empty manager spares re-indexing every lm-eval task file.
+        task_manager=TaskManager(include_defaults=False),
         bootstrap_iters=1000,  # perplexity's stderr is bootstrapped; 1000 is plenty and fast
     )
 

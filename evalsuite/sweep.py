@@ -121,13 +121,13 @@ def new_run(cfg: RunConfig, job: Job, ckpt, device: str, dtype: str, env: dict) 
         started_at=datetime.now(timezone.utc).replace(tzinfo=None), **env)
 
 
-def run_job(cfg: RunConfig, job: Job, model, tokenizer, run: Run) -> list[str]:
+def run_job(cfg: RunConfig, job: Job, model, tokenizer, run: Run, configs: dict[str, dict]) -> list[str]:
     """Evaluate one loaded checkpoint on the job's tasks and commit the results atomically."""
     from evalsuite import results, runner
 
     lm = runner.make_lm(model, tokenizer, cfg.backend, cfg.batch_size)
-    raw = runner.evaluate(lm, runner.task_configs(job.tasks, cfg.data_dir, cfg.shots), cfg.shots, cfg.limit)
     names = {t.name for t in job.tasks}
+    raw = runner.evaluate(lm, [configs[n] for n in names], cfg.shots, cfg.limit)
     metrics = results.parse_results(raw, names)
     scores = results.to_scores(metrics, model=job.model, step=job.step, run_id=run.run_id,
                                source="local", doc_limit=cfg.limit, dtype=run.dtype)
@@ -170,6 +170,7 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
         return []
     quiet_libraries()
     tokenizer, env = runner.load_tokenizer(), runner.environment(device)
+    configs = {c["task"]: c for c in runner.task_configs(cfg.tasks, cfg.data_dir, cfg.shots)}
     done = []
     bar = tqdm(jobs, unit="ckpt", disable=not show_progress, dynamic_ncols=True)
     for job in bar:
@@ -178,7 +179,7 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
         started = time.monotonic()
         model = runner.load_checkpoint(ckpt, dtype, device)
         run = new_run(cfg, job, ckpt, device, dtype, env)
-        written = run_job(cfg, job, model, tokenizer, run)
+        written = run_job(cfg, job, model, tokenizer, run, configs)
         done.append(dict(model=job.model, step=job.step, tasks=written,
                          seconds=time.monotonic() - started, run_id=run.run_id))
         del model

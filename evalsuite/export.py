@@ -1,0 +1,100 @@
+"""`evalsuite export`: stored scores as a JSON array, or as lm-eval-style results files.
+
+The lm-eval format is lm-eval 0.4's results shape (`"acc,none"`, `"acc_stderr,none"`, `n-shot`,
+`n-samples`, `config.model_args` with `pretrained=` and `revision=`), one file per (model, step)
+and shot count, so `evalsuite import` and other lm-eval tooling read them back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from evalsuite import registry, store
+from evalsuite.errors import EvalsuiteError
+from evalsuite.inspect import _filters
+
+SCORE_FIELDS = ["model", "step", "tokens", "task", "metric", "shots", "value", "stderr", "n",
+                "source", "doc_limit", "dtype", "run_id"]
+
+
+def score_rows(db: Path, models: list[str] | None = None, tasks: list[str] | None = None,
+               source: str | None = None) -> list[dict]:
+    """Stored scores as plain dicts (None for missing values), in a stable order."""
+    where, params = _filters(",".join(models) if models else None, source)
+    if tasks:
+        where += (" AND " if where else "WHERE ") + f"task IN ({', '.join('?' for _ in tasks)})"
+        params += tasks
+    frame = store.read_df(db, f"SELECT {', '.join(SCORE_FIELDS)} FROM scores {where} "
+                              "ORDER BY source, model, step NULLS FIRST, shots, task, metric", params)
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _plain(value):
+    """numpy/pandas scalars and NaN -> JSON-ready Python values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+        return None if isinstance(value, float) and math.isnan(value) else value
+    return value
+
+
+def lm_eval_documents(rows: list[dict]) -> dict[tuple, dict]:
+    """Group score rows into one lm-eval 0.4 results document per (source, model, step, shots)."""
+    docs: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["source"], row["model"], row["step"], row["shots"])
+        doc = docs.setdefault(key, _empty_document(row))
+        task = doc["results"].setdefault(row["task"], {"alias": row["task"]})
+        task[f"{row['metric']},none"] = row["value"]
+        task[f"{row['metric']}_stderr,none"] = row["stderr"] if row["stderr"] is not None else "N/A"
+        doc["n-shot"][row["task"]] = row["shots"]
+        if row["n"] is not None:
+            doc["n-samples"][row["task"]] = {"effective": row["n"]}
+    return docs
+
+
+def _empty_document(row: dict) -> dict:
+    model = registry.MODELS.get(row["model"])
+    args = f"pretrained={model.repo_id if model else row['model']}"
+    if row["step"] is not None:
+        args += f",revision={registry.revision(row['step'])}"
+    if row["dtype"]:
+        args += f",dtype={row['dtype']}"
+    return {"results": {}, "n-shot": {}, "n-samples": {},
+            "config": {"model": "hf", "model_args": args, "num_fewshot": row["shots"],
+                       "limit": row["doc_limit"]},
+            "evalsuite": {"source": row["source"], "model": row["model"], "step": row["step"]}}
+
+
+def write_lm_eval(rows: list[dict], out_dir: Path) -> list[Path]:
+    written = []
+    for (source, model, step, shots), doc in sorted(lm_eval_documents(rows).items(), key=str):
+        step_part = "final" if step is None else f"step{step}"
+        path = out_dir / model / f"results_{step_part}_{shots}shot_{source}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+def export_from_args(args) -> None:
+    split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
+    rows = score_rows(store.db_path(args.db), split(args.model), split(args.task), args.source)
+    if not rows:
+        raise EvalsuiteError("no stored scores match; see 'evalsuite ls'")
+    if args.format == "lm-eval":
+        if not args.out:
+            raise EvalsuiteError("--format lm-eval needs --out DIR (one file per model and step)")
+        files = write_lm_eval(rows, Path(args.out))
+        print(f"wrote {len(files)} lm-eval results files ({len(rows)} scores) under {args.out}")
+        return
+    text = json.dumps(rows, indent=1) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {len(rows)} scores to {args.out}")
+    else:
+        sys.stdout.write(text)
