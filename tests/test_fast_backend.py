@@ -1,0 +1,200 @@
+"""The fast backend gives lm-eval's `hf` numbers: same tokens, same loglikelihoods, same choices.
+
+Real task data (small subsets of all five tasks), the real Pythia tokenizer, tiny GPT-NeoX
+models with random weights: one at Pythia's init scale, one with weights scaled up so output
+distributions are peaked and choice margins are far above numerical noise (ties unlikely).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+import torch
+
+from evalsuite.demo import tiny_model, tokenizer
+from evalsuite.fast_backend import MAX_LENGTH, FastLM, TokenCache, shared_token_cache
+
+LIMIT = 8  # documents per task
+FP32_RTOL = 1e-4
+BF16_RTOL = 2e-2  # measured worst on CPU is recorded in benchmarks/README.md
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tokenizer()
+
+
+@pytest.fixture(scope="module")
+def instances():
+    """lm-eval's own loglikelihood requests for the first LIMIT documents of every task."""
+    from lm_eval.tasks import get_task_dict
+
+    from evalsuite.runner import task_configs
+    from evalsuite.tasks import load_tasks
+
+    suite = load_tasks()
+    out = []
+    for task in get_task_dict(task_configs(suite.select(None), suite.data_dir, 0)).values():
+        task.build_all_requests(limit=LIMIT, rank=0, world_size=1)
+        out += task.instances
+    return out
+
+
+def hf_lm(model, tok):
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=model, tokenizer=tok, batch_size=8)
+
+
+def peaked_model(seed: int = 1):
+    """Random weights scaled x8: sharp next-token distributions, so choices rarely tie."""
+    model = tiny_model(seed=seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(8.0)
+    return model
+
+
+def choices_by_doc(instances, results):
+    """(task, doc) -> (argmax of loglikelihood, argmax of per-byte loglikelihood, margin)."""
+    docs = defaultdict(list)
+    for inst, (ll, _) in zip(instances, results):
+        docs[(inst.task_name, inst.doc_id)].append((ll, len(inst.args[1].encode())))
+    out = {}
+    for key, rows in docs.items():
+        lls = torch.tensor([ll for ll, _ in rows], dtype=torch.float64)
+        norm = lls / torch.tensor([n for _, n in rows], dtype=torch.float64)
+        top = lls.sort(descending=True).values
+        out[key] = (int(lls.argmax()), int(norm.argmax()), float(top[0] - top[1]) if len(rows) > 1 else None)
+    return out
+
+
+def compare(instances, fast, hf, rtol):
+    rel = [abs(f[0] - h[0]) / abs(h[0]) for f, h in zip(fast, hf)]
+    assert max(rel) <= rtol, f"worst relative loglikelihood difference {max(rel):.2e} > {rtol}"
+    assert [f[1] for f in fast] == [h[1] for h in hf], "is_greedy differs"
+    fast_docs, hf_docs = choices_by_doc(instances, fast), choices_by_doc(instances, hf)
+    assert {k: v[:2] for k, v in fast_docs.items()} == {k: v[:2] for k, v in hf_docs.items()}
+    return max(rel), hf_docs
+
+
+def test_tokens_match_hflm(tok, instances):
+    """TokenCache encodes exactly as HFLM, edge cases included (empty context, BOS, spaces)."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    class Capture(HFLM):
+        def _loglikelihood_tokens(self, requests, **kwargs):
+            return [(tuple(c), tuple(x)) for _, c, x in requests]
+
+    pairs = [tuple(i.args) for i in instances] + [
+        ("", "Hello world"), ("", "<|endoftext|>tail"), ("<|endoftext|>Q: why?", " because"),
+        ("Answer:  ", "yes "), ("a b\n\n", "c"), ("x" * 3, "")]
+    hflm = Capture(pretrained=tiny_model(), tokenizer=tok, batch_size=1)
+    reqs = [Instance("loglikelihood", {}, p, i) for i, p in enumerate(pairs)]
+    expected = hflm.loglikelihood(reqs, disable_tqdm=True)
+    assert TokenCache().encode(tok, pairs) == expected
+
+
+def test_fast_matches_hf_random_weights(tok, instances):
+    model = tiny_model(seed=0)
+    fast = FastLM(model=model, tokenizer=tok, token_cache=TokenCache()).loglikelihood(instances)
+    hf = hf_lm(model, tok).loglikelihood(instances, disable_tqdm=True)
+    compare(instances, fast, hf, FP32_RTOL)
+
+
+def test_fast_matches_hf_peaked_model_with_clear_margins(tok, instances):
+    model = peaked_model()
+    fast = FastLM(model=model, tokenizer=tok).loglikelihood(instances)
+    hf = hf_lm(model, tok).loglikelihood(instances, disable_tqdm=True)
+    worst, docs = compare(instances, fast, hf, FP32_RTOL)
+    margins = [m for _, _, m in docs.values() if m is not None]
+    worst_abs = max(abs(f[0] - h[0]) for f, h in zip(fast, hf))
+    # the same choices are not luck: every margin dwarfs the numerical difference
+    assert min(margins) > 100 * worst_abs, (min(margins), worst_abs)
+
+
+def test_bf16_within_stated_tolerance(tok, instances):
+    model = tiny_model(seed=2).to(torch.bfloat16)
+    subset = [i for i in instances if i.task_name != "sciq"]  # keep bf16 (slow on CPU) short
+    fast = FastLM(model=model, tokenizer=tok).loglikelihood(subset)
+    hf = hf_lm(model, tok).loglikelihood(subset, disable_tqdm=True)
+    rel = max(abs(f[0] - h[0]) / abs(h[0]) for f, h in zip(fast, hf))
+    assert rel <= BF16_RTOL
+
+
+def test_evaluate_samples_match_per_document(tok):
+    """Through lm-eval's evaluator: the same acc / acc_norm on every logged document."""
+    from evalsuite.runner import evaluate, make_lm, task_configs
+    from evalsuite.tasks import load_tasks
+
+    suite = load_tasks()
+    configs = task_configs(suite.select(None), suite.data_dir, 0)
+    model = peaked_model(seed=3)
+    fast = evaluate(make_lm(model, tok, "fast", "auto"), configs, shots=0, limit=4)["samples"]
+    hf = evaluate(make_lm(model, tok, "hf", "8"), configs, shots=0, limit=4)["samples"]
+    assert fast.keys() == hf.keys() and len(fast) == 5
+    for task in hf:
+        assert [s["doc_id"] for s in fast[task]] == [s["doc_id"] for s in hf[task]]
+        for a, b in zip(fast[task], hf[task]):
+            for metric in ("acc", "acc_norm"):
+                assert a.get(metric) == b.get(metric), (task, a["doc_id"], metric)
+
+
+def test_out_of_memory_shrinks_the_batch(tok, instances):
+    """A batch over a (simulated) memory limit is retried smaller, with the same results."""
+    model, limit = tiny_model(seed=0), 2000
+
+    class Small(FastLM):
+        def _run_batch(self, rows):
+            if len(rows) * len(rows[0].tokens) > limit:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return super()._run_batch(rows)
+
+    subset = instances[: len(instances) // 2]
+    small = Small(model=model, tokenizer=tok, token_budget=65536)
+    got = small.loglikelihood(subset)
+    assert small.stats.oom_retries > 0 and small.token_budget < 65536
+    want = FastLM(model=model, tokenizer=tok, token_budget=limit).loglikelihood(subset)
+    assert [g[1] for g in got] == [w[1] for w in want]
+    assert [g[0] for g in got] == pytest.approx([w[0] for w in want], rel=1e-5)  # float noise only
+
+
+def test_prefix_is_encoded_once_and_logits_only_where_scored(tok, instances):
+    lm = FastLM(model=tiny_model(), tokenizer=tok)
+    lm.loglikelihood(instances)
+    full = sum(len(c) + len(x) - 1 for c, x in TokenCache().encode(tok, [tuple(i.args) for i in instances]))
+    assert lm.stats.tokens < 0.6 * full  # SciQ's paragraph and the questions once per document
+    assert lm.stats.scored_positions == sum(len(x) for _, x in lm.token_cache.encode(tok, [tuple(i.args) for i in instances]))
+
+
+def test_token_cache_is_shared_across_checkpoints(tok, instances):
+    first = FastLM(model=tiny_model(seed=0), tokenizer=tok)
+    first.loglikelihood(instances[:50])
+    second = FastLM(model=tiny_model(seed=1), tokenizer=tok)
+    assert second.token_cache is first.token_cache is shared_token_cache(tok)
+    size = len(second.token_cache)
+    second.loglikelihood(instances[:50])
+    assert len(second.token_cache) == size
+
+
+def test_long_context_is_left_truncated_like_hf(tok):
+    from lm_eval.api.instance import Instance
+
+    model = tiny_model(seed=0)
+    context = "word " * (MAX_LENGTH + 100)
+    reqs = [Instance("loglikelihood", {}, (context, " end"), 0, metadata=("t", 0, 1)),
+            Instance("loglikelihood", {}, (context, " stop here"), 1, metadata=("t", 0, 1))]
+    fast = FastLM(model=model, tokenizer=tok, token_cache=TokenCache()).loglikelihood(reqs)
+    hf = hf_lm(model, tok).loglikelihood(reqs, disable_tqdm=True)
+    compare(reqs, fast, hf, FP32_RTOL)
+
+
+def test_rolling_and_generation_say_they_are_not_supported(tok):
+    lm = FastLM(model=tiny_model(), tokenizer=tok)
+    with pytest.raises(NotImplementedError, match="loglikelihood_rolling"):
+        lm.loglikelihood_rolling([])
+    with pytest.raises(NotImplementedError, match="generate"):
+        lm.generate_until([])
