@@ -9,7 +9,6 @@ definitions on it, with data from the Hub or from local JSON Lines files.
 
 from __future__ import annotations
 
-import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import TOKENIZER_DIR
 from evalsuite.tasks import TaskSpec, local_data_files
 
-HUB_TIMEOUT_S = "10"  # seconds before an unreachable Hub is reported, instead of a long hang
+HUB_TIMEOUT_S = 10  # seconds before an unreachable Hub is reported, instead of a long hang
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 
 
@@ -78,21 +77,45 @@ def load_checkpoint(ckpt: Checkpoint, dtype: str, device: str):
 def _from_hub(ckpt: Checkpoint, kwargs: dict):
     from transformers import AutoModelForCausalLM
 
-    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", HUB_TIMEOUT_S)
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", HUB_TIMEOUT_S)
     try:  # the local HF cache first: no network at all when the revision is already there
         return AutoModelForCausalLM.from_pretrained(
             ckpt.repo_id, revision=ckpt.revision, local_files_only=True, **kwargs)
     except OSError:
         pass
+    _probe_hub(ckpt)
     try:
         return AutoModelForCausalLM.from_pretrained(ckpt.repo_id, revision=ckpt.revision, **kwargs)
-    except Exception as exc:  # network errors, missing revision, offline mode: all end here
-        raise EvalsuiteError(
-            f"cannot load {ckpt.repo_id} revision {ckpt.revision}: {_reason(exc)}. "
-            "If the Hub is unreachable, download the checkpoint where it is reachable and pass "
-            "--model-path DIR (DIR/<model>/step<N>/ or DIR/step<N>/), or fill the HF cache."
-        ) from None
+    except Exception as exc:  # a download that broke off, a disk that filled up, ...
+        raise _hub_error(ckpt, _reason(exc)) from None
+
+
+def _probe_hub(ckpt: Checkpoint) -> None:
+    """One request, no retries: huggingface_hub retries an unreachable Hub for half a minute
+    per file, so ask once whether the revision exists before downloading anything."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise _hub_error(ckpt, "HF_HUB_OFFLINE is set and the revision is not in the HF cache")
+    url = f"{constants.ENDPOINT}/api/models/{ckpt.repo_id}/revision/{ckpt.revision}"
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=HUB_TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise _hub_error(ckpt, "the Hub has no such revision") from None
+        raise _hub_error(ckpt, f"the Hub answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise _hub_error(ckpt, f"the Hub ({constants.ENDPOINT}) is unreachable: {reason}") from None
+
+
+def _hub_error(ckpt: Checkpoint, reason: str) -> EvalsuiteError:
+    return EvalsuiteError(
+        f"cannot load {ckpt.repo_id} revision {ckpt.revision}: {reason}. To use local files, "
+        "pass --model-path DIR (DIR/<model>/step<N>/ or DIR/step<N>/) or put the revision in the "
+        "HF cache (huggingface-cli download --revision) where the Hub is reachable")
 
 
 def _reason(exc: Exception) -> str:

@@ -1,0 +1,126 @@
+"""`evalsuite run` end to end: a tiny GPT-NeoX through the real repo-id + revision path (a fake
+HF cache), real task data; stored scores equal lm-eval's own; resuming; a killed sweep; errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import cli_env, evalsuite_cmd, run_evalsuite
+
+from evalsuite import store
+
+TASKS = "arc_easy,lambada_openai"  # one multiple-choice and one loglikelihood task
+LIMIT = 6
+ARGS = ["run", "--model", "pythia-70m", "--tasks", TASKS, "--limit", str(LIMIT), "--backend", "hf"]
+
+
+def _scores(db):
+    return store.read_df(db, "SELECT * FROM scores WHERE source = 'local' ORDER BY step, task, metric")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, hf_home):
+    db = tmp_path_factory.mktemp("run") / "store.duckdb"
+    result = run_evalsuite(hf_home, db, *ARGS, "--steps", "1000,2000")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return db, result
+
+
+def test_run_stores_every_score_with_provenance(first_run):
+    db, result = first_run
+    scores = _scores(db)
+    assert sorted(set(scores.step)) == [1000, 2000]
+    assert set(zip(scores.task, scores.metric)) == {
+        ("arc_easy", "acc"), ("arc_easy", "acc_norm"), ("lambada_openai", "acc"),
+        ("lambada_openai", "perplexity")}
+    assert len(scores) == 8 and (scores.n == LIMIT).all() and (scores.doc_limit == LIMIT).all()
+    assert (scores.tokens == scores.step.astype("int64") * 2_097_152).all()
+    runs = store.read_df(db, "SELECT * FROM runs WHERE source = 'local' ORDER BY step")
+    assert list(runs.model_source) == ["EleutherAI/pythia-70m@step1000", "EleutherAI/pythia-70m@step2000"]
+    assert set(runs.lm_eval_version) == {"0.4.13"} and set(runs.dtype) == {"float32"}
+    assert runs.device.eq("cpu").all() and runs.duration_s.gt(0).all() and runs.hostname.notna().all()
+    samples = store.read_df(db, "SELECT task, count(*) AS n FROM samples GROUP BY task ORDER BY task")
+    assert list(samples.n) == [2 * LIMIT, 2 * LIMIT]
+    assert "0 of 2 checkpoints already stored; 2 to evaluate" in result.stdout
+    assert "evaluated 2 checkpoint(s)" in result.stdout
+
+
+def test_stored_scores_equal_lm_eval_run_directly(first_run, checkpoints):
+    """The same checkpoint and data through lm-eval's own simple_evaluate, in this process."""
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM
+
+    from evalsuite import results, runner
+    from evalsuite.tasks import load_tasks
+
+    db, _ = first_run
+    suite = load_tasks()
+    model = AutoModelForCausalLM.from_pretrained(checkpoints / "step1000").eval()
+    lm = HFLM(pretrained=model, tokenizer=runner.load_tokenizer(), batch_size=32)
+    raw = runner.evaluate(lm, runner.task_configs(suite.select(TASKS.split(",")), suite.data_dir, 0), 0, LIMIT)
+    expected = {(m.task, m.metric): m for m in results.parse_results(raw)}
+    stored = _scores(db).query("step == 1000")
+    assert len(stored) == len(expected) == 4
+    for row in stored.itertuples():
+        assert row.value == expected[(row.task, row.metric)].value
+        if row.metric != "perplexity":  # perplexity's stderr is a bootstrap estimate
+            assert row.stderr == pytest.approx(expected[(row.task, row.metric)].stderr)
+
+
+def test_second_run_skips_everything(first_run, hf_home):
+    db, _ = first_run
+    before = len(_scores(db))
+    result = run_evalsuite(hf_home, db, *ARGS, "--steps", "1000,2000")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 of 2 checkpoints already stored; 0 to evaluate" in result.stdout
+    assert "nothing to do" in result.stdout
+    assert len(_scores(db)) == before
+
+
+def test_killed_sweep_resumes_with_nothing_lost_or_duplicated(tmp_path, hf_home):
+    db = tmp_path / "store.duckdb"
+    proc = subprocess.Popen(evalsuite_cmd(*ARGS, "--steps", "1000,2000,3000"), env=cli_env(hf_home, db),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:  # reading while it writes
+        if db.exists() and len(_scores(db)) >= 4:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the sweep ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _scores(db)
+    assert len(partial) in (4, 8)  # whole checkpoints only
+    result = run_evalsuite(hf_home, db, *ARGS, "--steps", "1000,2000,3000")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = _scores(db)
+    assert len(scores) == 12
+    assert not scores.duplicated(["step", "task", "metric"]).any()
+    samples = store.read_df(db, "SELECT step, task, doc_id, count(*) AS n FROM samples GROUP BY ALL")
+    assert len(samples) == 3 * 2 * LIMIT and (samples.n == 1).all()
+    assert f"{len(partial) // 4} of 3 checkpoints already stored" in result.stdout
+
+
+def test_force_replaces_instead_of_adding(first_run, hf_home):
+    db, _ = first_run
+    old_runs = set(_scores(db).run_id)
+    result = run_evalsuite(hf_home, db, *ARGS, "--steps", "2000", "--force")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = _scores(db)
+    assert len(scores) == 8 and not scores.duplicated(["step", "task", "metric"]).any()
+    assert set(scores.query("step == 2000").run_id).isdisjoint(old_runs)
+    samples = store.read_df(db, "SELECT count(*) AS n FROM samples WHERE step = 2000")
+    assert samples.n[0] == 2 * LIMIT
+
+
+def test_unreachable_hub_fails_fast_naming_model_and_revision(tmp_path, hf_home):
+    started = time.monotonic()
+    result = run_evalsuite(hf_home, tmp_path / "s.duckdb", *ARGS, "--steps", "4000", timeout=120)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("evalsuite: error: cannot load EleutherAI/pythia-70m revision step4000")
+    assert "unreachable" in last and "--model-path" in last and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 60  # start-up included; never the Hub client's retries
