@@ -154,10 +154,14 @@ def quiet_libraries() -> None:
 
 
 def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
-    """Run every job not yet stored; return one summary dict per job done."""
+    """Run every job not yet stored; return one summary dict per job done.
+
+    The next checkpoint downloads and loads on a background thread while this one is evaluated.
+    """
     from tqdm import tqdm
 
     from evalsuite import runner
+    from evalsuite.prefetch import Prefetcher
 
     store.init(cfg.db)
     device = runner.pick_device(cfg.device)
@@ -169,22 +173,37 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
     if not jobs:
         return []
     quiet_libraries()
-    tokenizer, env = runner.load_tokenizer(), runner.environment(device)
-    configs = {c["task"]: c for c in runner.task_configs(cfg.tasks, cfg.data_dir, cfg.shots)}
-    done = []
-    bar = tqdm(jobs, unit="ckpt", disable=not show_progress, dynamic_ncols=True)
-    for job in bar:
-        bar.set_description(f"{job.model} step{job.step}")
+    tokenizer, env, configs, done = runner.load_tokenizer(), runner.environment(device), None, []
+
+    def load(job: Job):
         ckpt = checkpoint_for(cfg, job.model, job.step)
-        started = time.monotonic()
-        model = runner.load_checkpoint(ckpt, dtype, device)
-        run = new_run(cfg, job, ckpt, device, dtype, env)
-        written = run_job(cfg, job, model, tokenizer, run, configs)
-        done.append(dict(model=job.model, step=job.step, tasks=written,
-                         seconds=time.monotonic() - started, run_id=run.run_id))
-        del model
-    bar.close()
+        return ckpt, runner.load_checkpoint(ckpt, dtype, device)
+
+    with tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True) as bar:
+        for job, loaded in Prefetcher(load, jobs):
+            if isinstance(loaded, BaseException):
+                raise loaded  # earlier checkpoints are stored; a rerun resumes here
+            bar.set_description(f"{job.model} step{job.step}")
+            (ckpt, model), started = loaded, time.monotonic()
+            # Built after the first load, so a missing checkpoint is reported before this slow step.
+            configs = configs or {c["task"]: c for c in runner.task_configs(cfg.tasks, cfg.data_dir, cfg.shots)}
+            run = new_run(cfg, job, ckpt, device, dtype, env)
+            written = run_job(cfg, job, model, tokenizer, run, configs)
+            done.append(dict(model=job.model, step=job.step, tasks=written, run_id=run.run_id,
+                             seconds=time.monotonic() - started))
+            del model, loaded
+            if cfg.cleanup and ckpt.repo_id:
+                _cleanup(ckpt)
+            bar.update()
     return done
+
+
+def _cleanup(ckpt) -> None:
+    from evalsuite.prefetch import cleanup_revision
+
+    freed = cleanup_revision(ckpt.repo_id, ckpt.revision)
+    if freed:
+        print(f"removed {ckpt.repo_id}@{ckpt.revision} from the HF cache ({freed / 2**20:.0f} MiB)")
 
 
 def run_from_args(args) -> None:
