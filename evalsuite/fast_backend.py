@@ -260,7 +260,8 @@ class FastLM(LM):
         for start in range(0, len(targets), HEAD_CHUNK):
             logits = head(hidden[start:start + HEAD_CHUNK])
             tgt = targets[start:start + HEAD_CHUNK]
-            logprob.append(torch.log_softmax(logits, dim=-1, dtype=torch.float32).gather(1, tgt[:, None])[:, 0])
+            scores = logits.float()  # log p(target) = logit - logsumexp: no [positions, vocab] output
+            logprob.append(scores.gather(1, tgt[:, None])[:, 0] - torch.logsumexp(scores, dim=-1))
             wrong.append((logits.argmax(dim=-1) != tgt).float())
         return torch.cat(logprob), torch.cat(wrong)
 

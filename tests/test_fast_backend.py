@@ -17,7 +17,7 @@ from evalsuite.fast_backend import MAX_LENGTH, FastLM, TokenCache, shared_token_
 
 LIMIT = 8  # documents per task
 FP32_RTOL = 1e-4
-BF16_RTOL = 2e-2  # measured worst on CPU is recorded in benchmarks/README.md
+BF16_RTOL = 1e-2  # measured worst 6.1e-3 on CPU (hf takes log-softmax in bf16); see benchmarks/README.md
 
 
 @pytest.fixture(scope="module")
