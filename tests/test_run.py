@@ -124,3 +124,17 @@ def test_unreachable_hub_fails_fast_naming_model_and_revision(tmp_path, hf_home)
     assert last.startswith("evalsuite: error: cannot load EleutherAI/pythia-70m revision step4000")
     assert "unreachable" in last and "--model-path" in last and "Traceback" not in result.stderr
     assert time.monotonic() - started < 60  # start-up included; never the Hub client's retries
+
+
+def test_cleanup_removes_finished_revisions_from_the_hf_cache(tmp_path, hf_home):
+    import shutil
+
+    home = tmp_path / "hf"
+    shutil.copytree(hf_home, home)
+    repo = home / "hub" / "models--EleutherAI--pythia-70m"
+    result = run_evalsuite(home, tmp_path / "s.duckdb", *ARGS, "--tasks", "arc_easy", "--limit", "2",
+                           "--steps", "1000", "--cleanup")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "removed EleutherAI/pythia-70m@step1000 from the HF cache" in result.stdout
+    assert sorted(p.name for p in (repo / "refs").iterdir()) == ["step2000", "step3000"]
+    assert len(list((repo / "snapshots").iterdir())) == 2
