@@ -8,8 +8,10 @@ can later be farmed out to other GPUs or machines. Resuming is planning again: a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -127,7 +129,10 @@ def run_job(cfg: RunConfig, job: Job, model, tokenizer, run: Run, configs: dict[
 
     lm = runner.make_lm(model, tokenizer, cfg.backend, cfg.batch_size)
     names = {t.name for t in job.tasks}
-    raw = runner.evaluate(lm, [configs[n] for n in names], cfg.shots, cfg.limit)
+    # lm-eval draws a progress bar per task and stage and prints as it goes; the sweep's own bar
+    # (on the real stderr) is the one to read, so that goes nowhere. Its logged warnings still show.
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+        raw = runner.evaluate(lm, [configs[n] for n in names], cfg.shots, cfg.limit)
     metrics = results.parse_results(raw, names)
     scores = results.to_scores(metrics, model=job.model, step=job.step, run_id=run.run_id,
                                source="local", doc_limit=cfg.limit, dtype=run.dtype)
@@ -151,6 +156,7 @@ def quiet_libraries() -> None:
 
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # "Loading weights" on the prefetch thread
 
 
 def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
@@ -179,7 +185,8 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
         ckpt = checkpoint_for(cfg, job.model, job.step)
         return ckpt, runner.load_checkpoint(ckpt, dtype, device)
 
-    with tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True) as bar:
+    with tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True,
+              file=sys.__stderr__) as bar:
         for job, loaded in Prefetcher(load, jobs):
             if isinstance(loaded, BaseException):
                 raise loaded  # earlier checkpoints are stored; a rerun resumes here
