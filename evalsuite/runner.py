@@ -9,6 +9,7 @@ definitions on it, with data from the Hub or from local JSON Lines files.
 
 from __future__ import annotations
 
+import functools
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from evalsuite.paths import TOKENIZER_DIR
 from evalsuite.tasks import TaskSpec, local_data_files
 
 HUB_TIMEOUT_S = 10  # seconds before an unreachable Hub is reported, instead of a long hang
-SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
+SPLIT_KEYS = ("training_split", "validation_split", "test_split")
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,9 @@ def make_lm(model, tokenizer, backend: str, batch_size: str):
 
 def task_configs(specs: list[TaskSpec], data_dir: Path | None, shots: int) -> list[dict]:
     """lm-eval's own task definitions, with `dataset_path` pointed at local files if asked."""
-    from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    index = TaskManager().task_index  # indexes lm-eval's ~10,000 task files: once per sweep
+    index = _task_index()
     configs = []
     for spec in specs:
         if spec.lm_eval_task not in index:
@@ -156,6 +156,14 @@ def task_configs(specs: list[TaskSpec], data_dir: Path | None, shots: int) -> li
             config.update(_local_data(config, spec, data_dir, shots))
         configs.append(config)
     return configs
+
+
+@functools.cache
+def _task_index() -> dict:
+    """lm-eval's task name -> entry. Building it reads ~10,000 YAML files: once per process."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager().task_index
 
 
 def _local_data(config: dict, spec: TaskSpec, data_dir: Path, shots: int) -> dict:
@@ -169,7 +177,10 @@ def _local_data(config: dict, spec: TaskSpec, data_dir: Path, shots: int) -> dic
     if eval_split not in files:
         raise EvalsuiteError(
             f"task {spec.name!r}: missing data file {data_dir / spec.name / (str(eval_split) + '.jsonl')}")
-    fewshot_split = config.get("fewshot_split") or config.get("training_split") or config.get("validation_split")
+    # lm-eval draws few-shot examples from the first of these its task config names; switching
+    # a missing train split off would silently draw them from another split instead.
+    fewshot_split = ((config.get("fewshot_config") or {}).get("split") or config.get("training_split")
+                     or config.get("validation_split") or config.get("test_split"))
     if shots > 0 and fewshot_split not in files:
         raise EvalsuiteError(
             f"task {spec.name!r}: {shots}-shot needs the {fewshot_split!r} split, which is not in "

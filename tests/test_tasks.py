@@ -57,3 +57,5 @@ def test_missing_data_file_and_missing_fewshot_split(tmp_path):
         task_configs(suite.select(["piqa"]), suite.data_dir, 5)
     arc = task_configs(suite.select(["arc_easy"]), suite.data_dir, 5)[0]  # ARC ships its train split
     assert arc["dataset_path"] == "json" and arc["training_split"] == "train"
+    lambada = task_configs(suite.select(["lambada_openai"]), suite.data_dir, 5)[0]  # lm-eval: from test
+    assert lambada["test_split"] == "test" and not lambada.get("training_split")

@@ -1,0 +1,20 @@
+"""The command line itself: `evalsuite --help` stays instant (no heavy imports at start-up)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("torch", "lm_eval", "transformers", "streamlit", "duckdb", "pandas", "datasets")
+
+
+def test_help_imports_nothing_heavy():
+    code = ("import sys; from evalsuite.cli import build_parser; build_parser().format_help(); "
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "evalsuite", "--help"], capture_output=True, text=True, check=True)
+    assert "{run,ls,export,import,dashboard}" in out.stdout
