@@ -1,0 +1,50 @@
+"""Planning a sweep: which (model, step) jobs a command means, and where each checkpoint loads from."""
+
+from __future__ import annotations
+
+from evalsuite import store
+from evalsuite.cli import build_parser
+from evalsuite.records import Run, Score
+from evalsuite.sweep import checkpoint_for, config_from_args, plan
+
+
+def _config(tmp_path, *args):
+    return config_from_args(build_parser().parse_args(["run", "--db", str(tmp_path / "s.duckdb"), *args]))
+
+
+def test_all_steps_of_a_model_are_154_hub_jobs(tmp_path):
+    cfg = _config(tmp_path, "--model", "pythia-70m", "--steps", "all")
+    jobs = plan(cfg, "float16")
+    assert len(jobs) == 154 and jobs[0].step == 0 and jobs[-1].step == 143_000
+    assert all(len(job.tasks) == 5 for job in jobs)
+    ckpt = checkpoint_for(cfg, "pythia-70m", 143_000)
+    assert (ckpt.repo_id, ckpt.revision, ckpt.local_dir) == ("EleutherAI/pythia-70m", "step143000", None)
+
+
+def test_defaults_are_the_demo_model(tmp_path):
+    cfg = _config(tmp_path)
+    assert cfg.models == ["pythia-demo"] and cfg.steps == {"pythia-demo": [0, 25, 50, 100]}
+    assert cfg.limit == 100 and cfg.shots == 0 and cfg.backend == "fast"
+
+
+def test_plan_skips_only_what_is_stored_with_the_same_settings(tmp_path):
+    cfg = _config(tmp_path, "--model", "pythia-160m,pythia-160m-deduped", "--steps", "0:4", "--tasks", "piqa,sciq")
+    db = store.init(cfg.db)  # seeded with the published scores: source 'published', never skipped
+    assert len(plan(cfg, "float32")) == 2 * 4
+    key = store.JobKey("pythia-160m", 2, 0, None, "float32")
+    run = Run(run_id="r", source="local", model="pythia-160m", step=2)
+    score = Score("pythia-160m", 2, None, "piqa", "acc", 0, 0.5, 0.01, 10, None, "float32", "r", "local")
+    store.write_job(db, key, run, [score], [])
+    jobs = {(j.model, j.step): [t.name for t in j.tasks] for j in plan(cfg, "float32")}
+    assert jobs[("pythia-160m", 2)] == ["sciq"] and jobs[("pythia-160m-deduped", 2)] == ["piqa", "sciq"]
+    assert len(plan(cfg, "float16")) == 8  # another dtype is another evaluation
+
+
+def test_model_path_layouts(tmp_path):
+    nested = tmp_path / "ckpts" / "pythia-70m" / "step1000"
+    nested.mkdir(parents=True)
+    (tmp_path / "flat" / "step1000").mkdir(parents=True)
+    cfg = _config(tmp_path, "--model", "pythia-70m", "--model-path", str(tmp_path / "ckpts"))
+    assert checkpoint_for(cfg, "pythia-70m", 1000).local_dir == nested
+    cfg = _config(tmp_path, "--model", "pythia-70m", "--model-path", str(tmp_path / "flat"))
+    assert checkpoint_for(cfg, "pythia-70m", 1000).local_dir == tmp_path / "flat" / "step1000"
