@@ -63,19 +63,26 @@ def _training_batches(tok, seq_len: int = 128, batch: int = 8):
             yield chunks[idx]
 
 
-def build_demo_checkpoints(out_dir: Path = DEMO_MODEL_DIR, steps: list[int] = DEMO_STEPS) -> Path:
+def is_built(out_dir: Path = DEMO_MODEL_DIR, steps: list[int] = DEMO_STEPS) -> bool:
+    return all((Path(out_dir) / f"step{s}" / "config.json").exists() for s in steps)
+
+
+def build_demo_checkpoints(out_dir: Path = DEMO_MODEL_DIR, steps: list[int] = DEMO_STEPS,
+                           progress: bool = False) -> Path:
     """Train the demo model and save `out_dir/step<N>` for each step; skips if already built."""
     import torch
+    from tqdm import tqdm
 
     out_dir = Path(out_dir)
-    if all((out_dir / f"step{s}" / "config.json").exists() for s in steps):
+    if is_built(out_dir, steps):
         return out_dir
     torch.manual_seed(0)
     tok, model = tokenizer(), tiny_model(seed=0)
     model.train()
     optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
     batches = _training_batches(tok)
-    for step in range(max(steps) + 1):
+    for step in tqdm(range(max(steps) + 1), desc="training the demo model", unit="step",
+                     disable=not progress):
         if step in steps:
             model.eval()
             model.save_pretrained(out_dir / f"step{step}")
