@@ -85,7 +85,7 @@ def server(tmp_path_factory):
         proc.wait(timeout=20)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 45) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read()
@@ -111,8 +111,8 @@ def browser():
 def _open(browser, url: str, charts: int, name: str):
     page = browser.new_page(viewport={"width": 1500, "height": 1200})
     page.goto(url)
-    page.wait_for_selector(CHART, timeout=30_000)
-    page.wait_for_function(f"document.querySelectorAll(\"{CHART}\").length >= {charts}", timeout=30_000)
+    page.wait_for_selector(CHART, timeout=120_000)  # generous: CI machines can be busy
+    page.wait_for_function(f"document.querySelectorAll(\"{CHART}\").length >= {charts}", timeout=120_000)
     page.wait_for_timeout(1000)  # vega draws its marks just after the element appears
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
