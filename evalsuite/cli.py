@@ -43,11 +43,19 @@ def cmd_dashboard(args) -> None:
     launch(args.db, host=args.host, port=args.port)
 
 
+DB_HELP = "DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evalsuite", description="Evaluate Pythia checkpoints with lm-eval and store every score.")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_ls, _add_export, _add_import, _add_dashboard):
+        add(sub)
+    return parser
 
+
+def _add_run(sub) -> None:
     run = sub.add_parser("run", help="evaluate checkpoints (default: the local demo model)")
     run.add_argument("--model", default=None,
                      help="pythia-70m, a comma list, or 'all' (default: pythia-demo, a tiny local model)")
@@ -63,26 +71,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model-path", default=None, help="local checkpoints: DIR/<model>/step<N>/ or DIR/step<N>/")
     run.add_argument("--data-dir", default=None, help="task data: DIR/<task>/<split>.jsonl, or 'hub' (default: tasks.yaml's)")
     run.add_argument("--tasks-file", default=None, help="tasks.yaml to use (default: the project's)")
-    run.add_argument("--db", default=None, help="DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)")
+    run.add_argument("--db", default=None, help=DB_HELP)
     run.add_argument("--force", action="store_true", help="re-evaluate and replace what is already stored")
     run.add_argument("--cleanup", action="store_true", help="delete each Hub revision from the HF cache once evaluated")
     run.set_defaults(func=cmd_run)
 
+
+def _add_ls(sub) -> None:
     ls = sub.add_parser("ls", help="show what is stored, per model x step x task")
     ls.add_argument("--model", default=None, help="only these models (comma list)")
     ls.add_argument("--source", default=None, help="only this source: local, published, ...")
-    ls.add_argument("--db", default=None)
+    ls.add_argument("--db", default=None, help=DB_HELP)
     ls.set_defaults(func=cmd_ls)
 
+
+def _add_export(sub) -> None:
     export = sub.add_parser("export", help="write stored scores as JSON or lm-eval result files")
     export.add_argument("--format", default="json", choices=["json", "lm-eval"])
     export.add_argument("--out", default=None, help="file (json; default stdout) or folder (lm-eval)")
     export.add_argument("--model", default=None, help="only these models (comma list)")
     export.add_argument("--task", default=None, help="only these tasks (comma list)")
     export.add_argument("--source", default=None, help="only this source (default: all)")
-    export.add_argument("--db", default=None)
+    export.add_argument("--db", default=None, help=DB_HELP)
     export.set_defaults(func=cmd_export)
 
+
+def _add_import(sub) -> None:
     imp = sub.add_parser(
         "import", help="load lm-eval result files (0.3 published, 0.4 results_*.json) into the store",
         description="Load lm-eval result files into the store: lm-eval 0.3 files (EleutherAI's "
@@ -94,16 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="source name stored with the rows (default: published for lm-eval 0.3 files, local for 0.4)")
     imp.add_argument("--model", default=None, help="model name, for files whose config does not name it")
     imp.add_argument("--step", type=int, default=None, help="checkpoint step, for files whose config does not name it")
-    imp.add_argument("--db", default=None, help="DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)")
+    imp.add_argument("--db", default=None, help=DB_HELP)
     imp.set_defaults(func=cmd_import)
 
+
+def _add_dashboard(sub) -> None:
     dash = sub.add_parser("dashboard", help="open the Streamlit dashboard on the store (localhost)")
     dash.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
     dash.add_argument("--host", default="127.0.0.1",
                       help="address to listen on (default: 127.0.0.1, this machine only)")
-    dash.add_argument("--db", default=None, help="DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)")
+    dash.add_argument("--db", default=None, help=DB_HELP)
     dash.set_defaults(func=cmd_dashboard)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
