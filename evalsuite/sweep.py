@@ -220,6 +220,7 @@ def run_from_args(args) -> None:
     if cfg.models == [demo.DEMO_NAME]:
         print(f"Evaluating the demo model ({demo.DEMO_NAME}): a tiny GPT-NeoX built here with the "
               f"real Pythia tokenizer, NOT Pythia; {cfg.limit} documents per task.")
+    store.init(cfg.db)  # an unusable store path fails now, not after the demo model is trained
     if demo.DEMO_NAME in cfg.models and not cfg.model_path and not demo.is_built():
         print(f"Building the demo model's checkpoints in {demo.DEMO_MODEL_DIR} (once, a minute or two).")
         demo.build_demo_checkpoints(progress=True)
