@@ -14,11 +14,11 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalsuite import hub
 from evalsuite.errors import EvalsuiteError
-from evalsuite.paths import TOKENIZER_DIR
+from evalsuite.paths import TASK_DATA_DIR, TOKENIZER_DIR
 from evalsuite.tasks import TaskSpec, local_data_files
 
-HUB_TIMEOUT_S = 10  # seconds before an unreachable Hub is reported, instead of a long hang
 SPLIT_KEYS = ("training_split", "validation_split", "test_split")
 
 
@@ -83,33 +83,13 @@ def _from_hub(ckpt: Checkpoint, kwargs: dict):
             ckpt.repo_id, revision=ckpt.revision, local_files_only=True, **kwargs)
     except OSError:
         pass
-    _probe_hub(ckpt)
+    reason = hub.unreachable(f"models/{ckpt.repo_id}/revision/{ckpt.revision}")
+    if reason:
+        raise _hub_error(ckpt, reason)
     try:
         return AutoModelForCausalLM.from_pretrained(ckpt.repo_id, revision=ckpt.revision, **kwargs)
     except Exception as exc:  # a download that broke off, a disk that filled up, ...
         raise _hub_error(ckpt, _reason(exc)) from None
-
-
-def _probe_hub(ckpt: Checkpoint) -> None:
-    """One request, no retries: huggingface_hub retries an unreachable Hub for half a minute
-    per file, so ask once whether the revision exists before downloading anything."""
-    import urllib.error
-    import urllib.request
-
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        raise _hub_error(ckpt, "HF_HUB_OFFLINE is set and the revision is not in the HF cache")
-    url = f"{constants.ENDPOINT}/api/models/{ckpt.repo_id}/revision/{ckpt.revision}"
-    try:
-        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=HUB_TIMEOUT_S)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise _hub_error(ckpt, "the Hub has no such revision") from None
-        raise _hub_error(ckpt, f"the Hub answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise _hub_error(ckpt, f"the Hub ({constants.ENDPOINT}) is unreachable: {reason}") from None
 
 
 def _hub_error(ckpt: Checkpoint, reason: str) -> EvalsuiteError:
@@ -154,8 +134,20 @@ def task_configs(specs: list[TaskSpec], data_dir: Path | None, shots: int) -> li
         config["task"] = spec.name
         if data_dir is not None:
             config.update(_local_data(config, spec, data_dir, shots))
+        else:
+            _check_hub_data(spec, config["dataset_path"])
         configs.append(config)
     return configs
+
+
+def _check_hub_data(spec: TaskSpec, dataset: str) -> None:
+    """Fail in seconds, not after datasets' minute of retries, when the Hub is unreachable.
+    Offline mode asks nothing: datasets' own cache may hold the data set, so lm-eval tries it."""
+    reason = None if hub.offline() else hub.unreachable(f"datasets/{dataset}")
+    if reason:
+        raise EvalsuiteError(
+            f"task {spec.name!r}: cannot download {dataset}: {reason}; the project ships the "
+            f"data: use --data-dir {TASK_DATA_DIR} (or tasks.yaml's data_dir)")
 
 
 @functools.cache

@@ -142,3 +142,13 @@ def test_cleanup_removes_finished_revisions_from_the_hf_cache(tmp_path, hf_home)
     assert "removed EleutherAI/pythia-70m@step1000 from the HF cache" in result.stdout
     assert sorted(p.name for p in (repo / "refs").iterdir()) == ["step2000", "step3000"]
     assert len(list((repo / "snapshots").iterdir())) == 2
+
+
+def test_hub_data_unreachable_fails_fast_pointing_at_the_shipped_data(tmp_path, hf_home):
+    started = time.monotonic()
+    result = run_evalsuite(hf_home, tmp_path / "s.duckdb", *ARGS, "--steps", "1000", "--data-dir", "hub", timeout=120)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("evalsuite: error: task 'arc_easy': cannot download allenai/ai2_arc: the Hub")
+    assert "use --data-dir" in last and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 60
