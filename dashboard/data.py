@@ -63,6 +63,15 @@ def load_runs(path: Path) -> pd.DataFrame:
     return _load_runs(str(path), file_stamp(path))
 
 
+def load_sweeps(path: Path) -> pd.DataFrame:
+    """Sweeps started on this store, latest first (empty for a store made before sweeps were kept)."""
+    try:
+        return store.read_df(path, "SELECT * FROM sweeps ORDER BY started_at DESC")
+    except Exception:  # no such table in an older store: no sweep to show, not an error
+        return pd.DataFrame(columns=["sweep_id", "models", "planned", "done", "status",
+                                     "started_at", "updated_at", "hostname"])
+
+
 # The stamp is part of the cache key, so a commit by a sweep invalidates the cache at once.
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _load_scores(path: str, stamp: tuple) -> pd.DataFrame:

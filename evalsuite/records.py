@@ -72,6 +72,20 @@ class Sample:
     is_greedy: list[bool]
 
 
+@dataclass
+class Sweep:
+    """One `evalsuite run` in flight or over: what the dashboard's progress bar and ETA read."""
+
+    sweep_id: str
+    models: str  # comma list
+    planned: int  # checkpoints it set out to evaluate
+    done: int = 0  # checkpoints stored so far (counted in each job's own transaction)
+    status: str = "running"  # running, done, failed; a killed sweep stays 'running', not updated
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    hostname: str | None = None
+
+
 def columns(record_type) -> list[str]:
     return [f.name for f in fields(record_type)]
 

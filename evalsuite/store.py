@@ -14,13 +14,14 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import DEFAULT_DB
-from evalsuite.records import Run, Sample, Score, as_tuple, columns
+from evalsuite.records import Run, Sample, Score, Sweep, as_tuple, columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -34,6 +35,10 @@ CREATE TABLE IF NOT EXISTS scores (
     model VARCHAR NOT NULL, step INTEGER, tokens BIGINT, task VARCHAR NOT NULL,
     metric VARCHAR NOT NULL, shots INTEGER NOT NULL, value DOUBLE, stderr DOUBLE, n INTEGER,
     doc_limit INTEGER, dtype VARCHAR, run_id VARCHAR NOT NULL, source VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sweeps (
+    sweep_id VARCHAR PRIMARY KEY, models VARCHAR, planned INTEGER, done INTEGER, status VARCHAR,
+    started_at TIMESTAMP, updated_at TIMESTAMP, hostname VARCHAR
 );
 CREATE TABLE IF NOT EXISTS samples (
     run_id VARCHAR NOT NULL, model VARCHAR NOT NULL, step INTEGER, task VARCHAR NOT NULL,
@@ -127,16 +132,20 @@ def stored_tasks(path: Path, key: JobKey) -> set[str]:
 
 
 def write_job(path: Path, key: JobKey, run: Run, scores: list[Score], samples: list[Sample],
-              replace: bool = False) -> list[str]:
+              replace: bool = False, sweep_id: str | None = None) -> list[str]:
     """Commit one job atomically and return the tasks written.
 
     With replace, rows stored earlier under the same key are deleted first (--force); without
     it, tasks another writer stored in the meantime are dropped, so nothing is double-counted.
+    The sweep's progress counter moves in the same transaction.
     """
     with connect(path) as con:
         con.begin()
         try:
             written = _write(con, key, run, scores, samples, replace)
+            if sweep_id:
+                con.execute("UPDATE sweeps SET done = done + 1, updated_at = ? WHERE sweep_id = ?",
+                            [utcnow(), sweep_id]).fetchall()
             con.commit()
         except BaseException:
             con.rollback()
@@ -208,6 +217,22 @@ def _insert(con, table: str, cols: list[str], rows: list[tuple]) -> None:
         con.register("incoming", frame)
         con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM incoming").fetchall()
         con.unregister("incoming")
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as every timestamp in the store."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def start_sweep(path: Path, sweep: Sweep) -> None:
+    with connect(path) as con:
+        _insert(con, "sweeps", columns(Sweep), [as_tuple(sweep)])
+
+
+def end_sweep(path: Path, sweep_id: str, status: str) -> None:
+    with connect(path) as con:
+        con.execute("UPDATE sweeps SET status = ?, updated_at = ? WHERE sweep_id = ?",
+                    [status, utcnow(), sweep_id]).fetchall()
 
 
 def read_df(path: Path, sql: str, params: list | None = None):

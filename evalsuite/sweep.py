@@ -21,7 +21,7 @@ from pathlib import Path
 from evalsuite import demo, registry, store
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import ROOT
-from evalsuite.records import Run
+from evalsuite.records import Run, Sweep
 from evalsuite.tasks import TaskSpec, load_tasks
 
 
@@ -123,7 +123,8 @@ def new_run(cfg: RunConfig, job: Job, ckpt, device: str, dtype: str, env: dict) 
         started_at=datetime.now(timezone.utc).replace(tzinfo=None), **env)
 
 
-def run_job(cfg: RunConfig, job: Job, model, tokenizer, run: Run, configs: dict[str, dict]) -> list[str]:
+def run_job(cfg: RunConfig, job: Job, model, tokenizer, run: Run, configs: dict[str, dict],
+            sweep_id: str | None = None) -> list[str]:
     """Evaluate one loaded checkpoint on the job's tasks and commit the results atomically."""
     from evalsuite import results, runner
 
@@ -141,7 +142,7 @@ def run_job(cfg: RunConfig, job: Job, model, tokenizer, run: Run, configs: dict[
     finished = datetime.now(timezone.utc).replace(tzinfo=None)
     run = replace(run, finished_at=finished, duration_s=(finished - run.started_at).total_seconds())
     return store.write_job(cfg.db, _key(cfg, job.model, job.step, run.dtype), run, scores, samples,
-                           replace=cfg.force)
+                           replace=cfg.force, sweep_id=sweep_id)
 
 
 def quiet_libraries() -> None:
@@ -162,12 +163,9 @@ def quiet_libraries() -> None:
 def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
     """Run every job not yet stored; return one summary dict per job done.
 
-    The next checkpoint downloads and loads on a background thread while this one is evaluated.
+    The sweep's progress (checkpoints planned and stored) is kept in the store's sweeps table.
     """
-    from tqdm import tqdm
-
     from evalsuite import runner
-    from evalsuite.prefetch import Prefetcher
 
     store.init(cfg.db)
     device = runner.pick_device(cfg.device)
@@ -179,7 +177,39 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
     if not jobs:
         return []
     quiet_libraries()
-    tokenizer, env, configs, done = runner.load_tokenizer(), runner.environment(device), None, []
+    env = runner.environment(device)
+    sweep = Sweep(sweep_id=uuid.uuid4().hex[:16], models=",".join(cfg.models), planned=len(jobs),
+                  started_at=store.utcnow(), updated_at=store.utcnow(), hostname=env["hostname"])
+    store.start_sweep(cfg.db, sweep)
+    try:
+        done = _evaluate_jobs(cfg, jobs, _Session(device, dtype, runner.load_tokenizer(), env,
+                                                  sweep.sweep_id), show_progress)
+    except BaseException:  # an error, or Ctrl-C: what is stored stays; the sweep is marked
+        store.end_sweep(cfg.db, sweep.sweep_id, "stopped")
+        raise
+    store.end_sweep(cfg.db, sweep.sweep_id, "done")
+    return done
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What every job of one sweep shares."""
+
+    device: str
+    dtype: str
+    tokenizer: object
+    env: dict
+    sweep_id: str
+
+
+def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: _Session, show_progress: bool) -> list[dict]:
+    """The loop: the next checkpoint loads on a background thread while this one is evaluated."""
+    from tqdm import tqdm
+
+    from evalsuite import runner
+    from evalsuite.prefetch import Prefetcher
+
+    configs, done, device, dtype = None, [], session.device, session.dtype
 
     def load(job: Job):
         ckpt = checkpoint_for(cfg, job.model, job.step)
@@ -194,8 +224,8 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
             (ckpt, model), started = loaded, time.monotonic()
             # Built after the first load, so a missing checkpoint is reported before this slow step.
             configs = configs or {c["task"]: c for c in runner.task_configs(cfg.tasks, cfg.data_dir, cfg.shots)}
-            run = new_run(cfg, job, ckpt, device, dtype, env)
-            written = run_job(cfg, job, model, tokenizer, run, configs)
+            run = new_run(cfg, job, ckpt, device, dtype, session.env)
+            written = run_job(cfg, job, model, session.tokenizer, run, configs, session.sweep_id)
             done.append(dict(model=job.model, step=job.step, tasks=written, run_id=run.run_id,
                              seconds=time.monotonic() - started))
             del model, loaded

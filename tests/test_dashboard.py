@@ -23,7 +23,7 @@ from dashboard.data import add_model_columns
 from dashboard.views.compare import differences
 from evalsuite import store
 from evalsuite.baselines import model_info
-from evalsuite.records import Run, Score
+from evalsuite.records import Run, Score, Sweep
 from evalsuite.registry import FINAL_STEP, tokens_seen
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
@@ -32,14 +32,15 @@ DEMO_STEPS = [0, 25, 50, 100]
 FAR = {"lambada_openai"}  # local pythia-70m scores placed 3 stderrs off the published ones
 
 
-def _job(path: Path, model: str, step: int, rows: list[tuple[str, str, float, float]], n: int) -> str:
+def _job(path: Path, model: str, step: int, rows: list[tuple[str, str, float, float]], n: int,
+         sweep_id: str | None = None) -> str:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     run_id = f"test-{model}-{step}"
     run = Run(run_id=run_id, source="local", model=model, step=step, backend="evalsuite-fast",
               doc_limit=n, dtype="float32", device="cpu", started_at=now, finished_at=now, duration_s=1.0)
     scores = [Score(model, step, tokens_seen(step), task, metric, 0, value, se, n, n, "float32", run_id, "local")
               for task, metric, value, se in rows]
-    store.write_job(path, store.JobKey(model, step, 0, n, "float32"), run, scores, [])
+    store.write_job(path, store.JobKey(model, step, 0, n, "float32"), run, scores, [], sweep_id=sweep_id)
     return run_id
 
 
@@ -56,9 +57,11 @@ def db(tmp_path_factory) -> Path:
     _job(path, "pythia-70m", FINAL_STEP, off, 500)
     # a demo-shaped curve: the untrained 70m's published scores, drifting a little with each step
     start = _published(path, "pythia-70m", 0)
+    now = store.utcnow()  # a sweep still running: 4 of its 8 checkpoints stored
+    store.start_sweep(path, Sweep("sw1", "pythia-demo", planned=8, started_at=now, updated_at=now, hostname="lab-gpu-3"))
     for i, step in enumerate(DEMO_STEPS):
         rows = [(t, m, v * (1 + 0.01 * i), se) for t, m, v, se in start.itertuples(index=False)]
-        _job(path, "pythia-demo", step, rows, 50)
+        _job(path, "pythia-demo", step, rows, 50, sweep_id="sw1")
     return path
 
 
@@ -144,7 +147,10 @@ def test_runs_view_shows_coverage_provenance_and_the_sweep(db, monkeypatch):
     assert set(cells.loc[cells["model"] == "pythia-demo", "step_label"]) == {str(s) for s in DEMO_STEPS}
     provenance = at.dataframe[0].value
     assert set(provenance["run_id"]) == {"test-pythia-70m-143000"} | {f"test-pythia-demo-{s}" for s in DEMO_STEPS}
-    assert any("Sweep progress" in m.value for m in at.markdown)  # the runs above finished just now
+    assert any("Sweep progress" in m.value for m in at.markdown)
+    bar, = [p for p in at.get("progress") if "lab-gpu-3" in p.proto.text]
+    assert bar.proto.text.startswith("pythia-demo on lab-gpu-3: 4 of 8 checkpoints stored, ")
+    assert "left" in bar.proto.text and bar.proto.value == 50
 
 
 def test_url_reproduces_the_view_and_follows_the_pickers(db, monkeypatch):

@@ -44,6 +44,9 @@ def test_run_stores_every_score_with_provenance(first_run):
     assert runs.device.eq("cpu").all() and runs.duration_s.gt(0).all() and runs.hostname.notna().all()
     samples = store.read_df(db, "SELECT task, count(*) AS n FROM samples GROUP BY task ORDER BY task")
     assert list(samples.n) == [2 * LIMIT, 2 * LIMIT]
+    sweep = store.read_df(db, "SELECT * FROM sweeps")
+    assert (list(sweep.models), list(sweep.planned), list(sweep.done), list(sweep.status)) == (
+        ["pythia-70m"], [2], [2], ["done"])
     assert "0 of 2 checkpoints already stored; 2 to evaluate" in result.stdout
     assert "evaluated 2 checkpoint(s)" in result.stdout
 
@@ -98,6 +101,8 @@ def test_killed_sweep_resumes_with_nothing_lost_or_duplicated(tmp_path, hf_home)
     proc.wait()
     partial = _scores(db)
     assert len(partial) in (4, 8)  # whole checkpoints only
+    killed = store.read_df(db, "SELECT status, done, planned FROM sweeps")
+    assert killed.values.tolist() == [["running", len(partial) // 4, 3]]  # the dashboard flags it when stale
     result = run_evalsuite(hf_home, db, *args, "--steps", "1000,2000,3000")
     assert result.returncode == 0, result.stderr[-2000:]
     scores = _scores(db)

@@ -11,10 +11,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, download, state
-from dashboard.data import PUBLISHED, load_runs, load_scores
+from dashboard.data import PUBLISHED, load_scores, load_sweeps
 from evalsuite.registry import ALL_STEPS, MODELS
 
-RECENT_MIN = 15  # a run that finished this recently counts as part of a sweep in flight
+STALLED_FACTOR = 5  # a running sweep silent for 5 checkpoints' time may have been killed
 PROVENANCE = ["run_id", "source", "model", "step", "finished_at", "duration_s", "backend", "dtype",
               "doc_limit", "batch_size", "device", "gpu_name", "hostname", "model_source",
               "data_source", "evalsuite_commit", "lm_eval_version", "transformers_version",
@@ -63,22 +63,38 @@ def _provenance(runs: pd.DataFrame, source: str) -> pd.DataFrame:
 
 @st.fragment(run_every=5)
 def _progress(path: Path) -> None:
-    """Re-read every few seconds: a sweep commits one checkpoint at a time."""
-    runs = load_runs(path)
-    local = runs[(runs["source"] != PUBLISHED) & runs["finished_at"].notna()]
-    now = datetime.now(timezone.utc).replace(tzinfo=None)  # the store keeps naive UTC times
-    recent = local[local["finished_at"] > pd.Timestamp(now) - pd.Timedelta(minutes=RECENT_MIN)]
-    if recent.empty:
-        last = local["finished_at"].max() if not local.empty else None
-        when = f"the last one finished {_ago(now, last)}" if last is not None else "none recorded yet"
-        st.caption(f"No sweep writing now (no run finished in the last {RECENT_MIN} min); local runs: {when}.")
+    """Re-read every few seconds: a sweep counts each checkpoint it stores in the sweeps table."""
+    now = pd.Timestamp(datetime.now(timezone.utc).replace(tzinfo=None))  # the store keeps naive UTC
+    sweeps = load_sweeps(path)
+    running = sweeps[sweeps["status"] == "running"]
+    if running.empty:
+        last = sweeps.iloc[0] if not sweeps.empty else None
+        ended = {"done": "finished", "stopped": "stopped"}
+        st.caption("No sweep running." + (f" The last one ({last['models']}) {ended.get(last['status'], last['status'])} "
+                                          f"{_ago(now, last['updated_at'])}: {last['done']} of "
+                                          f"{last['planned']} checkpoints." if last is not None else ""))
         return
-    st.markdown(f"**Sweep progress** (local runs finished in the last {RECENT_MIN} min)")
-    a, b, c = st.columns(3)
-    a.metric("last checkpoint stored", _ago(now, recent["finished_at"].max()))
-    b.metric(f"runs in last {RECENT_MIN} min", len(recent))
-    c.metric("median time per run", f"{recent['duration_s'].median():.0f} s")
-    _per_model(path, sorted(set(recent["model"])))
+    st.markdown("**Sweep progress**")
+    for sweep in running.itertuples():
+        _sweep_bar(now, sweep)
+    _per_model(path, sorted({m for s in running["models"] for m in s.split(",")}))
+
+
+def _sweep_bar(now: pd.Timestamp, sweep) -> None:
+    done, planned = int(sweep.done), int(sweep.planned)
+    text = f"{sweep.models} on {sweep.hostname}: {done} of {planned} checkpoints stored"
+    if done:
+        per = (sweep.updated_at - sweep.started_at).total_seconds() / done
+        text += f", {per:.0f} s each, about {_duration(per * (planned - done))} left"
+        if (now - sweep.updated_at).total_seconds() > max(STALLED_FACTOR * per, 600):
+            text += (f"; no checkpoint stored for {_ago(now, sweep.updated_at).removesuffix(' ago')}: "
+                     "if it was killed, the same command resumes it")
+    st.progress(min(done / max(planned, 1), 1.0), text=text)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds} s" if seconds < 120 else (f"{seconds // 60} min" if seconds < 7200 else f"{seconds // 3600} h")
 
 
 def _per_model(path: Path, models: list[str]) -> None:
