@@ -119,16 +119,22 @@ def init(path: Path, seed: bool = True) -> Path:
 
 def stored_tasks(path: Path, key: JobKey) -> set[str]:
     """Tasks already stored for this key (empty if the store does not exist yet)."""
+    return stored_tasks_by_step(path, key).get(key.step, set())
+
+
+def stored_tasks_by_step(path: Path, key: JobKey) -> dict[int | None, set[str]]:
+    """{step: tasks stored} for the key's model and settings, every step at once (key.step unused)."""
     if not path.exists():
-        return set()
+        return {}
     with connect(path, read_only=True) as con:
         rows = con.execute(
-            "SELECT DISTINCT task FROM scores WHERE model = ? AND step IS NOT DISTINCT FROM ? "
-            "AND shots = ? AND doc_limit IS NOT DISTINCT FROM ? AND dtype IS NOT DISTINCT FROM ? "
-            "AND source = ?",
-            [key.model, key.step, key.shots, key.doc_limit, key.dtype, key.source],
-        ).fetchall()
-    return {task for (task,) in rows}
+            "SELECT DISTINCT step, task FROM scores WHERE model = ? AND shots = ? AND source = ? "
+            "AND doc_limit IS NOT DISTINCT FROM ? AND dtype IS NOT DISTINCT FROM ?",
+            [key.model, key.shots, key.source, key.doc_limit, key.dtype]).fetchall()
+    stored: dict[int | None, set[str]] = {}
+    for step, task in rows:
+        stored.setdefault(step, set()).add(task)
+    return stored
 
 
 def write_job(path: Path, key: JobKey, run: Run, scores: list[Score], samples: list[Sample],

@@ -33,6 +33,7 @@ class RunConfig:
     steps: dict[str, list[int]]  # per model
     tasks: list[TaskSpec]
     data_dir: Path | None  # None: the Hub
+    db: Path
     shots: int = 0
     limit: int | None = None
     device: str | None = None
@@ -40,7 +41,6 @@ class RunConfig:
     batch_size: str = "auto"
     backend: str = "fast"
     model_path: Path | None = None
-    db: Path = store.db_path()
     force: bool = False
     cleanup: bool = False
 
@@ -80,15 +80,15 @@ def plan(cfg: RunConfig, dtype: str) -> list[Job]:
     """The jobs still to do: (model, step) pairs with the tasks not yet stored."""
     jobs = []
     for model in cfg.models:
+        stored = {} if cfg.force else store.stored_tasks_by_step(cfg.db, _key(cfg, model, None, dtype))
         for step in cfg.steps[model]:
-            done = set() if cfg.force else store.stored_tasks(cfg.db, _key(cfg, model, step, dtype))
-            todo = [t for t in cfg.tasks if t.name not in done]
+            todo = [t for t in cfg.tasks if t.name not in stored.get(step, set())]
             if todo:
                 jobs.append(Job(model, step, todo))
     return jobs
 
 
-def _key(cfg: RunConfig, model: str, step: int, dtype: str) -> store.JobKey:
+def _key(cfg: RunConfig, model: str, step: int | None, dtype: str) -> store.JobKey:
     return store.JobKey(model=model, step=step, shots=cfg.shots, doc_limit=cfg.limit, dtype=dtype)
 
 
