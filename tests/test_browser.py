@@ -23,7 +23,7 @@ import pytest
 
 from evalsuite import store
 from evalsuite.paths import RESULTS_DIR
-from evalsuite.records import Run, Score
+from evalsuite.records import Run, Score, Sweep
 from evalsuite.registry import tokens_seen
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,22 +47,25 @@ def _published(path: Path, step: int):
                                "AND step = ? AND shots = 0 AND source = 'published'", [step])
 
 
-def _write(path: Path, model: str, step: int, rows, scale: float, shift_se: float) -> None:
+def _write(path: Path, model: str, step: int, rows, scale: float, shift_se: float, sweep=None) -> None:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     run_id = f"browser-{model}-{step}"
     run = Run(run_id, "local", model, step, backend="evalsuite-fast", doc_limit=50,
               started_at=now, finished_at=now, duration_s=1.0)
     scores = [Score(model, step, tokens_seen(step), t, m, 0, v * scale + shift_se * se, se, 50, 50, None,
                     run_id, "local") for t, m, v, se in rows.itertuples(index=False)]
-    store.write_job(path, store.JobKey(model, step, 0, 50, None), run, scores, [])
+    store.write_job(path, store.JobKey(model, step, 0, 50, None), run, scores, [], sweep_id=sweep)
 
 
 def _store(path: Path) -> Path:
     """A new (seeded) store plus local runs written by the sweep's writer: a pythia-demo curve and a
-    pythia-70m final checkpoint half a stderr above the published one."""
+    pythia-70m final checkpoint half a stderr above the published one; the demo's sweep is still
+    running (4 of 6 checkpoints)."""
     store.init(path)
+    now = store.utcnow()
+    store.start_sweep(path, Sweep("browser-sweep", "pythia-demo", 6, started_at=now, updated_at=now, hostname="here"))
     for i, step in enumerate([0, 25, 50, 100]):
-        _write(path, "pythia-demo", step, _published(path, 0), 1 + 0.02 * i, 0.0)
+        _write(path, "pythia-demo", step, _published(path, 0), 1 + 0.02 * i, 0.0, sweep="browser-sweep")
     _write(path, "pythia-70m", 143_000, _published(path, 143_000), 1.0, 0.5)
     return path
 
@@ -148,6 +151,7 @@ def test_model_card_scaling_plots_render_and_the_link_holds_the_view(server, bro
 def test_runs_and_comparison_views_render(server, browser):
     page = _open(browser, server + "/?view=runs", 1, "runs")
     assert page.get_by_text("Sweep progress").count() >= 1
+    assert page.get_by_text("pythia-demo on here: 4 of 6 checkpoints stored").count() == 1
     page.close()
     page = _open(browser, server + "/?view=compare", 1, "compare")
     assert page.locator("[data-testid='stDataFrame']").count() == 1
