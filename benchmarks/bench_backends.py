@@ -27,17 +27,11 @@ SHAPES = {"14m": dict(layers=6, width=128, heads=4), "70m": dict(layers=6, width
 
 
 def build_requests(limit: int | None):
-    from lm_eval.tasks import get_task_dict
-
-    from evalsuite.runner import task_configs
+    from evalsuite.runner import lm_eval_requests
     from evalsuite.tasks import load_tasks
 
     suite = load_tasks()
-    requests = []
-    for task in get_task_dict(task_configs(suite.select(None), suite.data_dir, 0)).values():
-        task.build_all_requests(limit=limit, rank=0, world_size=1)
-        requests += task.instances
-    return requests
+    return lm_eval_requests(suite.select(None), suite.data_dir, limit)
 
 
 def timed(fn):

@@ -180,6 +180,18 @@ def _local_data(config: dict, spec: TaskSpec, data_dir: Path, shots: int) -> dic
     return overrides
 
 
+def lm_eval_requests(specs: list[TaskSpec], data_dir: Path | None, limit: int | None) -> list:
+    """lm-eval's own zero-shot loglikelihood requests (Instances) for the first `limit` documents
+    of each task: exactly what a backend is asked (the fast backend's tests and benchmark)."""
+    from lm_eval.tasks import get_task_dict
+
+    requests = []
+    for task in get_task_dict(task_configs(specs, data_dir, 0)).values():
+        task.build_all_requests(limit=limit, rank=0, world_size=1)
+        requests += task.instances
+    return requests
+
+
 def evaluate(lm, configs: list[dict], shots: int, limit: int | None) -> dict:
     """lm-eval's simple_evaluate over the tasks (full configs from task_configs), with samples."""
     import lm_eval

@@ -28,17 +28,11 @@ def tok():
 @pytest.fixture(scope="module")
 def instances():
     """lm-eval's own loglikelihood requests for the first LIMIT documents of every task."""
-    from lm_eval.tasks import get_task_dict
-
-    from evalsuite.runner import task_configs
+    from evalsuite.runner import lm_eval_requests
     from evalsuite.tasks import load_tasks
 
     suite = load_tasks()
-    out = []
-    for task in get_task_dict(task_configs(suite.select(None), suite.data_dir, 0)).values():
-        task.build_all_requests(limit=LIMIT, rank=0, world_size=1)
-        out += task.instances
-    return out
+    return lm_eval_requests(suite.select(None), suite.data_dir, LIMIT)
 
 
 def hf_lm(model, tok):
