@@ -14,7 +14,6 @@ from pathlib import Path
 
 from evalsuite import registry, store
 from evalsuite.errors import EvalsuiteError
-from evalsuite.inspect import _filters
 
 SCORE_FIELDS = ["model", "step", "tokens", "task", "metric", "shots", "value", "stderr", "n",
                 "source", "doc_limit", "dtype", "run_id"]
@@ -23,10 +22,7 @@ SCORE_FIELDS = ["model", "step", "tokens", "task", "metric", "shots", "value", "
 def score_rows(db: Path, models: list[str] | None = None, tasks: list[str] | None = None,
                source: str | None = None) -> list[dict]:
     """Stored scores as plain dicts (None for missing values), in a stable order."""
-    where, params = _filters(",".join(models) if models else None, source)
-    if tasks:
-        where += (" AND " if where else "WHERE ") + f"task IN ({', '.join('?' for _ in tasks)})"
-        params += tasks
+    where, params = store.scores_where(models, tasks, source)
     frame = store.read_df(db, f"SELECT {', '.join(SCORE_FIELDS)} FROM scores {where} "
                               "ORDER BY source, model, step NULLS FIRST, shots, task, metric", params)
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]

@@ -6,13 +6,11 @@ from pathlib import Path
 
 from evalsuite import store
 
-HEADLINE = {"lambada_openai": "acc", "piqa": "acc", "winogrande": "acc", "arc_easy": "acc", "sciq": "acc"}
-
-
 def print_listing(db: str | None, model: str | None = None, source: str | None = None) -> None:
     """One line per (source, model, step): which tasks are stored, and at which shots."""
     path = store.db_path(db)
-    where, params = _filters(model, source)
+    models = [m.strip() for m in model.split(",")] if model else None
+    where, params = store.scores_where(models, source=source)
     frame = store.read_df(path, f"""
         SELECT source, model, step, shots, string_agg(DISTINCT task, ',' ORDER BY task) AS tasks,
                count(*) AS scores
@@ -22,18 +20,6 @@ def print_listing(db: str | None, model: str | None = None, source: str | None =
         return
     print(_table(frame.fillna({"step": -1}).astype({"step": int}).replace({"step": {-1: "-"}})))
     print(f"{len(frame)} (model, step, shots) groups, {int(frame.scores.sum())} scores in {path}")
-
-
-def _filters(model: str | None, source: str | None) -> tuple[str, list]:
-    clauses, params = [], []
-    if model:
-        names = [m.strip() for m in model.split(",")]
-        clauses.append(f"model IN ({', '.join('?' for _ in names)})")
-        params += names
-    if source:
-        clauses.append("source = ?")
-        params.append(source)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def print_run_summary(db: Path, done: list[dict], shots: int) -> None:

@@ -241,6 +241,20 @@ def end_sweep(path: Path, sweep_id: str, status: str) -> None:
                     [status, utcnow(), sweep_id]).fetchall()
 
 
+def scores_where(models: list[str] | None = None, tasks: list[str] | None = None,
+                 source: str | None = None) -> tuple[str, list]:
+    """A `WHERE ...` clause and its parameters selecting scores (empty when nothing is asked)."""
+    clauses, params = [], []
+    for column, values in (("model", models), ("task", tasks)):
+        if values:
+            clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            params += values
+    if source:
+        clauses.append("source = ?")
+        params.append(source)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
 def read_df(path: Path, sql: str, params: list | None = None):
     """Run a read-only query and return a pandas DataFrame (empty store: a clear error)."""
     if not path.exists():

@@ -15,7 +15,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 from evalsuite import demo, registry, store
@@ -120,7 +119,7 @@ def new_run(cfg: RunConfig, job: Job, ckpt, device: str, dtype: str, env: dict) 
         backend=cfg.backend, model_source=ckpt.describe(),
         data_source=str(cfg.data_dir) if cfg.data_dir else "hub", doc_limit=cfg.limit,
         dtype=dtype, batch_size=cfg.batch_size, device=device, evalsuite_commit=git_commit(),
-        started_at=datetime.now(timezone.utc).replace(tzinfo=None), **env)
+        started_at=store.utcnow(), **env)
 
 
 def run_job(cfg: RunConfig, job: Job, model, tokenizer, run: Run, configs: dict[str, dict],
@@ -139,7 +138,7 @@ def run_job(cfg: RunConfig, job: Job, model, tokenizer, run: Run, configs: dict[
                                source="local", doc_limit=cfg.limit, dtype=run.dtype)
     samples = results.parse_samples(raw["samples"], model=job.model, step=job.step,
                                     shots=cfg.shots, run_id=run.run_id)
-    finished = datetime.now(timezone.utc).replace(tzinfo=None)
+    finished = store.utcnow()
     run = replace(run, finished_at=finished, duration_s=(finished - run.started_at).total_seconds())
     return store.write_job(cfg.db, _key(cfg, job.model, job.step, run.dtype), run, scores, samples,
                            replace=cfg.force, sweep_id=sweep_id)
