@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalsuite import store
+from evalsuite.committer import Committed
 
 def print_listing(db: str | None, model: str | None = None, source: str | None = None) -> None:
     """One line per (source, model, step): which tasks are stored, and at which shots."""
@@ -22,19 +23,19 @@ def print_listing(db: str | None, model: str | None = None, source: str | None =
     print(f"{len(frame)} (model, step, shots) groups, {int(frame.scores.sum())} scores in {path}")
 
 
-def print_run_summary(db: Path, done: list[dict], shots: int) -> None:
+def print_run_summary(db: Path, done: list[Committed], shots: int) -> None:
     """After a sweep: seconds per checkpoint and the headline scores of what was just run."""
     if not done:
         print("nothing to do: every requested checkpoint is already stored (use --force to redo)")
         return
-    ids = [d["run_id"] for d in done]
+    ids = [d.run_id for d in done]
     frame = store.read_df(db, f"""
         SELECT model, step, task, metric, value, stderr FROM scores
         WHERE run_id IN ({', '.join('?' for _ in ids)}) ORDER BY model, step, task, metric""", ids)
     frame = frame.pivot_table(index=["model", "step"], columns=["task", "metric"], values="value")
     frame.columns = [f"{t}:{m}" for t, m in frame.columns]
     print(_table(frame.reset_index(), floatfmt="{:.4g}"))
-    seconds = [d["seconds"] for d in done]
+    seconds = [d.times.wall_s for d in done]
     print(f"evaluated {len(done)} checkpoint(s), {sum(seconds) / len(seconds):.1f} s each on average "
           f"({shots}-shot); stored in {db}")
 

@@ -6,7 +6,7 @@ parsed out of file names. store.py maps these to DuckDB tables of the same colum
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 
@@ -80,10 +80,51 @@ class Sweep:
     models: str  # comma list
     planned: int  # checkpoints it set out to evaluate
     done: int = 0  # checkpoints stored so far (counted in each job's own transaction)
-    status: str = "running"  # running, done, failed; a killed sweep stays 'running', not updated
+    status: str = "running"  # running, done, stopped; a killed sweep stays 'running', not updated
     started_at: datetime | None = None
     updated_at: datetime | None = None
     hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """What makes two evaluations the same: resuming skips a task whose key is already stored."""
+
+    model: str
+    step: int | None
+    shots: int
+    doc_limit: int | None
+    dtype: str | None
+    source: str = "local"
+
+
+@dataclass
+class JobTimes:
+    """Where one checkpoint's time went in a sweep (not stored; printed and benchmarked)."""
+
+    load_wait_s: float = 0.0  # blocked on the prefetched checkpoint
+    requests_s: float = 0.0  # building lm-eval's requests: the sweep's first checkpoint only
+    scoring_s: float = 0.0  # the backend's loglikelihood call
+    metrics_s: float = 0.0  # lm-eval's filters, per-document metrics, aggregation; sample records
+    wall_s: float = 0.0  # the checkpoint's share of the sweep's wall time (commit excluded)
+    commit_s: float = 0.0  # the store transaction, which overlaps the next checkpoint
+
+
+@dataclass
+class JobRecord:
+    """One evaluated checkpoint (or imported file): its run, scores and per-document samples,
+    committed to the store together in one transaction."""
+
+    run: Run
+    shots: int
+    scores: list[Score]
+    samples: list[Sample]
+    times: JobTimes = field(default_factory=JobTimes)
+
+    @property
+    def key(self) -> JobKey:
+        run = self.run
+        return JobKey(run.model, run.step, self.shots, run.doc_limit, run.dtype, run.source)
 
 
 def columns(record_type) -> list[str]:

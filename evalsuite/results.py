@@ -70,18 +70,24 @@ def to_scores(metrics: list[Metric], *, model: str, step: int | None, run_id: st
 def parse_samples(raw_samples: dict[str, list[dict]], *, model: str, step: int | None, shots: int,
                   run_id: str) -> list[Sample]:
     """lm-eval 0.4's `samples` (log_samples=True) -> one Sample per document."""
-    out = []
-    for task, docs in raw_samples.items():
-        for doc in docs:
-            resps = doc["filtered_resps"]  # [(loglikelihood, is_greedy)] per choice
-            target = _target(doc["target"], len(resps))
-            out.append(Sample(
-                run_id=run_id, model=model, step=step, task=task, shots=shots,
-                doc_id=int(doc["doc_id"]), target=target, correct=bool(doc["acc"]),
-                correct_norm=bool(doc["acc_norm"]) if "acc_norm" in doc else None,
-                loglikelihoods=[float(r[0]) for r in resps], is_greedy=[_flag(r[1]) for r in resps],
-            ))
-    return out
+    return [
+        make_sample(run_id=run_id, model=model, step=step, task=task, shots=shots,
+                    doc_id=int(doc["doc_id"]), target=doc["target"], resps=doc["filtered_resps"],
+                    metrics=doc)
+        for task, docs in raw_samples.items() for doc in docs
+    ]
+
+
+def make_sample(*, run_id: str, model: str, step: int | None, task: str, shots: int, doc_id: int,
+                target, resps: list, metrics: dict) -> Sample:
+    """One document's Sample from what lm-eval logs for it: its target, its filtered responses
+    ([(loglikelihood, is_greedy)] per choice) and its per-document metrics (acc, acc_norm)."""
+    return Sample(
+        run_id=run_id, model=model, step=step, task=task, shots=shots, doc_id=doc_id,
+        target=_target(target, len(resps)), correct=bool(metrics["acc"]),
+        correct_norm=bool(metrics["acc_norm"]) if "acc_norm" in metrics else None,
+        loglikelihoods=[float(r[0]) for r in resps], is_greedy=[_flag(r[1]) for r in resps],
+    )
 
 
 # lm-eval's samples_*.jsonl files hold str() of every response and target ("-5.2", "False", "0"),

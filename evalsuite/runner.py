@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,12 +126,9 @@ def task_configs(specs: list[TaskSpec], data_dir: Path | None, shots: int) -> li
     """lm-eval's own task definitions, with `dataset_path` pointed at local files if asked."""
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    index = _task_index()
     configs = []
     for spec in specs:
-        if spec.lm_eval_task not in index:
-            raise EvalsuiteError(f"task {spec.name!r}: lm-eval has no task {spec.lm_eval_task!r}")
-        config = load_yaml(index[spec.lm_eval_task].yaml_path, resolve_func=True)
+        config = load_yaml(task_yaml(spec.lm_eval_task), resolve_func=True)
         config["task"] = spec.name
         if data_dir is not None:
             config.update(_local_data(config, spec, data_dir, shots))
@@ -150,12 +148,37 @@ def _check_hub_data(spec: TaskSpec, dataset: str) -> None:
             f"data: use --data-dir {TASK_DATA_DIR} (or tasks.yaml's data_dir)")
 
 
-@functools.cache
-def _task_index() -> dict:
-    """lm-eval's task name -> entry. Building it reads ~10,000 YAML files: once per process."""
+def task_yaml(name: str) -> Path:
+    """The YAML file of lm-eval's task `name`, confirmed by loading it as lm-eval does.
+
+    lm-eval's TaskManager finds it by parsing all of its ~14,000 task files (5-10 s); a task
+    file names its task on a `task: NAME` line, so a plain-text scan finds it in well under a
+    second. A task the scan cannot place (defined some other way) falls back to lm-eval's index.
+    """
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    for path in _task_lines().get(name, []):
+        if load_yaml(path, resolve_func=False).get("task") == name:
+            return path
     from lm_eval.tasks import TaskManager
 
-    return TaskManager().task_index
+    entry = TaskManager().task_index.get(name)
+    if entry is None or entry.yaml_path is None:
+        raise EvalsuiteError(f"lm-eval has no task {name!r}")
+    return Path(entry.yaml_path)
+
+
+@functools.cache
+def _task_lines() -> dict[str, list[Path]]:
+    """{NAME: files with a `task: NAME` line} over lm-eval's task folder: read once per process."""
+    import lm_eval.tasks
+
+    line = re.compile(r"^task:[ \t]*['\"]?([^'\"\s#]+)['\"]?[ \t]*(?:#.*)?$", re.MULTILINE)
+    found: dict[str, list[Path]] = {}
+    for path in sorted(Path(lm_eval.tasks.__file__).parent.rglob("*.yaml")):
+        for name in line.findall(path.read_text(errors="replace")):
+            found.setdefault(name, []).append(path)
+    return found
 
 
 def _local_data(config: dict, spec: TaskSpec, data_dir: Path, shots: int) -> dict:
@@ -183,13 +206,10 @@ def _local_data(config: dict, spec: TaskSpec, data_dir: Path, shots: int) -> dic
 def lm_eval_requests(specs: list[TaskSpec], data_dir: Path | None, limit: int | None) -> list:
     """lm-eval's own zero-shot loglikelihood requests (Instances) for the first `limit` documents
     of each task: exactly what a backend is asked (the fast backend's tests and benchmark)."""
-    from lm_eval.tasks import get_task_dict
+    from evalsuite.lmeval.requests import prepare
 
-    requests = []
-    for task in get_task_dict(task_configs(specs, data_dir, 0)).values():
-        task.build_all_requests(limit=limit, rank=0, world_size=1)
-        requests += task.instances
-    return requests
+    configs = task_configs(specs, data_dir, 0)
+    return prepare(configs, 0, limit, str(data_dir) if data_dir else "hub").instances
 
 
 def evaluate(lm, configs: list[dict], shots: int, limit: int | None) -> dict:

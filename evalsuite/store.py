@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import duckdb
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import DEFAULT_DB
-from evalsuite.records import Run, Sample, Score, Sweep, as_tuple, columns
+from evalsuite.records import JobKey, JobRecord, Run, Sample, Score, Sweep, as_tuple, columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -48,18 +47,6 @@ CREATE TABLE IF NOT EXISTS samples (
 """
 
 LOCK_WAIT_S = 60.0  # how long to wait for the other process's lock before giving up
-
-
-@dataclass(frozen=True)
-class JobKey:
-    """What makes two evaluations the same: resuming skips a task whose key is already stored."""
-
-    model: str
-    step: int | None
-    shots: int
-    doc_limit: int | None
-    dtype: str | None
-    source: str = "local"
 
 
 def db_path(path: str | Path | None = None) -> Path:
@@ -137,8 +124,7 @@ def stored_tasks_by_step(path: Path, key: JobKey) -> dict[int | None, set[str]]:
     return stored
 
 
-def write_job(path: Path, key: JobKey, run: Run, scores: list[Score], samples: list[Sample],
-              replace: bool = False, sweep_id: str | None = None) -> list[str]:
+def write_job(path: Path, record: JobRecord, replace: bool = False, sweep_id: str | None = None) -> list[str]:
     """Commit one job atomically and return the tasks written.
 
     With replace, rows stored earlier under the same key are deleted first (--force); without
@@ -148,7 +134,7 @@ def write_job(path: Path, key: JobKey, run: Run, scores: list[Score], samples: l
     with connect(path) as con:
         con.begin()
         try:
-            written = _write(con, key, run, scores, samples, replace)
+            written = _write(con, record, replace)
             if sweep_id:
                 con.execute("UPDATE sweeps SET done = done + 1, updated_at = ? WHERE sweep_id = ?",
                             [utcnow(), sweep_id]).fetchall()
@@ -192,11 +178,12 @@ def _new_tasks(stored: set, key: JobKey, scores: list[Score]) -> list[str]:
     return tasks
 
 
-def _write(con, key, run, scores, samples, replace) -> list[str]:
+def _write(con, record: JobRecord, replace: bool) -> list[str]:
+    key = record.key
     where = ("model = ? AND step IS NOT DISTINCT FROM ? AND shots = ? AND source = ? AND task = ? "
              "AND doc_limit IS NOT DISTINCT FROM ? AND dtype IS NOT DISTINCT FROM ?")
     written = []
-    for task in sorted({s.task for s in scores}):
+    for task in sorted({s.task for s in record.scores}):
         args = [key.model, key.step, key.shots, key.source, task, key.doc_limit, key.dtype]
         exists = con.execute(f"SELECT count(*) FROM scores WHERE {where}", args).fetchall()[0][0]
         if exists and not replace:
@@ -208,14 +195,14 @@ def _write(con, key, run, scores, samples, replace) -> list[str]:
         written.append(task)
     if not written:
         return written
-    _insert(con, "runs", columns(Run), [as_tuple(run)])
-    _insert(con, "scores", columns(Score), [as_tuple(s) for s in scores if s.task in written])
-    _insert(con, "samples", columns(Sample), [as_tuple(s) for s in samples if s.task in written])
+    _insert(con, "runs", columns(Run), [as_tuple(record.run)])
+    _insert(con, "scores", columns(Score), [as_tuple(s) for s in record.scores if s.task in written])
+    _insert_samples(con, [s for s in record.samples if s.task in written])
     return written
 
 
 def _insert(con, table: str, cols: list[str], rows: list[tuple]) -> None:
-    # A DataFrame insert: executemany is row-at-a-time and far too slow for 25,000 samples a job.
+    # A DataFrame insert: executemany is row-at-a-time and far too slow for many rows.
     import pandas as pd
 
     if rows:
@@ -223,6 +210,26 @@ def _insert(con, table: str, cols: list[str], rows: list[tuple]) -> None:
         con.register("incoming", frame)
         con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM incoming").fetchall()
         con.unregister("incoming")
+
+
+def _insert_samples(con, samples: list[Sample]) -> None:
+    """A checkpoint's samples (11,634 for the five full tasks) in one columnar Arrow insert:
+    building pandas rows of Python lists costs more than the insert itself."""
+    import pyarrow as pa
+
+    if not samples:
+        return
+    cols = columns(Sample)
+    schema = pa.schema([
+        ("run_id", pa.string()), ("model", pa.string()), ("step", pa.int32()), ("task", pa.string()),
+        ("shots", pa.int32()), ("doc_id", pa.int32()), ("target", pa.int32()),
+        ("correct", pa.bool_()), ("correct_norm", pa.bool_()),
+        ("loglikelihoods", pa.list_(pa.float64())), ("is_greedy", pa.list_(pa.bool_()))])
+    table = pa.table({c: [getattr(s, c) for s in samples] for c in cols}, schema=schema)
+    con.register("incoming_samples", table)
+    con.execute(f"INSERT INTO samples ({', '.join(cols)}) SELECT {', '.join(cols)} "
+                "FROM incoming_samples").fetchall()
+    con.unregister("incoming_samples")
 
 
 def utcnow() -> datetime:

@@ -20,7 +20,8 @@ from pathlib import Path
 from evalsuite import demo, registry, store
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import ROOT
-from evalsuite.records import Run, Sweep
+from evalsuite.committer import Committed, Committer
+from evalsuite.records import JobRecord, Run, Sweep
 from evalsuite.tasks import TaskSpec, load_tasks
 
 
@@ -113,35 +114,42 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def new_run(cfg: RunConfig, job: Job, ckpt, device: str, dtype: str, env: dict) -> Run:
+def new_run(cfg: RunConfig, job: Job, ckpt, session: "Session") -> Run:
     return Run(
         run_id=uuid.uuid4().hex[:16], source="local", model=job.model, step=job.step,
         backend=cfg.backend, model_source=ckpt.describe(),
         data_source=str(cfg.data_dir) if cfg.data_dir else "hub", doc_limit=cfg.limit,
-        dtype=dtype, batch_size=cfg.batch_size, device=device, evalsuite_commit=git_commit(),
-        started_at=store.utcnow(), **env)
+        dtype=session.dtype, batch_size=cfg.batch_size, device=session.device,
+        started_at=store.utcnow(), **session.env)
 
 
-def run_job(cfg: RunConfig, job: Job, model, tokenizer, run: Run, configs: dict[str, dict],
-            sweep_id: str | None = None) -> list[str]:
-    """Evaluate one loaded checkpoint on the job's tasks and commit the results atomically."""
-    from evalsuite import results, runner
+def prepare_requests(cfg: RunConfig):
+    """lm-eval's requests for every task of the sweep, built once (lmeval/requests.py)."""
+    from evalsuite import runner
+    from evalsuite.lmeval.requests import prepare
 
-    lm = runner.make_lm(model, tokenizer, cfg.backend, cfg.batch_size)
-    names = {t.name for t in job.tasks}
-    # lm-eval draws a progress bar per task and stage and prints as it goes; the sweep's own bar
-    # (on the real stderr) is the one to read, so that goes nowhere. Its logged warnings still show.
+    configs = runner.task_configs(cfg.tasks, cfg.data_dir, cfg.shots)
+    return prepare(configs, cfg.shots, cfg.limit, str(cfg.data_dir) if cfg.data_dir else "hub")
+
+
+def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: "Session", prepared) -> JobRecord:
+    """Score one loaded checkpoint on the job's tasks with the sweep's prepared requests."""
+    from evalsuite import runner
+    from evalsuite.lmeval import evaluate
+
+    requests = prepared.subset([t.name for t in job.tasks])
+    lm = runner.make_lm(model, session.tokenizer, cfg.backend, cfg.batch_size)
+    started = time.perf_counter()
+    # lm-eval and transformers may draw progress bars or print; the sweep's own bar (on the
+    # real stderr) is the one to read, so that goes nowhere. Logged warnings still show.
     with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
-        raw = runner.evaluate(lm, [configs[n] for n in names], cfg.shots, cfg.limit)
-    metrics = results.parse_results(raw, names)
-    scores = results.to_scores(metrics, model=job.model, step=job.step, run_id=run.run_id,
-                               source="local", doc_limit=cfg.limit, dtype=run.dtype)
-    samples = results.parse_samples(raw["samples"], model=job.model, step=job.step,
-                                    shots=cfg.shots, run_id=run.run_id)
+        evaluate.respond(lm, requests)
+        scored = time.perf_counter()
+        record = evaluate.collect(requests, run)
+    record.times.scoring_s, record.times.metrics_s = scored - started, time.perf_counter() - scored
     finished = store.utcnow()
-    run = replace(run, finished_at=finished, duration_s=(finished - run.started_at).total_seconds())
-    return store.write_job(cfg.db, _key(cfg, job.model, job.step, run.dtype), run, scores, samples,
-                           replace=cfg.force, sweep_id=sweep_id)
+    record.run = replace(run, finished_at=finished, duration_s=(finished - run.started_at).total_seconds())
+    return record
 
 
 def quiet_libraries() -> None:
@@ -159,8 +167,8 @@ def quiet_libraries() -> None:
     transformers.logging.disable_progress_bar()  # "Loading weights" on the prefetch thread
 
 
-def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
-    """Run every job not yet stored; return one summary dict per job done.
+def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[Committed]:
+    """Run every job not yet stored; return what each committed checkpoint wrote.
 
     The sweep's progress (checkpoints planned and stored) is kept in the store's sweeps table.
     """
@@ -176,13 +184,13 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
     if not jobs:
         return []
     quiet_libraries()
-    env = runner.environment(device)
+    env = {**runner.environment(device), "evalsuite_commit": git_commit()}
     sweep = Sweep(sweep_id=uuid.uuid4().hex[:16], models=",".join(cfg.models), planned=len(jobs),
                   started_at=store.utcnow(), updated_at=store.utcnow(), hostname=env["hostname"])
     store.start_sweep(cfg.db, sweep)
+    session = Session(device, dtype, runner.load_tokenizer(), env, sweep.sweep_id)
     try:
-        done = _evaluate_jobs(cfg, jobs, _Session(device, dtype, runner.load_tokenizer(), env,
-                                                  sweep.sweep_id), show_progress)
+        done = _evaluate_jobs(cfg, jobs, session, show_progress)
     except BaseException:  # an error, or Ctrl-C: what is stored stays; the sweep is marked
         store.end_sweep(cfg.db, sweep.sweep_id, "stopped")
         raise
@@ -191,47 +199,52 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[dict]:
 
 
 @dataclass(frozen=True)
-class _Session:
+class Session:
     """What every job of one sweep shares."""
 
     device: str
     dtype: str
     tokenizer: object
-    env: dict
+    env: dict  # versions, hardware, host and evalsuite commit: each run's provenance
     sweep_id: str
 
 
-def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: _Session, show_progress: bool) -> list[dict]:
-    """The loop: the next checkpoint loads on a background thread while this one is evaluated."""
+def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, show_progress: bool) -> list[Committed]:
+    """The loop: the next checkpoint loads on a background thread while this one is evaluated,
+    and the previous one is committed on another."""
     from tqdm import tqdm
 
     from evalsuite import runner
     from evalsuite.prefetch import Prefetcher
 
-    configs, done, device, dtype = None, [], session.device, session.dtype
-
     def load(job: Job):
         ckpt = checkpoint_for(cfg, job.model, job.step)
-        return ckpt, runner.load_checkpoint(ckpt, dtype, device)
+        return ckpt, runner.load_checkpoint(ckpt, session.dtype, session.device)
 
-    with tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True,
-              file=sys.__stderr__) as bar:
+    prepared = None
+    with Committer(cfg.db, session.sweep_id, replace=cfg.force) as committer, \
+            tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True,
+                 file=sys.__stderr__) as bar:
+        mark = time.perf_counter()
         for job, loaded in Prefetcher(load, jobs):
+            waited = time.perf_counter() - mark
             if isinstance(loaded, BaseException):
                 raise loaded  # earlier checkpoints are stored; a rerun resumes here
             bar.set_description(f"{job.model} step{job.step}")
-            (ckpt, model), started = loaded, time.monotonic()
-            # Built after the first load, so a missing checkpoint is reported before this slow step.
-            configs = configs or {c["task"]: c for c in runner.task_configs(cfg.tasks, cfg.data_dir, cfg.shots)}
-            run = new_run(cfg, job, ckpt, device, dtype, session.env)
-            written = run_job(cfg, job, model, session.tokenizer, run, configs, session.sweep_id)
-            done.append(dict(model=job.model, step=job.step, tasks=written, run_id=run.run_id,
-                             seconds=time.monotonic() - started))
+            (ckpt, model), started = loaded, time.perf_counter()
+            # Built after the first load, so a missing checkpoint is reported before this step.
+            prepared = prepared or prepare_requests(cfg)
+            requests_s = time.perf_counter() - started
+            record = evaluate_job(cfg, job, model, new_run(cfg, job, ckpt, session), session, prepared)
+            record.times.load_wait_s, record.times.requests_s = waited, requests_s
             del model, loaded
+            committer.submit(record)
             if cfg.cleanup and ckpt.repo_id:
                 _cleanup(ckpt)
             bar.update()
-    return done
+            record.times.wall_s = time.perf_counter() - mark
+            mark = time.perf_counter()
+    return committer.committed
 
 
 def _cleanup(ckpt) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from evalsuite import store
 from evalsuite.paths import RESULTS_DIR
-from evalsuite.records import Run, Score, Sweep
+from evalsuite.records import JobRecord, Run, Score, Sweep
 from evalsuite.registry import tokens_seen
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,7 +54,7 @@ def _write(path: Path, model: str, step: int, rows, scale: float, shift_se: floa
               started_at=now, finished_at=now, duration_s=1.0)
     scores = [Score(model, step, tokens_seen(step), t, m, 0, v * scale + shift_se * se, se, 50, 50, None,
                     run_id, "local") for t, m, v, se in rows.itertuples(index=False)]
-    store.write_job(path, store.JobKey(model, step, 0, 50, None), run, scores, [], sweep_id=sweep)
+    store.write_job(path, JobRecord(run, 0, scores, []), sweep_id=sweep)
 
 
 def _store(path: Path) -> Path:

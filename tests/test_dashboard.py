@@ -23,7 +23,7 @@ from dashboard.data import add_model_columns
 from dashboard.views.compare import differences
 from evalsuite import store
 from evalsuite.baselines import model_info
-from evalsuite.records import Run, Score, Sweep
+from evalsuite.records import JobRecord, Run, Score, Sweep
 from evalsuite.registry import FINAL_STEP, tokens_seen
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
@@ -40,7 +40,7 @@ def _job(path: Path, model: str, step: int, rows: list[tuple[str, str, float, fl
               doc_limit=n, dtype="float32", device="cpu", started_at=now, finished_at=now, duration_s=1.0)
     scores = [Score(model, step, tokens_seen(step), task, metric, 0, value, se, n, n, "float32", run_id, "local")
               for task, metric, value, se in rows]
-    store.write_job(path, store.JobKey(model, step, 0, n, "float32"), run, scores, [], sweep_id=sweep_id)
+    store.write_job(path, JobRecord(run, 0, scores, []), sweep_id=sweep_id)
     return run_id
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from evalsuite import store
 from evalsuite.cli import main
-from evalsuite.records import Run, Score
+from evalsuite.records import JobRecord, Run, Score
 
 KEY = store.JobKey(model="pythia-70m", step=1000, shots=0, doc_limit=None, dtype="float32")
 
@@ -21,7 +21,7 @@ def _job(run_id: str, value: float = 0.5, tasks=("piqa", "sciq")):
     scores = [Score(model="pythia-70m", step=1000, tokens=1000 * 2_097_152, task=t, metric="acc",
                     shots=0, value=value, stderr=0.01, n=100, doc_limit=None, dtype="float32",
                     run_id=run_id, source="local") for t in tasks]
-    return run, scores
+    return JobRecord(run, 0, scores, [])
 
 
 def _local(db):
@@ -30,9 +30,9 @@ def _local(db):
 
 def test_a_second_writer_of_the_same_job_adds_nothing(tmp_path):
     db = store.init(tmp_path / "s.duckdb", seed=False)
-    assert store.write_job(db, KEY, *_job("a"), samples=[]) == ["piqa", "sciq"]
-    assert store.write_job(db, KEY, *_job("b", 0.9), samples=[]) == []
-    assert store.write_job(db, KEY, *_job("c", 0.7, tasks=("piqa", "winogrande")), samples=[]) == ["winogrande"]
+    assert store.write_job(db, _job("a")) == ["piqa", "sciq"]
+    assert store.write_job(db, _job("b", 0.9)) == []
+    assert store.write_job(db, _job("c", 0.7, tasks=("piqa", "winogrande"))) == ["winogrande"]
     scores = _local(db)
     assert list(scores.task) == ["piqa", "sciq", "winogrande"] and list(scores.value) == [0.5, 0.5, 0.7]
     assert store.stored_tasks(db, KEY) == {"piqa", "sciq", "winogrande"}
@@ -41,17 +41,17 @@ def test_a_second_writer_of_the_same_job_adds_nothing(tmp_path):
 
 def test_replace_swaps_rows(tmp_path):
     db = store.init(tmp_path / "s.duckdb", seed=False)
-    store.write_job(db, KEY, *_job("a"), samples=[])
-    assert store.write_job(db, KEY, *_job("b", 0.9), samples=[], replace=True) == ["piqa", "sciq"]
+    store.write_job(db, _job("a"))
+    assert store.write_job(db, _job("b", 0.9), replace=True) == ["piqa", "sciq"]
     assert list(_local(db).value) == [0.9, 0.9] and set(_local(db).run_id) == {"b"}
 
 
 def test_a_failed_job_leaves_nothing(tmp_path):
     db = store.init(tmp_path / "s.duckdb", seed=False)
-    run, scores = _job("a")
-    scores[1].task = None  # violates NOT NULL after the first rows went in
+    record = _job("a")
+    record.scores[1].task = None  # violates NOT NULL after the first rows went in
     with pytest.raises(Exception):
-        store.write_job(db, KEY, run, scores, samples=[])
+        store.write_job(db, record)
     assert _local(db).empty
     assert store.read_df(db, "SELECT count(*) AS n FROM runs").n[0] == 0
 
@@ -59,14 +59,13 @@ def test_a_failed_job_leaves_nothing(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     from evalsuite import store
-    from evalsuite.records import Run, Score
+    from evalsuite.records import JobRecord, Run, Score
     db = store.init(__import__("pathlib").Path(sys.argv[1]), seed=False)
     for step in range(1, 41):
-        key = store.JobKey("pythia-70m", step, 0, None, "float32")
-        run = Run(run_id=f"r{step}", source="local", model="pythia-70m", step=step)
+        run = Run(run_id=f"r{step}", source="local", model="pythia-70m", step=step, dtype="float32")
         scores = [Score("pythia-70m", step, None, "piqa", "acc", 0, 0.5, 0.01, 10, None,
                         "float32", f"r{step}", "local")]
-        store.write_job(db, key, run, scores, [])
+        store.write_job(db, JobRecord(run, 0, scores, []))
 """)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from evalsuite import store
 from evalsuite.cli import build_parser
-from evalsuite.records import Run, Score
+from evalsuite.records import JobRecord, Run, Score
 from evalsuite.sweep import checkpoint_for, config_from_args, plan
 
 
@@ -31,10 +31,9 @@ def test_plan_skips_only_what_is_stored_with_the_same_settings(tmp_path):
     cfg = _config(tmp_path, "--model", "pythia-160m,pythia-160m-deduped", "--steps", "0:4", "--tasks", "piqa,sciq")
     db = store.init(cfg.db)  # seeded with the published scores: source 'published', never skipped
     assert len(plan(cfg, "float32")) == 2 * 4
-    key = store.JobKey("pythia-160m", 2, 0, None, "float32")
-    run = Run(run_id="r", source="local", model="pythia-160m", step=2)
+    run = Run(run_id="r", source="local", model="pythia-160m", step=2, dtype="float32")
     score = Score("pythia-160m", 2, None, "piqa", "acc", 0, 0.5, 0.01, 10, None, "float32", "r", "local")
-    store.write_job(db, key, run, [score], [])
+    store.write_job(db, JobRecord(run, 0, [score], []))
     jobs = {(j.model, j.step): [t.name for t in j.tasks] for j in plan(cfg, "float32")}
     assert jobs[("pythia-160m", 2)] == ["sciq"] and jobs[("pythia-160m-deduped", 2)] == ["piqa", "sciq"]
     assert len(plan(cfg, "float16")) == 8  # another dtype is another evaluation
