@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from evalsuite import store
-from evalsuite.committer import Committed
+
+if TYPE_CHECKING:
+    from evalsuite.sweep import SweepReport
 
 def print_listing(db: str | None, model: str | None = None, source: str | None = None) -> None:
     """One line per (source, model, step): which tasks are stored, and at which shots."""
@@ -23,8 +27,9 @@ def print_listing(db: str | None, model: str | None = None, source: str | None =
     print(f"{len(frame)} (model, step, shots) groups, {int(frame.scores.sum())} scores in {path}")
 
 
-def print_run_summary(db: Path, done: list[Committed], shots: int) -> None:
-    """After a sweep: seconds per checkpoint and the headline scores of what was just run."""
+def print_run_summary(db: Path, report: SweepReport, shots: int) -> None:
+    """After a sweep: the headline scores of what was just run, and where the time went."""
+    done = report.jobs
     if not done:
         print("nothing to do: every requested checkpoint is already stored (use --force to redo)")
         return
@@ -35,9 +40,14 @@ def print_run_summary(db: Path, done: list[Committed], shots: int) -> None:
     frame = frame.pivot_table(index=["model", "step"], columns=["task", "metric"], values="value")
     frame.columns = [f"{t}:{m}" for t, m in frame.columns]
     print(_table(frame.reset_index(), floatfmt="{:.4g}"))
-    seconds = [d.times.wall_s for d in done]
-    print(f"evaluated {len(done)} checkpoint(s), {sum(seconds) / len(seconds):.1f} s each on average "
-          f"({shots}-shot); stored in {db}")
+    n, up = len(done), report.startup
+    wall = sum(d.times.wall_s for d in done) - up.first_load_s - up.requests_s
+    scoring = sum(d.times.scoring_s for d in done)
+    print(f"evaluated {n} checkpoint(s), {wall / n:.1f} s each on average ({scoring / n:.1f} s of "
+          f"it scoring; {shots}-shot); stored in {db}")
+    print(f"start-up {up.total_s:.1f} s: libraries {up.libraries_s:.1f}, store {up.store_s:.1f}, "
+          f"tokenizer {up.tokenizer_s:.1f}, first load {up.first_load_s:.1f}, "
+          f"lm-eval requests {up.requests_s:.1f}")
 
 
 def _table(frame, floatfmt: str = "{:.4f}") -> str:

@@ -129,7 +129,17 @@ def prepare_requests(cfg: RunConfig):
     from evalsuite.lmeval.requests import prepare
 
     configs = runner.task_configs(cfg.tasks, cfg.data_dir, cfg.shots)
-    return prepare(configs, cfg.shots, cfg.limit, str(cfg.data_dir) if cfg.data_dir else "hub")
+    with silenced():
+        return prepare(configs, cfg.shots, cfg.limit, str(cfg.data_dir) if cfg.data_dir else "hub")
+
+
+@contextlib.contextmanager
+def silenced():
+    """lm-eval, datasets and transformers print and draw progress bars per task and stage; the
+    sweep's own bar (on the real stderr) is the one to read, so theirs go nowhere. Logged
+    warnings still show."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+        yield
 
 
 def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: "Session", prepared) -> JobRecord:
@@ -140,9 +150,7 @@ def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: "Session", 
     requests = prepared.subset([t.name for t in job.tasks])
     lm = runner.make_lm(model, session.tokenizer, cfg.backend, cfg.batch_size)
     started = time.perf_counter()
-    # lm-eval and transformers may draw progress bars or print; the sweep's own bar (on the
-    # real stderr) is the one to read, so that goes nowhere. Logged warnings still show.
-    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+    with silenced():
         evaluate.respond(lm, requests)
         scored = time.perf_counter()
         record = evaluate.collect(requests, run)
@@ -167,35 +175,73 @@ def quiet_libraries() -> None:
     transformers.logging.disable_progress_bar()  # "Loading weights" on the prefetch thread
 
 
-def run_sweep(cfg: RunConfig, show_progress: bool = True) -> list[Committed]:
-    """Run every job not yet stored; return what each committed checkpoint wrote.
+@dataclass
+class Startup:
+    """Where a sweep's time went before its first checkpoint was scored (printed after a run)."""
+
+    libraries_s: float = 0.0  # importing torch, transformers, datasets, lm-eval
+    store_s: float = 0.0  # opening the store, planning, registering the sweep
+    tokenizer_s: float = 0.0
+    first_load_s: float = 0.0  # the first checkpoint's load: nothing to hide it behind yet
+    requests_s: float = 0.0  # building lm-eval's requests, once per sweep
+
+    @property
+    def total_s(self) -> float:
+        return self.libraries_s + self.store_s + self.tokenizer_s + self.first_load_s + self.requests_s
+
+
+@dataclass
+class SweepReport:
+    jobs: list[Committed]  # one per checkpoint committed, in order
+    startup: Startup
+
+
+def run_sweep(cfg: RunConfig, show_progress: bool = True) -> SweepReport:
+    """Run every job not yet stored; report what each committed checkpoint wrote.
 
     The sweep's progress (checkpoints planned and stored) is kept in the store's sweeps table.
     """
     from evalsuite import runner
 
-    store.init(cfg.db)
+    startup, lap = Startup(), _stopwatch()
     device = runner.pick_device(cfg.device)
+    quiet_libraries()
+    env = {**runner.environment(device), "evalsuite_commit": git_commit()}
+    startup.libraries_s = lap()
+    store.init(cfg.db)
     dtype = runner.pick_dtype(cfg.dtype, device)
     jobs = plan(cfg, dtype)
     total = sum(len(cfg.steps[m]) for m in cfg.models)
     print(f"{total - len(jobs)} of {total} checkpoints already stored; {len(jobs)} to evaluate "
           f"on {device} ({dtype}, backend {cfg.backend}) into {cfg.db}")
     if not jobs:
-        return []
-    quiet_libraries()
-    env = {**runner.environment(device), "evalsuite_commit": git_commit()}
+        return SweepReport([], startup)
     sweep = Sweep(sweep_id=uuid.uuid4().hex[:16], models=",".join(cfg.models), planned=len(jobs),
                   started_at=store.utcnow(), updated_at=store.utcnow(), hostname=env["hostname"])
     store.start_sweep(cfg.db, sweep)
+    startup.store_s = lap()
     session = Session(device, dtype, runner.load_tokenizer(), env, sweep.sweep_id)
+    startup.tokenizer_s = lap()
     try:
         done = _evaluate_jobs(cfg, jobs, session, show_progress)
     except BaseException:  # an error, or Ctrl-C: what is stored stays; the sweep is marked
         store.end_sweep(cfg.db, sweep.sweep_id, "stopped")
         raise
     store.end_sweep(cfg.db, sweep.sweep_id, "done")
-    return done
+    startup.first_load_s, startup.requests_s = done[0].times.load_wait_s, done[0].times.requests_s
+    return SweepReport(done, startup)
+
+
+def _stopwatch():
+    """lap() -> seconds since the previous lap (or since the stopwatch was made)."""
+    last = [time.perf_counter()]
+
+    def lap() -> float:
+        now = time.perf_counter()
+        elapsed, last[0] = now - last[0], now
+        return elapsed
+
+    return lap
 
 
 @dataclass(frozen=True)
@@ -266,5 +312,5 @@ def run_from_args(args) -> None:
     if demo.DEMO_NAME in cfg.models and not cfg.model_path and not demo.is_built():
         print(f"Building the demo model's checkpoints in {demo.DEMO_MODEL_DIR} (once, a minute or two).")
         demo.build_demo_checkpoints(progress=True)
-    done = run_sweep(cfg)
-    print_run_summary(cfg.db, done, shots=cfg.shots)
+    report = run_sweep(cfg)
+    print_run_summary(cfg.db, report, shots=cfg.shots)
