@@ -1,0 +1,79 @@
+"""The sweep's single writer: commits run beside the next evaluation, in order, and nothing
+finished is lost when the sweep stops."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from evalsuite import store
+from evalsuite.committer import Committer
+from evalsuite.records import JobRecord, Run, Sample, Score
+
+
+def _record(step: int, task: str = "piqa") -> JobRecord:
+    run_id = f"r{step}"
+    run = Run(run_id=run_id, source="local", model="pythia-70m", step=step, dtype="float32")
+    score = Score("pythia-70m", step, None, task, "acc", 0, 0.5, 0.01, 2, None, "float32", run_id, "local")
+    samples = [Sample(run_id, "pythia-70m", step, task, 0, d, 1, True, None, [-1.0, -0.5], [False, True])
+               for d in range(2)]
+    return JobRecord(run, 0, [score], samples)
+
+
+def _steps(db):
+    return list(store.read_df(db, "SELECT step FROM scores ORDER BY step").step)
+
+
+@pytest.fixture
+def gated(monkeypatch):
+    """store.write_job as it is, but each call first waits for the test to open its gate."""
+    gate, entered, real = threading.Event(), threading.Event(), store.write_job
+
+    def write_job(*args, **kwargs):
+        entered.set()
+        assert gate.wait(30), "the test never opened the gate"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "write_job", write_job)
+    return gate, entered
+
+
+def test_submit_returns_while_the_commit_runs(tmp_path, gated):
+    gate, entered = gated
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    with Committer(db) as committer:
+        committer.submit(_record(1000))
+        assert entered.wait(30)  # the commit has started on its own thread ...
+        assert _steps(db) == []  # ... and has not finished: the caller is free to evaluate on
+        gate.set()
+        committer.submit(_record(2000))  # waits for the first, then queues the second
+    assert _steps(db) == [1000, 2000]
+    assert [c.step for c in committer.committed] == [1000, 2000]
+    assert committer.committed[0].tasks == ["piqa"] and committer.committed[0].times.commit_s > 0
+
+
+def test_a_failed_commit_surfaces_at_the_next_submit(tmp_path):
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    bad = _record(1000)
+    bad.samples[0].doc_id = None  # NOT NULL: the whole transaction rolls back
+    committer = Committer(db)
+    committer.submit(bad)
+    with pytest.raises(Exception):
+        committer.submit(_record(2000))
+    committer.close()
+    assert _steps(db) == []
+    assert store.read_df(db, "SELECT count(*) AS n FROM samples").n[0] == 0
+
+
+def test_stopping_still_stores_the_checkpoint_in_flight(tmp_path, gated):
+    gate, entered = gated
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    with pytest.raises(KeyboardInterrupt):
+        with Committer(db) as committer:
+            committer.submit(_record(1000))
+            assert entered.wait(30)
+            gate.set()
+            raise KeyboardInterrupt  # Ctrl-C while the next checkpoint was being evaluated
+    assert _steps(db) == [1000]
+    assert store.read_df(db, "SELECT count(*) AS n FROM samples").n[0] == 2
