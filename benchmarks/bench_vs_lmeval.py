@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -58,11 +59,25 @@ def lm_eval_task_files(folder: Path) -> list[str]:
     return names
 
 
-def run_lm_eval(root: Path, steps: list[int], limit: int, env: dict) -> tuple[float, dict]:
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(fn):
+    """(result, wall seconds, child CPU seconds) of fn(): CPU time is the steadier of the two
+    on a machine that other jobs share."""
+    wall, cpu = time.perf_counter(), children_cpu()
+    out = fn()
+    return out, time.perf_counter() - wall, children_cpu() - cpu
+
+
+def run_lm_eval(root: Path, steps: list[int], limit: int, env: dict) -> dict:
     from evalsuite.paths import TOKENIZER_DIR
 
     tasks = lm_eval_task_files(root / "lm_eval_tasks")
-    started, out = time.perf_counter(), {}
+    out = {}
     for step in steps:
         dest = root / "lm_eval_out" / f"step{step}"
         subprocess.run(
@@ -72,16 +87,14 @@ def run_lm_eval(root: Path, steps: list[int], limit: int, env: dict) -> tuple[fl
              "--limit", str(limit), "--batch_size", "32", "--device", "cpu", "--output_path", str(dest)],
             env=env, check=True, capture_output=True)
         out[step] = json.loads(next(dest.rglob("results_*.json")).read_text())
-    return time.perf_counter() - started, out
+    return out
 
 
-def run_evalsuite(root: Path, steps: list[int], limit: int, env: dict) -> float:
-    started = time.perf_counter()
+def run_evalsuite(root: Path, steps: list[int], limit: int, env: dict) -> None:
     subprocess.run(
         [sys.executable, "-m", "evalsuite", "run", "--model", STAND_IN, "--model-path", str(root),
          "--steps", ",".join(map(str, steps)), "--limit", str(limit), "--db", str(root / "es.duckdb")],
         env=env, check=True, capture_output=True)
-    return time.perf_counter() - started
 
 
 def compare(root: Path, lm_eval_out: dict) -> tuple[int, int, float]:
@@ -118,11 +131,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         steps = build_checkpoints(root, args.shape, args.checkpoints)
-        ours = run_evalsuite(root, steps, args.limit, env)
-        print(f"evalsuite run (one process, fast backend)     {ours:8.1f} s")
-        theirs, out = run_lm_eval(root, steps, args.limit, env)
-        print(f"lm-eval run --model hf, {args.checkpoints} processes          {theirs:8.1f} s")
-        print(f"speed-up                                       {theirs / ours:8.2f} x")
+        _, ours, ours_cpu = timed(lambda: run_evalsuite(root, steps, args.limit, env))
+        print(f"evalsuite run (one process, fast backend)  {ours:8.1f} s wall {ours_cpu:8.1f} s CPU "
+              f"(load average {os.getloadavg()[0]:.1f})")
+        out, theirs, theirs_cpu = timed(lambda: run_lm_eval(root, steps, args.limit, env))
+        print(f"lm-eval run --model hf, {args.checkpoints} processes       {theirs:8.1f} s wall "
+              f"{theirs_cpu:8.1f} s CPU (load average {os.getloadavg()[0]:.1f})")
+        print(f"speed-up                                    {theirs / ours:8.2f} x wall {theirs_cpu / ours_cpu:6.2f} x CPU")
         compared, differ, worst = compare(root, out)
     print(f"acc / acc_norm values compared: {compared}, different: {differ}; perplexity worst relative "
           f"difference {worst:.1e} (fast backend vs hf: float summation order)")
