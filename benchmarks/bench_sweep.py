@@ -9,6 +9,10 @@ Then the start-up before the first checkpoint was scored, and the interpreter + 
 
     python benchmarks/bench_sweep.py --shape 14m --checkpoints 4      # all documents, five tasks
     python benchmarks/bench_sweep.py --shape 70m --checkpoints 4
+    python benchmarks/bench_sweep.py --shape 1.4b --device cuda --dtype float16 --checkpoints 3
+
+On CUDA it also prints the peak GPU memory against one model's size: with the next checkpoint
+prefetched into host memory only, the peak stays below two models.
 """
 
 from __future__ import annotations
@@ -22,28 +26,37 @@ import tempfile
 import time
 from pathlib import Path
 
-SHAPES = {"14m": dict(layers=6, width=128, heads=4), "70m": dict(layers=6, width=512, heads=8)}
+SHAPES = {"14m": dict(layers=6, width=128, heads=4), "70m": dict(layers=6, width=512, heads=8),
+          "410m": dict(layers=24, width=1024, heads=16), "1.4b": dict(layers=24, width=2048, heads=16)}
 STAND_IN = "pythia-70m"  # the registry name the stand-in checkpoints are evaluated under
 
 
-def build_checkpoints(root: Path, shape: str, k: int) -> list[int]:
-    """root/step<N>/ for K steps, each with its own random weights."""
+def build_checkpoints(root: Path, shape: str, k: int, dtype: str) -> list[int]:
+    """root/step<N>/ for K steps, each with its own random weights, saved in `dtype`."""
+    import torch
+    from transformers.utils import logging
+
     from evalsuite.demo import tiny_model
 
+    logging.disable_progress_bar()  # a bar per saved shard
     steps = [1000 * (i + 1) for i in range(k)]
-    for i, step in enumerate(steps):  # quietly: transformers draws a bar per saved shard
-        tiny_model(seed=i, **SHAPES[shape]).save_pretrained(root / f"step{step}", safe_serialization=True)
+    for i, step in enumerate(steps):
+        tiny_model(seed=i, **SHAPES[shape]).to(getattr(torch, dtype)).save_pretrained(root / f"step{step}")
     return steps
 
 
-def sweep(root: Path, steps: list[int], limit: int | None, backend: str):
+def sweep(root: Path, steps: list[int], args):
     from evalsuite.cli import build_parser
     from evalsuite.sweep import config_from_args, run_sweep
 
-    argv = ["run", "--model", STAND_IN, "--model-path", str(root), "--db", str(root / "bench.duckdb"),
-            "--steps", ",".join(map(str, steps)), "--backend", backend]
-    cfg = config_from_args(build_parser().parse_args(argv + (["--limit", str(limit)] if limit else [])))
+    cfg = config_from_args(build_parser().parse_args(run_args(root, steps, args, "bench.duckdb")))
     return run_sweep(cfg, show_progress=False)
+
+
+def run_args(root: Path, steps: list[int], args, db: str) -> list[str]:
+    return ["run", "--model", STAND_IN, "--model-path", str(root), "--db", str(root / db),
+            "--steps", ",".join(map(str, steps)), "--backend", args.backend, "--device", args.device,
+            "--dtype", args.dtype, *(["--limit", str(args.limit)] if args.limit else [])]
 
 
 def print_jobs(report) -> None:
@@ -64,21 +77,30 @@ def print_jobs(report) -> None:
           "only the last one is waited for")
 
 
-def print_startup(root: Path, steps: list[int], limit: int | None, backend: str) -> None:
+def print_startup(root: Path, steps: list[int], args) -> None:
     """The real command in a fresh process, one checkpoint: its own start-up line, and the
     interpreter + CLI start before it (`evalsuite --help`)."""
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "evalsuite", "--help"], capture_output=True, check=True)
     cli = time.perf_counter() - started
-    argv = [sys.executable, "-m", "evalsuite", "run", "--model", STAND_IN, "--model-path", str(root),
-            "--db", str(root / "startup.duckdb"), "--steps", str(steps[0]), "--backend", backend,
-            *(["--limit", str(limit)] if limit else [])]
+    argv = [sys.executable, "-m", "evalsuite", *run_args(root, steps[:1], args, "startup.duckdb")]
     started = time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     whole = time.perf_counter() - started
     line = next(ln for ln in out.splitlines() if ln.startswith("start-up"))
     print(f"a fresh `evalsuite run` of one checkpoint took {whole:.1f} s; interpreter + CLI "
           f"{cli:.2f} s, then its own report: {line}")
+
+
+def print_gpu_memory(checkpoint: Path) -> None:
+    """Peak GPU memory of the sweep against the size of one checkpoint's weights."""
+    import torch
+
+    model_bytes = sum(f.stat().st_size for f in checkpoint.glob("*.safetensors"))
+    peak = torch.cuda.max_memory_allocated()
+    print(f"GPU memory: peak allocated {peak / 2**30:.2f} GiB; one model's weights "
+          f"{model_bytes / 2**30:.2f} GiB; peak / model = {peak / model_bytes:.2f} "
+          f"({'at most one model resident' if peak < 2 * model_bytes else 'two models were resident'})")
 
 
 def main() -> None:
@@ -88,6 +110,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
     parser.add_argument("--backend", choices=["fast", "hf"], default="fast")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     args = parser.parse_args()
 
     import torch
@@ -97,15 +121,18 @@ def main() -> None:
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{args.checkpoints} checkpoints, pythia-{args.shape} shape {SHAPES[args.shape]}, random weights "
-          f"(one seed each), float32, backend {args.backend}; documents per task: {args.limit or 'all'}")
+          f"(one seed each), {args.dtype} on {args.device}, backend {args.backend}; documents per task: "
+          f"{args.limit or 'all'}")
     with tempfile.TemporaryDirectory() as tmp:
-        steps = build_checkpoints(Path(tmp), args.shape, args.checkpoints)
+        steps = build_checkpoints(Path(tmp), args.shape, args.checkpoints, args.dtype)
         started = time.perf_counter()
-        report = sweep(Path(tmp), steps, args.limit, args.backend)
+        report = sweep(Path(tmp), steps, args)
         total = time.perf_counter() - started
         print_jobs(report)
         print(f"whole sweep in this process: {total:.1f} s")
-        print_startup(Path(tmp), steps, args.limit, args.backend)
+        if args.device.startswith("cuda"):
+            print_gpu_memory(Path(tmp) / f"step{steps[0]}")
+        print_startup(Path(tmp), steps, args)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
