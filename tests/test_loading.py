@@ -58,7 +58,7 @@ def test_a_failed_load_keeps_no_model_alive(tmp_path, small_checkpoint, damage):
     before = live_models()
     [(_, error)] = list(Prefetcher(lambda c: runner.load_checkpoint(c, "float32", "cpu"), [ckpt]))
     assert live_models() == before, "the failed load's model is still alive"
-    assert isinstance(error, EvalsuiteError)
+    assert isinstance(error, EvalsuiteError) and error.__context__ is None and error.__cause__ is None
     message = str(error)
     assert message.startswith(f"pythia-70m step 7: cannot load {folder}: ") and "\n" not in message
 
