@@ -10,8 +10,14 @@ tokenization, same truncation, same acc/acc_norm per document), much less work:
   continuation, within one forward pass; identical requests are computed once.
 - Vocabulary logits only at the scored positions (the LM head and log-softmax are ~all of a
   small Pythia's compute when run at every position).
-- Batches cut by a token budget over length-sorted rows; on out-of-memory the budget halves
-  and the batch is retried.
+- Batches cut by a token budget over length-sorted rows; on out-of-memory (the allocator's, or
+  cuBLAS/cuDNN failing to allocate) the budget halves and the batch is retried.
+- The accelerator is never waited for between batches: each batch's integers go to the device
+  in one pinned, non-blocking copy, the tree mask is built there from segment ids, and
+  per-request sums stay there until one read-back at the end of `loglikelihood`. The sums are
+  deterministic (a fixed-order gather + sum, not index_add_), so reruns give the same numbers.
+- Every tensor created here has an explicit dtype and device: transformers sets torch's
+  process-wide default dtype to float16 while the prefetch thread loads a float16 checkpoint.
 - Tokenization through a `TokenCache` (evalsuite/token_cache.py): a sweep tokenizes each task
   once, not once per checkpoint. By default every FastLM in a process shares one cache per
   tokenizer (`shared_token_cache`); pass `token_cache=TokenCache()` to isolate one.
@@ -106,10 +112,39 @@ def plan_rows(pairs: list[tuple[tuple, tuple]], groups: list[list[int]]) -> list
     return sorted(rows, key=lambda r: -len(r.tokens))
 
 
-def _is_oom(exc: BaseException) -> bool:
+# What torch raises when the accelerator runs out of memory. The allocator's own error is a
+# torch.OutOfMemoryError ("CUDA out of memory"; "CUDA error: out of memory" when a raw CUDA call
+# fails). cuBLAS and cuDNN allocate workspace outside PyTorch's allocator and report failure
+# through their status codes, formatted by ATen/cuda/Exceptions.h as "CUDA error:
+# CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", "cuDNN error:
+# CUDNN_STATUS_ALLOC_FAILED" (cuDNN 8) and "cuDNN error:
+# CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED" (cuDNN 9; also ..._HOST_...). On the host,
+# "DefaultCPUAllocator: can't allocate memory". A smaller batch helps in all of these.
+_OOM_MARKERS = ("out of memory", "cublas_status_alloc_failed", "cudnn_status_alloc_failed",
+                "cudnn_status_internal_error_device_allocation_failed",
+                "cudnn_status_internal_error_host_allocation_failed", "can't allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the errors a smaller batch can avoid: the accelerator or a CUDA library out of memory."""
     import torch
 
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, torch.OutOfMemoryError) or any(m in text for m in _OOM_MARKERS)
+
+
+@dataclass
+class _BatchInputs:
+    """One batch on the device, from one host-to-device copy (see FastLM._to_device)."""
+
+    ids: object  # [rows, width] token ids
+    positions: object  # [rows, width] position ids (the tree restarts them per continuation)
+    mask: object  # [rows, 1, width, width] bool tree mask, or None when plain causal is exact
+    scored: object  # [P] flat index (row * width + column) of each scored position
+    targets: object  # [P] the token each scored position must predict
+    lengths: object  # [requests] scored positions per request, in order (they are contiguous)
+    longest: int  # max(lengths), known on the host
+    owners: list[int]  # the unique request index of each request in the batch (host)
 
 
 @register_model("evalsuite-fast")
@@ -177,25 +212,48 @@ class FastLM(LM):
         return pairs, groups, where
 
     def _score_rows(self, rows: list[_Row], n: int) -> list[tuple[float, bool]]:
-        """Run the rows in token-budget batches; halve the budget and retry on out-of-memory."""
-        scores: list = [None] * n
+        """Run the rows in token-budget batches; halve the budget and retry on out-of-memory.
+
+        Each batch leaves its per-request sums on the device; they are read back once, at the
+        end, so the host never waits for the accelerator between batches."""
+        owners, sums, greedy = [], [], []
         self.stats.rows, i = len(rows), 0
         while i < len(rows):
             width = len(rows[i].tokens)  # rows are longest first: the first sets the padding
             take = max(1, min(len(rows) - i, self.token_budget // max(width, 1), self.max_rows or len(rows)))
-            try:
-                for req, answer in self._run_batch(rows[i:i + take]):
-                    scores[req] = answer
-            except Exception as exc:
-                if not _is_oom(exc) or take == 1:
-                    raise
+            result = self._try_batch(rows[i:i + take])
+            if result is None:  # out of memory; the failed batch's tensors are gone with its traceback
                 self._free_memory()
                 self.token_budget = max(1, min(self.token_budget, take * width) // 2)
                 self.stats.oom_retries += 1
                 continue
+            owners += result[0]
+            sums.append(result[1])
+            greedy.append(result[2])
             self.stats.batches += 1
             self.stats.padded_tokens += take * width
             i += take
+        return self._read_back(n, owners, sums, greedy)
+
+    def _try_batch(self, rows: list[_Row]):
+        """`_run_batch(rows)`, or None when it ran out of memory and a smaller batch may fit."""
+        try:
+            return self._run_batch(rows)
+        except Exception as exc:
+            if not is_out_of_memory(exc) or len(rows) == 1:
+                raise
+        return None  # outside the except: the exception, its frames and their tensors are freed
+
+    @staticmethod
+    def _read_back(n: int, owners: list[int], sums: list, greedy: list) -> list[tuple[float, bool]]:
+        """The one device-to-host copy of a loglikelihood call."""
+        import torch
+
+        scores: list = [None] * n
+        if owners:
+            values, exact = torch.cat(sums).tolist(), torch.cat(greedy).tolist()
+            for req, value, is_greedy in zip(owners, values, exact):
+                scores[req] = (value, is_greedy)
         return scores
 
     def _free_memory(self) -> None:
@@ -204,56 +262,57 @@ class FastLM(LM):
         if self._device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def _run_batch(self, rows: list[_Row]) -> list[tuple[int, tuple[float, bool]]]:
+    def _run_batch(self, rows: list[_Row]):
+        """(unique request indices, their loglikelihood sums, their is-greedy flags), the last two
+        left on the device. Every tensor made here has an explicit dtype and device: transformers
+        switches torch's process-wide default dtype while another thread loads a model."""
         import torch
 
-        ids, positions, mask = self._inputs(rows)
+        batch = self._to_device(rows)
         with torch.inference_mode():
-            hidden = self.model.base_model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                           use_cache=False).last_hidden_state
-            row_idx, col_idx, targets, owner, owners = self._scored_index(rows)
-            logprob, wrong = self._head(hidden[row_idx, col_idx], targets)
-            sums = torch.zeros(len(owners), dtype=torch.float32, device=self._device).index_add_(0, owner, logprob)
-            misses = torch.zeros(len(owners), device=self._device).index_add_(0, owner, wrong)
+            hidden = self.model.base_model(input_ids=batch.ids, attention_mask=batch.mask,
+                                           position_ids=batch.positions, use_cache=False).last_hidden_state
+            scored = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.scored)
+            logprob, wrong = self._head(scored, batch.targets)
+            sums, any_wrong = _per_request(logprob, wrong, batch.lengths, batch.longest)
         self.stats.tokens += sum(len(r.tokens) for r in rows)
-        self.stats.scored_positions += len(targets)
-        return [(req, (float(s), bool(w == 0))) for req, s, w in zip(owners, sums.tolist(), misses.tolist())]
+        self.stats.scored_positions += len(logprob)
+        return batch.owners, sums, ~any_wrong
 
-    def _inputs(self, rows: list[_Row]):
-        """Right-padded ids and positions, and the tree mask (None when plain causal is exact)."""
+    def _to_device(self, rows: list[_Row]) -> _BatchInputs:
+        """The batch's integers in ONE host buffer (pinned on CUDA), copied without blocking; the
+        tree mask is then built on the device from the segment ids."""
         import torch
 
-        width = len(rows[0].tokens)
-        ids = torch.zeros(len(rows), width, dtype=torch.long)
-        positions = torch.zeros(len(rows), width, dtype=torch.long)
-        segments = torch.full((len(rows), width), -1, dtype=torch.long)  # -1: padding
+        width, n_rows = len(rows[0].tokens), len(rows)
+        grid = [[], [], []]  # ids, positions, segments; right-padded (segment -1: padding)
+        scored, targets, lengths, owners = [], [], [], []
         for r, row in enumerate(rows):
-            n = len(row.tokens)
-            ids[r, :n], positions[r, :n] = torch.tensor(row.tokens), torch.tensor(row.positions)
-            segments[r, :n] = torch.tensor(row.segments)
-        mask = None
-        if (segments > 0).any():  # a query sees the prefix and its own segment, causally
-            causal = torch.ones(width, width, dtype=torch.bool).tril()
-            seen = (segments[:, None, :] == 0) | (segments[:, None, :] == segments[:, :, None])
-            mask = (causal & seen)[:, None].to(self._device)
-        return ids.to(self._device), positions.to(self._device), mask
-
-    def _scored_index(self, rows: list[_Row]):
-        import torch
-
-        row_idx, col_idx, targets, owner, owners = [], [], [], [], []
-        for r, row in enumerate(rows):
+            pad = width - len(row.tokens)
+            grid[0] += row.tokens + [0] * pad
+            grid[1] += row.positions + [0] * pad
+            grid[2] += row.segments + [-1] * pad
             for req, idx, target in row.scored:
-                row_idx += [r] * len(idx)
-                col_idx += idx
+                scored += [r * width + j for j in idx]
                 targets += target
-                owner += [len(owners)] * len(idx)
+                lengths.append(len(idx))
                 owners.append(req)
-        as_tensor = lambda xs: torch.tensor(xs, dtype=torch.long, device=self._device)  # noqa: E731
-        return as_tensor(row_idx), as_tensor(col_idx), as_tensor(targets), as_tensor(owner), owners
+        host = torch.tensor(grid[0] + grid[1] + grid[2] + scored + targets + lengths, dtype=torch.long)
+        if self._device.type == "cuda":
+            host = host.pin_memory()
+        flat = host.to(self._device, non_blocking=True)
+        cells, p = n_rows * width, len(scored)
+        ids, positions, segments = (flat[k * cells:(k + 1) * cells].view(n_rows, width) for k in range(3))
+        rest = flat[3 * cells:]
+        # A row with one member is a plain causal sequence; a tree mask is needed only where a
+        # row holds several continuations (decided from host data: no device sync).
+        tree = any(len(row.scored) > 1 for row in rows)
+        return _BatchInputs(ids=ids, positions=positions, mask=_tree_mask(segments) if tree else None,
+                            scored=rest[:p], targets=rest[p:2 * p], lengths=rest[2 * p:], longest=max(lengths),
+                            owners=owners)
 
     def _head(self, hidden, targets):
-        """Per-position log-prob of the target (float32) and 1.0 where argmax is not the target."""
+        """Per-position log-prob of the target (float32) and True where argmax is not the target."""
         import torch
 
         head = self.model.get_output_embeddings()
@@ -263,7 +322,7 @@ class FastLM(LM):
             tgt = targets[start:start + HEAD_CHUNK]
             scores = logits.float()  # log p(target) = logit - logsumexp: no [positions, vocab] output
             logprob.append(scores.gather(1, tgt[:, None])[:, 0] - torch.logsumexp(scores, dim=-1))
-            wrong.append((logits.argmax(dim=-1) != tgt).float())
+            wrong.append(logits.argmax(dim=-1) != tgt)
         return torch.cat(logprob), torch.cat(wrong)
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
@@ -274,3 +333,35 @@ class FastLM(LM):
     def generate_until(self, requests, disable_tqdm: bool = False):
         raise NotImplementedError(
             "evalsuite-fast does not generate text; use --backend hf for generative tasks")
+
+
+# Attention kernels. A boolean attn_mask rules out FlashAttention, which takes no arbitrary mask:
+# on CUDA, SDPA runs batches with a tree mask on the memory-efficient kernel, cuDNN's (newer
+# PyTorch on recent GPUs) or the math fallback; batches of one-member rows pass no mask, and
+# flash can run there. Masked kernels have had silent numerical bugs in some PyTorch releases.
+# The tests compare against lm-eval's `hf` on CPU kernels only; benchmarks/bench_fp16.py repeats
+# the comparison on CUDA with each kernel forced, which is what vouches for a given GPU + PyTorch.
+def _tree_mask(segments):
+    """[rows, 1, width, width] bool: a query sees earlier keys of the shared prefix (segment 0) and
+    of its own segment; padding (-1) sees only padding, so no query row is fully masked."""
+    import torch
+
+    width = segments.shape[1]
+    index = torch.arange(width, dtype=torch.long, device=segments.device)
+    causal = index[None, :] <= index[:, None]  # [query, key]
+    seen = (segments[:, None, :] == 0) | (segments[:, None, :] == segments[:, :, None])
+    return (causal & seen)[:, None]
+
+
+def _per_request(logprob, wrong, lengths, longest: int):
+    """Per-request sums of `logprob` and any() of `wrong` over each request's consecutive
+    positions. Deterministic: a gather into a [requests, longest] grid and a sum along rows, in
+    a fixed order (index_add_ and float cumsum are not deterministic on CUDA)."""
+    import torch
+
+    steps = torch.arange(longest, dtype=torch.long, device=lengths.device)
+    offsets = torch.cumsum(lengths, dim=0) - lengths  # an integer cumsum: exact and deterministic
+    valid = steps[None, :] < lengths[:, None]
+    index = (offsets[:, None] + steps[None, :]).clamp(max=len(logprob) - 1)  # padding reads a real slot...
+    sums = torch.where(valid, logprob[index], logprob.new_zeros(())).sum(dim=1)  # ...and is zeroed here
+    return sums, (wrong[index] & valid).any(dim=1)

@@ -7,8 +7,10 @@ Owns two small things the sweep uses between checkpoints:
   so that one bad checkpoint does not end a sweep). While the caller works on one item, the next
   `ahead` items are loaded on a background thread, so download + load time hides behind
   evaluation. At most `ahead + 1` results are alive at once (the one in use and the ones
-  loading): with ahead=1, two models. Leaving the loop early (break, exception, Ctrl-C) cancels
-  loads not yet started; a load already running finishes on its thread and is dropped.
+  loading): with ahead=1, two models, so `load_fn` should leave its result on the host (runner's
+  `load_to_host`) and the caller move it to the accelerator after releasing the previous one.
+  Leaving the loop early (break, exception, Ctrl-C) skips loads not yet started; a load already
+  running finishes on its (daemon) thread and is dropped, and never delays the process's exit.
 - `cleanup_revision(repo_id, revision, cache_dir=None) -> int`: delete one revision (a ref such
   as "step1000", or a commit hash) of a model repo from the Hugging Face hub cache, through
   huggingface_hub's `scan_cache_dir().delete_revisions()`: its snapshot and refs go, blobs go
@@ -18,10 +20,19 @@ Owns two small things the sweep uses between checkpoints:
 
 from __future__ import annotations
 
+import itertools
+import queue
+import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
+
+
+class _Slot:
+    """One item's load: filled in by the worker thread, waited for by the caller."""
+
+    def __init__(self, item: Any):
+        self.item, self.result, self.done = item, None, threading.Event()
 
 
 class Prefetcher:
@@ -41,25 +52,40 @@ class Prefetcher:
         except Exception as exc:  # handed to the caller with its item, in order
             return exc
 
+    def _work(self, todo: queue.SimpleQueue, stop: threading.Event) -> None:
+        while (slot := todo.get()) is not None and not stop.is_set():
+            slot.result = self._load(slot.item)
+            slot.done.set()
+            del slot  # while waiting for the next item, hold nothing the caller has released
+
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalsuite-prefetch")
-        pending: deque[tuple[Any, Future]] = deque()
+        # A daemon thread, not a ThreadPoolExecutor: the interpreter joins executor threads at
+        # exit, so Ctrl-C would wait for an in-flight download; a daemon thread is abandoned.
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        stop = threading.Event()
+        threading.Thread(target=self._work, args=(todo, stop), name="evalsuite-prefetch", daemon=True).start()
+        pending: deque[_Slot] = deque()
         upcoming = iter(self.items)
+
+        def submit(item: Any) -> None:
+            pending.append(_Slot(item))
+            todo.put(pending[-1])
+
         try:
-            for item in upcoming:  # the first `ahead` loads; each hand-out starts one more
-                pending.append((item, pool.submit(self._load, item)))
-                if len(pending) == self.ahead:
-                    break
+            for item in itertools.islice(upcoming, self.ahead):  # the first loads; each hand-out starts one more
+                submit(item)
             while pending:
-                item, future = pending.popleft()
-                result = future.result()
+                slot = pending.popleft()
+                slot.done.wait()
+                result, slot.result = slot.result, None
                 nxt = next(upcoming, _END)
                 if nxt is not _END:  # start the next load before handing this one out
-                    pending.append((nxt, pool.submit(self._load, nxt)))
-                yield item, result
+                    submit(nxt)
+                yield slot.item, result
                 del result  # drop our reference: the caller decides how long a model lives
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop.set()  # loads not yet started are skipped; one running finishes and is dropped
+            todo.put(None)
 
 
 _END = object()

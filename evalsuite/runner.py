@@ -2,18 +2,21 @@
 fast backend) that imports torch, transformers or lm_eval; everything else stays light so that
 `evalsuite --help` is instant.
 
-`load_checkpoint` resolves a checkpoint (local folder, HF cache, or the Hub with revision=stepN)
-and fails fast with a clear message when it cannot; `evaluate` runs lm-eval's own task
-definitions on it, with data from the Hub or from local JSON Lines files.
+`load_to_host` resolves a checkpoint (local folder, HF cache, or the Hub with revision=stepN) and
+reads it into host memory, or fails fast with a clear message; `place_on_device` moves it to the
+accelerator once the previous model is gone (`load_checkpoint` does both); `evaluate` runs
+lm-eval's own task definitions on it, with data from the Hub or from local JSON Lines files.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from evalsuite import hub
 from evalsuite.errors import EvalsuiteError
@@ -61,36 +64,123 @@ def load_tokenizer():
     return AutoTokenizer.from_pretrained(TOKENIZER_DIR)
 
 
+@dataclass
+class LoadedCheckpoint:
+    """A checkpoint read into memory, and exactly what was read (for the runs table)."""
+
+    checkpoint: Checkpoint
+    model: Any  # GPTNeoXForCausalLM in eval mode: on the host until place_on_device; None once released
+    commit: str | None  # the Hub commit (the HF cache's snapshot folder name); None for a local folder
+    origin: str  # "folder" (--model-path, the demo), "hf-cache" (no network), or "hub" (downloaded now)
+
+    def release(self) -> None:
+        """Drop the model; the record stays. It is freed once nothing else (an lm-eval LM) holds it."""
+        self.model = None
+
+
 def load_checkpoint(ckpt: Checkpoint, dtype: str, device: str):
     """A GPTNeoXForCausalLM in eval mode on `device`, or an EvalsuiteError within seconds."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    return place_on_device(load_to_host(ckpt, dtype), device).model
 
+
+def load_to_host(ckpt: Checkpoint, dtype: str) -> LoadedCheckpoint:
+    """Resolve and read a checkpoint into host memory, never touching the accelerator (what the
+    prefetch thread runs while the current model is evaluated), or raise a one-line
+    EvalsuiteError naming it. Order: a local folder; the HF cache (no network); one quick question
+    to the Hub; the download.
+
+    The error carries no traceback of the failed load: its frames would keep the partly loaded
+    model alive for as long as the error is held (the prefetcher hands it over as a result).
+    Host memory: transformers >= 4.56 always builds the model without weights (meta device; the
+    old `low_cpu_mem_usage` switch is ignored) and fills each tensor once from the memory-mapped
+    file, so the host holds one copy of the next checkpoint (11.8 B parameters x 2 bytes: 24 GB for
+    12B in float16), never two. `device_map` would load straight to the accelerator: not here, where the previous model
+    may still be on it (see place_on_device)."""
+    import torch
+
+    # A .bin load from the Hub would start transformers' background safetensors conversion (a
+    # request to a conversion service, on a thread we cannot stop); this is its switch
+    # (transformers >= 4.57 reads "true"; 4.56 has none, hence the floor in pyproject.toml).
+    os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "true")
     kwargs = dict(dtype=getattr(torch, dtype))
     if ckpt.local_dir:
         if not (ckpt.local_dir / "config.json").exists():
             raise EvalsuiteError(f"{ckpt.model} step {ckpt.step}: no checkpoint at {ckpt.local_dir}")
-        model = AutoModelForCausalLM.from_pretrained(ckpt.local_dir, **kwargs)
+        model = _read(ckpt.local_dir, _folder_error(ckpt), **kwargs)
+        return LoadedCheckpoint(ckpt, model, commit=None, origin="folder")
+    return _from_hub(ckpt, kwargs)
+
+
+def place_on_device(loaded: LoadedCheckpoint, device: str) -> LoadedCheckpoint:
+    """Move a host-loaded model to `device`, in place; returns `loaded`. Call it on the main thread
+    once the previous model is released (LoadedCheckpoint.release, and any lm-eval LM over it
+    deleted): it first collects what that model left (reference cycles, the CUDA cache), so two
+    models are never on the accelerator together. A failed move releases this model too."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    try:
+        loaded.model.to(device)
+    except Exception as exc:
+        reason = _reason(exc)
     else:
-        model = _from_hub(ckpt, kwargs)
-    return model.to(device).eval()
+        return loaded
+    loaded.release()  # outside the except: the half-moved tensors are no longer referenced
+    raise EvalsuiteError(f"cannot move {loaded.checkpoint.describe()} to {device}: {reason}")
 
 
-def _from_hub(ckpt: Checkpoint, kwargs: dict):
-    from transformers import AutoModelForCausalLM
-
-    try:  # the local HF cache first: no network at all when the revision is already there
-        return AutoModelForCausalLM.from_pretrained(
-            ckpt.repo_id, revision=ckpt.revision, local_files_only=True, **kwargs)
-    except OSError:
-        pass
+def _from_hub(ckpt: Checkpoint, kwargs: dict) -> LoadedCheckpoint:
+    snapshot = _cached_snapshot(ckpt)  # the local HF cache first: no network at all when it is there
+    if snapshot is not None:
+        model = _read(snapshot, _cache_error(ckpt, snapshot), missing_ok=True, **kwargs)
+        if model is not None:
+            return LoadedCheckpoint(ckpt, model, commit=snapshot.name, origin="hf-cache")
     reason = hub.unreachable(f"models/{ckpt.repo_id}/revision/{ckpt.revision}")
     if reason:
         raise _hub_error(ckpt, reason)
+    model = _read(ckpt.repo_id, lambda why: _hub_error(ckpt, why), revision=ckpt.revision, **kwargs)
+    snapshot = _cached_snapshot(ckpt)  # where the download went: its folder names the commit
+    return LoadedCheckpoint(ckpt, model, commit=snapshot.name if snapshot else None, origin="hub")
+
+
+def _cached_snapshot(ckpt: Checkpoint) -> Path | None:
+    """The HF cache's snapshot folder for repo@revision (named by its commit hash), if cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(ckpt.repo_id, "config.json", revision=ckpt.revision)
+    return Path(config).parent if isinstance(config, str) else None
+
+
+def _read(source, error: Callable[[str], EvalsuiteError], missing_ok: bool = False, **kwargs):
+    """from_pretrained(source) in eval mode. Any failure becomes `error(reason)`, raised after the
+    except block, when the original exception and the frames holding the partly built model are
+    gone. With missing_ok, files that are not there (OSError) give None instead."""
+    from transformers import AutoModelForCausalLM
+
     try:
-        return AutoModelForCausalLM.from_pretrained(ckpt.repo_id, revision=ckpt.revision, **kwargs)
-    except Exception as exc:  # a download that broke off, a disk that filled up, ...
-        raise _hub_error(ckpt, _reason(exc)) from None
+        return AutoModelForCausalLM.from_pretrained(source, **kwargs).eval()
+    except OSError as exc:
+        if missing_ok:
+            return None
+        reason = _reason(exc)
+    except Exception as exc:  # a truncated file, a tensor of the wrong shape, memory, ...
+        reason = _reason(exc)
+    raise error(reason)
+
+
+def _folder_error(ckpt: Checkpoint) -> Callable[[str], EvalsuiteError]:
+    return lambda reason: EvalsuiteError(
+        f"{ckpt.model} step {ckpt.step}: cannot load {ckpt.local_dir}: {reason}")
+
+
+def _cache_error(ckpt: Checkpoint, snapshot: Path) -> Callable[[str], EvalsuiteError]:
+    return lambda reason: EvalsuiteError(
+        f"cannot load {ckpt.repo_id} revision {ckpt.revision} from the HF cache ({snapshot}): {reason}; "
+        f"delete it (huggingface-cli delete-cache) to download it again")
 
 
 def _hub_error(ckpt: Checkpoint, reason: str) -> EvalsuiteError:
@@ -101,8 +191,10 @@ def _hub_error(ckpt: Checkpoint, reason: str) -> EvalsuiteError:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    """The exception's first line, and its type where the text alone may not say what happened."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    kind = "" if isinstance(exc, (OSError, EvalsuiteError)) else f"{type(exc).__name__}: "
+    return (kind + text)[:200] or type(exc).__name__
 
 
 def make_lm(model, tokenizer, backend: str, batch_size: str):

@@ -7,17 +7,24 @@ distributions are peaked and choice margins are far above numerical noise (ties 
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections import defaultdict
 
 import pytest
 import torch
 
+from evalsuite import agreement
 from evalsuite.demo import tiny_model, tokenizer
-from evalsuite.fast_backend import MAX_LENGTH, FastLM, TokenCache, shared_token_cache
+from evalsuite.fast_backend import MAX_LENGTH, FastLM, TokenCache, is_out_of_memory, shared_token_cache
 
 LIMIT = 8  # documents per task
 FP32_RTOL = 1e-4
 BF16_RTOL = 1e-2  # measured worst 6.1e-3 on CPU (hf takes log-softmax in bf16); see benchmarks/README.md
+# float16 against a float32 reference of the same weights: at most one float16 rounding (2^-11).
+# The fast backend keeps its log-softmax and sums in float32: measured 4.4e-5 to 8.0e-5; hf rounds
+# its per-token log-probs and sums to float16: 7.3e-4 to 8.9e-4 (benchmarks/README.md, "float16")
+FP16_RTOL = 2.0 ** -11
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +124,87 @@ def test_bf16_within_stated_tolerance(tok, instances):
     hf = hf_lm(model, tok).loglikelihood(subset, disable_tqdm=True)
     rel = max(abs(f[0] - h[0]) / abs(h[0]) for f, h in zip(fast, hf))
     assert rel <= BF16_RTOL
+
+
+def test_float16_is_no_worse_than_hf_against_float32(tok, instances):
+    """CPU float16 has GPU float16's rounding. The reference: lm-eval's own `hf` on the same
+    (float16-rounded) weights in float32. Choices may differ from hf's only on near-ties that the
+    float16 error explains. (CPU float16 is slow: the first 4 documents of each task.)"""
+    subset = [i for i in instances if i.doc_id < 4]
+    model = tiny_model(seed=0).to(torch.float16)
+    reference = hf_lm(copy.deepcopy(model).float(), tok).loglikelihood(subset, disable_tqdm=True)
+    fast = FastLM(model=model, tokenizer=tok).loglikelihood(subset)
+    hf = hf_lm(model, tok).loglikelihood(subset, disable_tqdm=True)
+    fast_error = agreement.worst_relative_error(fast, reference)
+    assert fast_error <= FP16_RTOL
+    assert fast_error <= agreement.worst_relative_error(hf, reference)
+    for a, b in ((fast, hf), (fast, reference)):
+        differences = agreement.choice_differences(subset, a, b, reference)
+        assert all(d.explained for d in differences), differences
+
+
+def test_scores_do_not_depend_on_the_default_dtype(tok, instances):
+    """transformers sets torch's process-wide default dtype to float16 while it builds a float16
+    model; nothing the fast backend creates may follow it."""
+    model, subset = tiny_model(seed=0), instances[:80]
+    want = FastLM(model=model, tokenizer=tok).loglikelihood(subset)
+    torch.set_default_dtype(torch.float16)
+    try:
+        got = FastLM(model=model, tokenizer=tok).loglikelihood(subset)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert got == want
+
+
+def test_scoring_while_another_thread_loads_a_float16_model(tok, instances, tmp_path):
+    """The sweep's situation: the prefetch thread loads the next checkpoint in float16 while this
+    one is scored. (Before every tensor had an explicit dtype, this failed on the third pass.)"""
+    from transformers import AutoModelForCausalLM
+
+    tiny_model(seed=5, layers=2, width=64, heads=4).save_pretrained(tmp_path / "next")
+    model, subset = tiny_model(seed=0), [i for i in instances if i.task_name == "arc_easy"]
+    want = FastLM(model=model, tokenizer=tok).loglikelihood(subset)
+    loaded, stop = threading.Event(), threading.Event()
+
+    def prefetch():
+        while not stop.is_set():
+            AutoModelForCausalLM.from_pretrained(tmp_path / "next", dtype=torch.float16)
+            loaded.set()
+
+    thread = threading.Thread(target=prefetch, daemon=True)
+    thread.start()
+    try:
+        assert loaded.wait(timeout=300), "the loading thread never finished a load"
+        for _ in range(20):  # each pass overlaps several loads
+            assert FastLM(model=model, tokenizer=tok).loglikelihood(subset) == want
+    finally:
+        stop.set()
+        thread.join()
+    assert torch.get_default_dtype() == torch.float32
+
+
+@pytest.mark.parametrize("message, retry", [
+    ("CUDA error: out of memory", True),
+    ("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", True),
+    ("cuDNN error: CUDNN_STATUS_ALLOC_FAILED", True),
+    ("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED", True),
+    ("CUDA error: CUBLAS_STATUS_EXECUTION_FAILED when calling `cublasGemmEx(handle, ...)`", False),
+    ("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a "
+     "non-contiguous input.", False),
+    ("CUDA error: an illegal memory access was encountered", False),
+    ("mat1 and mat2 shapes cannot be multiplied (4x3 and 4x3)", False),
+])
+def test_out_of_memory_is_recognised_in_cuda_library_errors(message, retry):
+    """The messages as ATen/cuda/Exceptions.h formats them (RuntimeError): a smaller batch helps
+    when cuBLAS or cuDNN could not allocate, not when a kernel failed."""
+    assert is_out_of_memory(RuntimeError(message)) is retry
+
+
+def test_out_of_memory_is_recognised_in_real_allocator_errors():
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    with pytest.raises(RuntimeError) as host:
+        torch.empty(2**60, dtype=torch.uint8)  # more than any address space: the host allocator fails
+    assert is_out_of_memory(host.value)
 
 
 def test_evaluate_samples_match_per_document(tok):

@@ -104,3 +104,40 @@ def test_cleanup_by_commit_hash_and_of_missing_things_is_harmless(tmp_path):
 def test_ahead_must_be_positive():
     with pytest.raises(ValueError):
         Prefetcher(lambda n: n, [1], ahead=0)
+
+
+BLOCKED_LOAD = """
+import threading
+from evalsuite.prefetch import Prefetcher
+
+started, never = threading.Event(), threading.Event()
+
+def load(n):
+    if n == 1:  # the next checkpoint's download: it never ends
+        started.set()
+        never.wait()
+    return n
+
+for item, _ in Prefetcher(load, [0, 1]):
+    started.wait()
+    print("evaluating", item, flush=True)
+    never.wait()  # the evaluation of checkpoint 0, until Ctrl-C
+"""
+
+
+def test_ctrl_c_does_not_wait_for_an_in_flight_load():
+    """The interpreter joins ThreadPoolExecutor threads at exit: with one, this process would
+    hang until the blocked load ended. The prefetch thread is a daemon: it exits at once."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", BLOCKED_LOAD], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "evaluating 0"  # load 1 is now in flight
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)  # a hang, not a slow exit, is the failure
+    finally:
+        proc.kill()
+    assert "KeyboardInterrupt" in err
