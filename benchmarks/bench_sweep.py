@@ -2,8 +2,8 @@
 
 Builds K local checkpoints with different (random) weights at a Pythia shape, runs
 `evalsuite run` on them in this process (sweep.run_sweep: prefetch, requests built once,
-background commits), and prints for each checkpoint: waiting for its load, request building
-(the first only), backend scoring, metrics + samples, the commit (on its own thread, overlapping
+background commits), and prints the request building (once, while the first checkpoint loads)
+and for each checkpoint: waiting for its load, moving it to the device, backend scoring, metrics + samples, the commit (on its own thread, overlapping
 the next checkpoint), the checkpoint's wall time, and the overhead: wall minus backend scoring.
 Then the start-up before the first checkpoint was scored, and the interpreter + CLI start.
 
@@ -60,12 +60,13 @@ def run_args(root: Path, steps: list[int], args, db: str) -> list[str]:
 
 
 def print_jobs(report) -> None:
-    print(f"{'checkpoint':>11} {'load wait':>9} {'requests':>9} {'scoring':>9} {'metrics':>9} "
+    print(f"lm-eval's requests, built once while the first checkpoint loaded: {report.startup.requests_s:.2f} s")
+    print(f"{'checkpoint':>11} {'load wait':>9} {'to device':>9} {'scoring':>9} {'metrics':>9} "
           f"{'commit*':>8} {'wall':>8} {'overhead':>9} {'share':>6}")
     for job in report.jobs:
         t = job.times
         overhead = t.wall_s - t.scoring_s
-        print(f"{'step' + str(job.step):>11} {t.load_wait_s:9.2f} {t.requests_s:9.2f} {t.scoring_s:9.2f} "
+        print(f"{'step' + str(job.step):>11} {t.load_wait_s:9.2f} {t.place_s:9.2f} {t.scoring_s:9.2f} "
               f"{t.metrics_s:9.2f} {t.commit_s:8.2f} {t.wall_s:8.2f} {overhead:9.2f} "
               f"{100 * overhead / t.wall_s:5.1f}%")
     later = report.jobs[1:]

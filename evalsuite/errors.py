@@ -6,3 +6,9 @@ The CLI prints its message as a single line (no traceback) and exits with status
 
 class EvalsuiteError(Exception):
     """A problem the user can fix: the message says what is wrong and what is valid."""
+
+
+class CheckpointError(EvalsuiteError):
+    """One checkpoint cannot be loaded (no such revision, corrupt or mismatched files): a sweep
+    reports it by name and goes on with the others. Problems that every checkpoint would hit
+    (an unreachable Hub, offline mode) stay plain EvalsuiteErrors and stop the sweep."""

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 TIMEOUT_S = 10  # seconds before an unreachable Hub is reported, instead of a long hang
+MISSING = "the Hub has no such revision or repository"  # about one checkpoint, not the Hub
 
 
 def unreachable(api_path: str) -> str | None:
@@ -24,7 +25,7 @@ def unreachable(api_path: str) -> str | None:
     try:
         urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as exc:
-        return "the Hub has no such revision or repository" if exc.code == 404 else f"the Hub answered HTTP {exc.code}"
+        return MISSING if exc.code == 404 else f"the Hub answered HTTP {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         return f"the Hub ({constants.ENDPOINT}) is unreachable: {getattr(exc, 'reason', exc)}"
     return None

@@ -31,7 +31,8 @@ def print_run_summary(db: Path, report: SweepReport, shots: int) -> None:
     """After a sweep: the headline scores of what was just run, and where the time went."""
     done = report.jobs
     if not done:
-        print("nothing to do: every requested checkpoint is already stored (use --force to redo)")
+        if not report.failed:
+            print("nothing to do: every requested checkpoint is already stored (use --force to redo)")
         return
     ids = [d.run_id for d in done]
     frame = store.read_df(db, f"""
@@ -41,13 +42,13 @@ def print_run_summary(db: Path, report: SweepReport, shots: int) -> None:
     frame.columns = [f"{t}:{m}" for t, m in frame.columns]
     print(_table(frame.reset_index(), floatfmt="{:.4g}"))
     n, up = len(done), report.startup
-    wall = sum(d.times.wall_s for d in done) - up.first_load_s - up.requests_s
+    wall = sum(d.times.wall_s for d in done) - up.first_load_s
     scoring = sum(d.times.scoring_s for d in done)
     print(f"evaluated {n} checkpoint(s), {wall / n:.1f} s each on average ({scoring / n:.1f} s of "
           f"it scoring; {shots}-shot); stored in {db}")
     print(f"start-up {up.total_s:.1f} s: libraries {up.libraries_s:.1f}, store {up.store_s:.1f}, "
-          f"tokenizer {up.tokenizer_s:.1f}, first load {up.first_load_s:.1f}, "
-          f"lm-eval requests {up.requests_s:.1f}")
+          f"tokenizer {up.tokenizer_s:.1f}, lm-eval requests {up.requests_s:.1f} (while the first "
+          f"checkpoint loads), rest of the first load {up.first_load_s:.1f}")
 
 
 def _table(frame, floatfmt: str = "{:.4f}") -> str:

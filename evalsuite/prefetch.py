@@ -6,7 +6,9 @@ Owns two small things the sweep uses between checkpoints:
   `items`, where `result` is `load_fn(item)` or the exception it raised (returned, not raised,
   so that one bad checkpoint does not end a sweep). While the caller works on one item, the next
   `ahead` items are loaded on a background thread, so download + load time hides behind
-  evaluation. At most `ahead + 1` results are alive at once (the one in use and the ones
+  evaluation. The first loads start as soon as the loop begins (`iter(prefetcher)`), so a
+  caller can do other start-up work before taking the first result. At most `ahead + 1` results
+  are alive at once (the one in use and the ones
   loading): with ahead=1, two models, so `load_fn` should leave its result on the host (runner's
   `load_to_host`) and the caller move it to the accelerator after releasing the previous one.
   Leaving the loop early (break, exception, Ctrl-C) skips loads not yet started; a load already
@@ -23,6 +25,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -59,6 +62,7 @@ class Prefetcher:
             del slot  # while waiting for the next item, hold nothing the caller has released
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        """Start the worker and the first `ahead` loads now; hand results out in order."""
         # A daemon thread, not a ThreadPoolExecutor: the interpreter joins executor threads at
         # exit, so Ctrl-C would wait for an in-flight download; a daemon thread is abandoned.
         todo: queue.SimpleQueue = queue.SimpleQueue()
@@ -66,26 +70,37 @@ class Prefetcher:
         threading.Thread(target=self._work, args=(todo, stop), name="evalsuite-prefetch", daemon=True).start()
         pending: deque[_Slot] = deque()
         upcoming = iter(self.items)
+        for item in itertools.islice(upcoming, self.ahead):  # each hand-out starts one more
+            _submit(pending, todo, item)
+        handout = self._hand_out(pending, upcoming, todo, stop)
+        weakref.finalize(handout, _stop, todo, stop)  # a loop never started still ends the worker
+        return handout
 
-        def submit(item: Any) -> None:
-            pending.append(_Slot(item))
-            todo.put(pending[-1])
-
+    def _hand_out(self, pending: deque, upcoming: Iterator, todo: queue.SimpleQueue,
+                  stop: threading.Event) -> Iterator[tuple[Any, Any]]:
         try:
-            for item in itertools.islice(upcoming, self.ahead):  # the first loads; each hand-out starts one more
-                submit(item)
             while pending:
                 slot = pending.popleft()
                 slot.done.wait()
                 result, slot.result = slot.result, None
                 nxt = next(upcoming, _END)
                 if nxt is not _END:  # start the next load before handing this one out
-                    submit(nxt)
+                    _submit(pending, todo, nxt)
                 yield slot.item, result
                 del result  # drop our reference: the caller decides how long a model lives
         finally:
-            stop.set()  # loads not yet started are skipped; one running finishes and is dropped
-            todo.put(None)
+            _stop(todo, stop)
+
+
+def _submit(pending: deque, todo: queue.SimpleQueue, item: Any) -> None:
+    pending.append(_Slot(item))
+    todo.put(pending[-1])
+
+
+def _stop(todo: queue.SimpleQueue, stop: threading.Event) -> None:
+    """Loads not yet started are skipped; one running finishes and is dropped."""
+    stop.set()
+    todo.put(None)
 
 
 _END = object()

@@ -20,6 +20,7 @@ class Run:
     step: int | None  # None: a model with a single checkpoint (OPT, BLOOM)
     backend: str | None = None  # lm-eval model backend ('hf', 'evalsuite-fast') or None
     model_source: str | None = None  # 'EleutherAI/pythia-70m@step1000' or a local directory
+    model_commit: str | None = None  # the Hub commit actually loaded (revisions are branches that can move)
     data_source: str | None = None  # 'hub' or the local data directory
     doc_limit: int | None = None  # --limit: documents per task, None for the full set
     dtype: str | None = None
@@ -102,8 +103,8 @@ class JobKey:
 class JobTimes:
     """Where one checkpoint's time went in a sweep (not stored; printed and benchmarked)."""
 
-    load_wait_s: float = 0.0  # blocked on the prefetched checkpoint
-    requests_s: float = 0.0  # building lm-eval's requests: the sweep's first checkpoint only
+    load_wait_s: float = 0.0  # blocked on the prefetched checkpoint (read into host memory)
+    place_s: float = 0.0  # moving it to the device, once the previous model is gone
     scoring_s: float = 0.0  # the backend's loglikelihood call
     metrics_s: float = 0.0  # lm-eval's filters, per-document metrics, aggregation; sample records
     wall_s: float = 0.0  # the checkpoint's share of the sweep's wall time (commit excluded)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evalsuite import hub
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import CheckpointError, EvalsuiteError
 from evalsuite.paths import TASK_DATA_DIR, TOKENIZER_DIR
 from evalsuite.tasks import TaskSpec, local_data_files
 
@@ -105,7 +105,7 @@ def load_to_host(ckpt: Checkpoint, dtype: str) -> LoadedCheckpoint:
     kwargs = dict(dtype=getattr(torch, dtype))
     if ckpt.local_dir:
         if not (ckpt.local_dir / "config.json").exists():
-            raise EvalsuiteError(f"{ckpt.model} step {ckpt.step}: no checkpoint at {ckpt.local_dir}")
+            raise CheckpointError(f"{ckpt.model} step {ckpt.step}: no checkpoint at {ckpt.local_dir}")
         model = _read(ckpt.local_dir, _folder_error(ckpt), **kwargs)
         return LoadedCheckpoint(ckpt, model, commit=None, origin="folder")
     return _from_hub(ckpt, kwargs)
@@ -114,14 +114,16 @@ def load_to_host(ckpt: Checkpoint, dtype: str) -> LoadedCheckpoint:
 def place_on_device(loaded: LoadedCheckpoint, device: str) -> LoadedCheckpoint:
     """Move a host-loaded model to `device`, in place; returns `loaded`. Call it on the main thread
     once the previous model is released (LoadedCheckpoint.release, and any lm-eval LM over it
-    deleted): it first collects what that model left (reference cycles, the CUDA cache), so two
-    models are never on the accelerator together. A failed move releases this model too."""
+    deleted): if anything is still allocated on the accelerator, it first collects what that model
+    left (reference cycles, the CUDA cache), so two models are never on it together. A full
+    garbage collection walks every object of a sweep (lm-eval's requests: ~0.3 s a checkpoint on
+    a CPU), so it runs only then. A failed move releases this model too."""
     import gc
 
     import torch
 
-    gc.collect()
-    if device.startswith("cuda"):
+    if device.startswith("cuda") and torch.cuda.memory_allocated(device) > 0:
+        gc.collect()
         torch.cuda.empty_cache()
     try:
         loaded.model.to(device)
@@ -140,8 +142,8 @@ def _from_hub(ckpt: Checkpoint, kwargs: dict) -> LoadedCheckpoint:
         if model is not None:
             return LoadedCheckpoint(ckpt, model, commit=snapshot.name, origin="hf-cache")
     reason = hub.unreachable(f"models/{ckpt.repo_id}/revision/{ckpt.revision}")
-    if reason:
-        raise _hub_error(ckpt, reason)
+    if reason:  # a missing revision is this checkpoint's problem; an unreachable Hub, everyone's
+        raise _hub_error(ckpt, reason, CheckpointError if reason == hub.MISSING else EvalsuiteError)
     model = _read(ckpt.repo_id, lambda why: _hub_error(ckpt, why), revision=ckpt.revision, **kwargs)
     snapshot = _cached_snapshot(ckpt)  # where the download went: its folder names the commit
     return LoadedCheckpoint(ckpt, model, commit=snapshot.name if snapshot else None, origin="hub")
@@ -173,18 +175,18 @@ def _read(source, error: Callable[[str], EvalsuiteError], missing_ok: bool = Fal
 
 
 def _folder_error(ckpt: Checkpoint) -> Callable[[str], EvalsuiteError]:
-    return lambda reason: EvalsuiteError(
+    return lambda reason: CheckpointError(
         f"{ckpt.model} step {ckpt.step}: cannot load {ckpt.local_dir}: {reason}")
 
 
 def _cache_error(ckpt: Checkpoint, snapshot: Path) -> Callable[[str], EvalsuiteError]:
-    return lambda reason: EvalsuiteError(
+    return lambda reason: CheckpointError(
         f"cannot load {ckpt.repo_id} revision {ckpt.revision} from the HF cache ({snapshot}): {reason}; "
         f"delete it (huggingface-cli delete-cache) to download it again")
 
 
-def _hub_error(ckpt: Checkpoint, reason: str) -> EvalsuiteError:
-    return EvalsuiteError(
+def _hub_error(ckpt: Checkpoint, reason: str, kind: type[EvalsuiteError] = CheckpointError) -> EvalsuiteError:
+    return kind(
         f"cannot load {ckpt.repo_id} revision {ckpt.revision}: {reason}. To use local files, "
         "pass --model-path DIR (DIR/<model>/step<N>/ or DIR/step<N>/) or put the revision in the "
         "HF cache (huggingface-cli download --revision) where the Hub is reachable")

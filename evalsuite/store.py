@@ -25,7 +25,7 @@ from evalsuite.records import JobKey, JobRecord, Run, Sample, Score, Sweep, as_t
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, model VARCHAR NOT NULL, step INTEGER,
-    backend VARCHAR, model_source VARCHAR, data_source VARCHAR, doc_limit INTEGER,
+    backend VARCHAR, model_source VARCHAR, model_commit VARCHAR, data_source VARCHAR, doc_limit INTEGER,
     dtype VARCHAR, batch_size VARCHAR, device VARCHAR, gpu_name VARCHAR, hostname VARCHAR,
     evalsuite_commit VARCHAR, lm_eval_version VARCHAR, transformers_version VARCHAR,
     torch_version VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, duration_s DOUBLE
@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS samples (
     shots INTEGER NOT NULL, doc_id INTEGER NOT NULL, target INTEGER, correct BOOLEAN,
     correct_norm BOOLEAN, loglikelihoods DOUBLE[], is_greedy BOOLEAN[]
 );
+"""
+# Columns added after the first release: a store made before them gains them on the next init.
+MIGRATIONS = """
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_commit VARCHAR;
 """
 
 LOCK_WAIT_S = 60.0  # how long to wait for the other process's lock before giving up
@@ -96,6 +100,7 @@ def init(path: Path, seed: bool = True) -> Path:
         fresh = not con.execute("SELECT count(*) FROM information_schema.tables "
                                 "WHERE table_name = 'scores'").fetchone()[0]
         con.execute(SCHEMA)
+        con.execute(MIGRATIONS)
         if fresh and seed:
             from evalsuite.reference import seed_store
 

@@ -14,11 +14,11 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evalsuite import demo, registry, store
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import CheckpointError, EvalsuiteError
 from evalsuite.paths import ROOT
 from evalsuite.committer import Committed, Committer
 from evalsuite.records import JobRecord, Run, Sweep
@@ -114,10 +114,10 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def new_run(cfg: RunConfig, job: Job, ckpt, session: "Session") -> Run:
+def new_run(cfg: RunConfig, job: Job, loaded, session: "Session") -> Run:
     return Run(
         run_id=uuid.uuid4().hex[:16], source="local", model=job.model, step=job.step,
-        backend=cfg.backend, model_source=ckpt.describe(),
+        backend=cfg.backend, model_source=loaded.checkpoint.describe(), model_commit=loaded.commit,
         data_source=str(cfg.data_dir) if cfg.data_dir else "hub", doc_limit=cfg.limit,
         dtype=session.dtype, batch_size=cfg.batch_size, device=session.device,
         started_at=store.utcnow(), **session.env)
@@ -182,18 +182,28 @@ class Startup:
     libraries_s: float = 0.0  # importing torch, transformers, datasets, lm-eval
     store_s: float = 0.0  # opening the store, planning, registering the sweep
     tokenizer_s: float = 0.0
-    first_load_s: float = 0.0  # the first checkpoint's load: nothing to hide it behind yet
-    requests_s: float = 0.0  # building lm-eval's requests, once per sweep
+    requests_s: float = 0.0  # building lm-eval's requests, once per sweep, while the first loads
+    first_load_s: float = 0.0  # what is left of the first checkpoint's load after that
 
     @property
     def total_s(self) -> float:
-        return self.libraries_s + self.store_s + self.tokenizer_s + self.first_load_s + self.requests_s
+        return self.libraries_s + self.store_s + self.tokenizer_s + self.requests_s + self.first_load_s
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A checkpoint that could not be evaluated; the sweep went on without it."""
+
+    model: str
+    step: int
+    reason: str
 
 
 @dataclass
 class SweepReport:
     jobs: list[Committed]  # one per checkpoint committed, in order
     startup: Startup
+    failed: list[Failure] = field(default_factory=list)
 
 
 def run_sweep(cfg: RunConfig, show_progress: bool = True) -> SweepReport:
@@ -222,14 +232,14 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True) -> SweepReport:
     startup.store_s = lap()
     session = Session(device, dtype, runner.load_tokenizer(), env, sweep.sweep_id)
     startup.tokenizer_s = lap()
+    report = SweepReport([], startup)
     try:
-        done = _evaluate_jobs(cfg, jobs, session, show_progress)
+        _evaluate_jobs(cfg, jobs, session, report, show_progress)
     except BaseException:  # an error, or Ctrl-C: what is stored stays; the sweep is marked
         store.end_sweep(cfg.db, sweep.sweep_id, "stopped")
         raise
     store.end_sweep(cfg.db, sweep.sweep_id, "done")
-    startup.first_load_s, startup.requests_s = done[0].times.load_wait_s, done[0].times.requests_s
-    return SweepReport(done, startup)
+    return report
 
 
 def _stopwatch():
@@ -255,47 +265,67 @@ class Session:
     sweep_id: str
 
 
-def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, show_progress: bool) -> list[Committed]:
-    """The loop: the next checkpoint loads on a background thread while this one is evaluated,
-    and the previous one is committed on another."""
+def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: SweepReport,
+                   show_progress: bool) -> None:
+    """The loop: the next checkpoint is read into host memory on a background thread while this
+    one is evaluated, and the previous one is committed on another. At most one model is on the
+    device: the next is placed only once this one is released."""
     from tqdm import tqdm
 
     from evalsuite import runner
     from evalsuite.prefetch import Prefetcher
 
     def load(job: Job):
-        ckpt = checkpoint_for(cfg, job.model, job.step)
-        return ckpt, runner.load_checkpoint(ckpt, session.dtype, session.device)
+        return runner.load_to_host(checkpoint_for(cfg, job.model, job.step), session.dtype)
 
-    prepared = None
     with Committer(cfg.db, session.sweep_id, replace=cfg.force) as committer, \
             tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True,
                  file=sys.__stderr__) as bar:
+        loads, started = iter(Prefetcher(load, jobs)), time.perf_counter()  # the first load starts
+        prepared = prepare_requests(cfg)  # ... and lm-eval's requests are built meanwhile
+        report.startup.requests_s = time.perf_counter() - started
         mark = time.perf_counter()
-        for job, loaded in Prefetcher(load, jobs):
+        for job, loaded in loads:
             waited = time.perf_counter() - mark
-            if isinstance(loaded, BaseException):
-                raise loaded  # earlier checkpoints are stored; a rerun resumes here
+            if job is jobs[0]:
+                report.startup.first_load_s = waited
             bar.set_description(f"{job.model} step{job.step}")
-            (ckpt, model), started = loaded, time.perf_counter()
-            # Built after the first load, so a missing checkpoint is reported before this step.
-            prepared = prepared or prepare_requests(cfg)
-            requests_s = time.perf_counter() - started
-            record = evaluate_job(cfg, job, model, new_run(cfg, job, ckpt, session), session, prepared)
-            record.times.load_wait_s, record.times.requests_s = waited, requests_s
-            del model, loaded
-            committer.submit(record)
-            if cfg.cleanup and ckpt.repo_id:
-                _cleanup(ckpt)
+            if isinstance(loaded, CheckpointError):  # this checkpoint only: report it, go on
+                report.failed.append(Failure(job.model, job.step, str(loaded)))
+            elif isinstance(loaded, BaseException):
+                raise loaded  # every checkpoint would fail the same way; a rerun resumes here
+            else:
+                record = _evaluate_loaded(cfg, job, loaded, session, prepared, waited)
+                del loaded
+                committer.submit(record)
+                _cleanup(cfg, job)
+                record.times.wall_s = time.perf_counter() - mark  # the commit itself overlaps the next
+                del record
             bar.update()
-            record.times.wall_s = time.perf_counter() - mark
             mark = time.perf_counter()
-    return committer.committed
+    report.jobs = committer.committed
 
 
-def _cleanup(ckpt) -> None:
+def _evaluate_loaded(cfg: RunConfig, job: Job, loaded, session: Session, prepared, waited: float) -> JobRecord:
+    """Place the host-loaded checkpoint on the device, evaluate it, release it."""
+    from evalsuite import runner
+
+    started = time.perf_counter()
+    runner.place_on_device(loaded, session.device)  # through the module: tests count placements
+    placed = time.perf_counter()
+    record = evaluate_job(cfg, job, loaded.model, new_run(cfg, job, loaded, session), session, prepared)
+    loaded.release()  # the next checkpoint is placed only once this one is gone
+    record.times.load_wait_s, record.times.place_s = waited, placed - started
+    return record
+
+
+def _cleanup(cfg: RunConfig, job: Job) -> None:
+    """--cleanup: delete an evaluated Hub revision from the HF cache."""
     from evalsuite.prefetch import cleanup_revision
 
+    ckpt = checkpoint_for(cfg, job.model, job.step)
+    if not (cfg.cleanup and ckpt.repo_id):
+        return
     freed = cleanup_revision(ckpt.repo_id, ckpt.revision)
     if freed:
         print(f"removed {ckpt.repo_id}@{ckpt.revision} from the HF cache ({freed / 2**20:.0f} MiB)")
@@ -314,3 +344,9 @@ def run_from_args(args) -> None:
         demo.build_demo_checkpoints(progress=True)
     report = run_sweep(cfg)
     print_run_summary(cfg.db, report, shots=cfg.shots)
+    for failure in report.failed:
+        print(f"not evaluated: {failure.model} step {failure.step}: {failure.reason}", file=sys.stderr)
+    if report.failed:
+        raise EvalsuiteError(
+            f"{len(report.failed)} checkpoint(s) could not be evaluated (listed above); the others "
+            "are stored. Run the same command again to retry them")

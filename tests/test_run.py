@@ -3,6 +3,7 @@ HF cache), real task data; stored scores equal lm-eval's own; resuming; a killed
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import subprocess
 import time
@@ -40,6 +41,8 @@ def test_run_stores_every_score_with_provenance(first_run):
     assert (scores.tokens == scores.step.astype("int64") * 2_097_152).all()
     runs = store.read_df(db, "SELECT * FROM runs WHERE source = 'local' ORDER BY step")
     assert list(runs.model_source) == ["EleutherAI/pythia-70m@step1000", "EleutherAI/pythia-70m@step2000"]
+    # the commit each branch pointed at when it was loaded (the fake cache's snapshot names)
+    assert list(runs.model_commit) == [hashlib.sha1(f"step{s}".encode()).hexdigest() for s in (1000, 2000)]
     assert set(runs.lm_eval_version) == {"0.4.13"} and set(runs.dtype) == {"float32"}
     assert runs.device.eq("cpu").all() and runs.duration_s.gt(0).all() and runs.hostname.notna().all()
     samples = store.read_df(db, "SELECT task, count(*) AS n FROM samples GROUP BY task ORDER BY task")

@@ -47,3 +47,32 @@ def test_model_path_layouts(tmp_path):
     assert checkpoint_for(cfg, "pythia-70m", 1000).local_dir == nested
     cfg = _config(tmp_path, "--model", "pythia-70m", "--model-path", str(tmp_path / "flat"))
     assert checkpoint_for(cfg, "pythia-70m", 1000).local_dir == tmp_path / "flat" / "step1000"
+
+
+def test_at_most_one_model_on_the_device_and_a_bad_checkpoint_is_skipped(tmp_path, checkpoints, monkeypatch, capsys):
+    """Three checkpoints, the middle one corrupt: the other two are evaluated and stored, each
+    placed on the device only after the previous one was released; the bad one is named."""
+    import shutil
+
+    from placement import CountingPlacer
+
+    from evalsuite import runner
+    from evalsuite.cli import main
+
+    root = tmp_path / "ckpts"
+    shutil.copytree(checkpoints, root)
+    weights = next((root / "step2000").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated: a download that broke off
+    placer = CountingPlacer()
+    monkeypatch.setattr(runner, "place_on_device", placer)
+    db = tmp_path / "s.duckdb"
+    status = main(["run", "--model", "pythia-70m", "--model-path", str(root), "--steps", "1000,2000,3000",
+                   "--tasks", "arc_easy", "--limit", "3", "--db", str(db)])
+    err = capsys.readouterr().err
+    assert status == 2 and placer.placed == 2 and placer.peak == 1
+    assert "not evaluated: pythia-70m step 2000: pythia-70m step 2000: cannot load" in err
+    assert err.strip().splitlines()[-1].startswith("evalsuite: error: 1 checkpoint(s) could not be evaluated")
+    stored = store.read_df(db, "SELECT DISTINCT step FROM scores WHERE source = 'local' ORDER BY step")
+    assert list(stored.step) == [1000, 3000]
+    sweep = store.read_df(db, "SELECT planned, done, status FROM sweeps").values.tolist()
+    assert sweep == [[3, 2, "done"]]
