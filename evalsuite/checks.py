@@ -65,7 +65,9 @@ def check_score(score: Score) -> None:
 
 
 def check_sample(sample: Sample) -> None:
+    _name("model", sample.model)
     _name("task", sample.task)
+    _text("run id", sample.run_id)
     _step(sample.model, sample.step)
     for what, value in (("shots", sample.shots), ("doc_id", sample.doc_id), ("target", sample.target)):
         _count(what, value, optional=what == "target")
