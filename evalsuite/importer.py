@@ -358,34 +358,46 @@ def _flush(db: Path, batch: list, report: ImportReport, skip) -> None:
     """
     from evalsuite.store import write_jobs
 
+    if not batch:
+        return
     try:
-        written = write_jobs(db, [job for _, job in batch])
+        try:
+            written = write_jobs(db, [job for _, job in batch])
+        except EvalsuiteError:
+            raise
+        except Exception:  # noqa: BLE001 - find the file at fault
+            for path, job in batch:
+                _write_alone(db, path, job, report, skip)
+        else:
+            for (path, job), tasks in zip(batch, written):
+                _count(report, path, job, tasks)
     except EvalsuiteError as exc:  # the store itself failed (disk full, read-only, corrupt)
         raise _stopped(exc, report) from None
-    except Exception:
-        written = [_write_alone(db, path, job, report, skip) for path, job in batch]
-    for (path, (_, _, scores, samples)), tasks in zip(batch, written):
-        if tasks is None:
-            continue  # skipped
-        if not tasks:
-            report.unchanged.append(path)
-            continue
-        report.imported.append(path)
-        report.scores += sum(s.task in tasks for s in scores)
-        report.samples += sum(s.task in tasks for s in samples)
     batch.clear()
 
 
-def _write_alone(db: Path, path: Path, job, report: ImportReport, skip) -> list[str] | None:
+def _write_alone(db: Path, path: Path, job, report: ImportReport, skip) -> None:
     from evalsuite.store import write_jobs
 
     try:
-        return write_jobs(db, [job])[0]
-    except EvalsuiteError as exc:
-        raise _stopped(exc, report) from None
+        tasks = write_jobs(db, [job])[0]
+    except EvalsuiteError:
+        raise
     except Exception as exc:  # noqa: BLE001 - whatever DuckDB refused, it is this file's
-        skip(path, f"the store refused it ({type(exc).__name__}: {names.printable(exc).splitlines()[0][:200]})")
-        return None
+        first = str(exc).strip().split("\n")[0]
+        skip(path, f"the store refused it ({type(exc).__name__}: {names.printable(first)[:200]})")
+        return
+    _count(report, path, job, tasks)
+
+
+def _count(report: ImportReport, path: Path, job, tasks: list[str]) -> None:
+    """One written file: imported, or unchanged when every task of it was stored already."""
+    if not tasks:
+        report.unchanged.append(path)
+        return
+    report.imported.append(path)
+    report.scores += sum(s.task in tasks for s in job[2])
+    report.samples += sum(s.task in tasks for s in job[3])
 
 
 def _stopped(exc: EvalsuiteError, report: ImportReport) -> EvalsuiteError:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import charts, download, pickers, state
 from dashboard.data import pick
-from dashboard.text import code, codes
+from dashboard.text import code
 
 VARIANTS = {"both": "standard + deduped", "standard": "standard only", "deduped": "deduped only"}
 
