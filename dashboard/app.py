@@ -1,4 +1,5 @@
-"""The evalsuite dashboard: `streamlit run dashboard/app.py` (or `evalsuite dashboard`).
+"""The evalsuite dashboard: `evalsuite dashboard`, or `streamlit run dashboard/app.py` from the
+project root (where .streamlit/config.toml keeps it on 127.0.0.1, this machine only).
 
 Reads the DuckDB store named by $EVALSUITE_DB (default results/evalsuite.duckdb) read-only, so it
 can stay open while a sweep writes to the same file. The sidebar picks one of four views; every
@@ -16,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import streamlit as st  # noqa: E402
 
 from dashboard import data, state  # noqa: E402
+from dashboard.text import code  # noqa: E402
 from dashboard.views import compare, runs, scaling, training  # noqa: E402
 from evalsuite import store  # noqa: E402
 
@@ -38,7 +40,7 @@ def main() -> None:
         _header(path, scores, run_rows)
         _render(view, scores, run_rows, path)
     with st.sidebar:
-        st.caption(f"Store: `{path}` (read-only; new rows appear within seconds)")
+        st.caption(f"Store: {code(path)} (read-only; new rows appear within seconds)")
         st.caption("The address bar holds this view's settings: copy it to share the view.")
     state.write_url()
 
@@ -54,7 +56,7 @@ def _render(view: str, scores, run_rows, path: Path) -> None:
     try:
         module.render(scores, run_rows, path)
     except Exception as exc:  # a view must never take the page down; say what broke instead
-        st.error(f"The {title} view failed on this store: {type(exc).__name__}: {exc}. "
+        st.error(f"The {title} view failed on this store: {code(f'{type(exc).__name__}: {exc}', limit=1000)}. "
                  "Other views may still work; please report this with the URL.")
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from evalsuite import baselines, store
+from dashboard.text import code
+from evalsuite import baselines, reference, store
 from evalsuite.errors import EvalsuiteError
 from evalsuite.registry import MODELS, TOKENS_PER_STEP
 
@@ -101,31 +102,38 @@ def load(path: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | No
     fill = ("Fill it with `evalsuite run` (the tiny demo model) or `evalsuite import` "
             "(EleutherAI's published Pythia results).")
     if not path.exists():
-        return None, None, f"No store at `{path}` yet. {fill}"
+        return None, None, f"No store at {code(path)} yet. {fill}"
     try:
         scores, runs = load_scores(path), load_runs(path)
-    except EvalsuiteError as exc:
-        return None, None, f"Cannot read the store: {exc}"
+    except EvalsuiteError as exc:  # store.connect names the problem: corrupt, not DuckDB, ...
+        return None, None, f"Cannot read the store: {code(exc, limit=1000)}"
     except Exception as exc:  # a file that is not DuckDB, or a DuckDB file without our tables
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return None, None, f"`{path}` is not an evalsuite store ({type(exc).__name__}: {first})"
+        return None, None, f"{code(path)} is not an evalsuite store ({code(f'{type(exc).__name__}: {first}')})"
     if scores.empty:
-        return None, None, f"The store at `{path}` holds no scores yet. {fill}"
+        return None, None, f"The store at {code(path)} holds no scores yet. {fill}"
     return scores, runs, None
 
 
 def pick(scores: pd.DataFrame, task: str, metric: str, shots: int) -> pd.DataFrame:
-    """One row per (model, step, source) for a task/metric/shots.
+    """One row per (model, step, source) for a task/metric/shots (see `representative`).
 
     Several local runs can cover the same checkpoint (a --limit trial, then the full set); the
     chart shows the one on the most documents, latest run last.
     """
     rows = scores[(scores.task == task) & (scores.metric == metric) & (scores.shots == shots)]
-    rows = rows.assign(_n=rows["n"].fillna(-1), _full=rows["doc_limit"].isna())
-    rows = rows.sort_values(["_full", "_n", "run_id"])
-    keys = ["model", "step", "source"]
-    rows = rows.drop_duplicates(keys, keep="last").drop(columns=["_n", "_full"])
+    rows = representative(rows, ["model", "step", "source"])
     return rows.sort_values(["params", "model", "step"], na_position="last").reset_index(drop=True)
+
+
+def representative(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per key: the shipped published score where there is one (nothing imported later
+    displaces EleutherAI's number, whatever it claims), else the run on the most documents (the
+    full set over a --limit trial), the latest run id last."""
+    rows = rows.assign(_shipped=rows["run_id"].isin(reference.shipped_run_ids()),
+                       _full=rows["doc_limit"].isna(), _n=rows["n"].fillna(-1))
+    rows = rows.sort_values(["_shipped", "_full", "_n", "run_id"]).drop_duplicates(keys, keep="last")
+    return rows.drop(columns=["_shipped", "_full", "_n"])
 
 
 def series_label(row_model: str, row_source: str) -> str:

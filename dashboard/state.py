@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
+from dashboard.text import code, codes
+
 _USED = "_url_keys_used"  # keys rendered this rerun with a non-default value: these go into the URL
 
 
@@ -28,10 +30,10 @@ def _start_value(key: str, options: Sequence, default, multi: bool):
         by_text = {str(o): o for o in options}
         known = [by_text[w] for w in wanted if w in by_text]
         unknown = [w for w in wanted if w not in by_text]
-        if unknown:
-            shown = ", ".join(map(str, options[:12])) + (" ..." if len(options) > 12 else "")
-            st.warning(f"The link asks for {key} = {', '.join(unknown)}, which this store does not "
-                       f"hold; using {'the rest' if multi and known else 'the default'}. "
+        if unknown:  # the link is anyone's text: shown as inert code, never as markdown
+            shown = codes(options[:12]) + (" ..." if len(options) > 12 else "")
+            st.warning(f"The link asks for {code(key)} = {codes(unknown[:5])}, which this store does "
+                       f"not hold; using {'the rest' if multi and known else 'the default'}. "
                        f"Available: {shown or 'none'}.")
         if multi:
             return known if known else list(default)

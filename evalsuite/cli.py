@@ -102,12 +102,18 @@ def _add_import(sub) -> None:
         description="Load lm-eval result files into the store: lm-eval 0.3 files (EleutherAI's "
         "published ones) and lm-eval 0.4 results_*.json with the samples_*.jsonl beside them. Only "
         "the tasks of tasks.yaml are imported. Model, step and shots come from each file's config; "
-        "importing a file again changes nothing.")
+        "importing a file again changes nothing. Each file is checked and stored whole, or skipped "
+        "with one line saying why.",
+        epilog="Exit status: 0 when every file was imported or already stored, 1 when some were "
+        "skipped, 2 when all were skipped or on an error.")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="result files, or folders searched for *.json")
     imp.add_argument("--source", default=None,
-                     help="source name stored with the rows (default: published for lm-eval 0.3 files, local for 0.4)")
+                     help="source name stored with the rows (default: local; 'published' is "
+                     "EleutherAI's numbers, so only name it for their files)")
     imp.add_argument("--model", default=None, help="model name, for files whose config does not name it")
     imp.add_argument("--step", type=int, default=None, help="checkpoint step, for files whose config does not name it")
+    imp.add_argument("--max-file-mb", type=float, default=None,
+                     help="skip files larger than this, results and samples alike (default: 100)")
     imp.add_argument("--db", default=None, help=DB_HELP)
     imp.set_defaults(func=cmd_import)
 

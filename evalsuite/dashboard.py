@@ -26,12 +26,22 @@ def command(host: str, port: int) -> list[str]:
 
 def _check_port(host: str, port: int) -> None:
     # Streamlit would otherwise pick another port silently or fail with a long traceback.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    # The address family is the host's own: ::1 needs an IPv6 socket.
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise EvalsuiteError(f"cannot listen on {host!r}: not an address of this machine "
+                             f"({getattr(exc, 'strerror', None) or exc})") from None
+    with socket.socket(family, kind, proto) as sock:
         try:
-            sock.bind((host, port))
+            sock.bind(address)
         except OSError as exc:
-            raise EvalsuiteError(f"cannot listen on {host}:{port} ({exc.strerror}); "
+            raise EvalsuiteError(f"cannot listen on {_url_host(host)}:{port} ({exc.strerror}); "
                                  "is a dashboard already running? pick another with --port") from None
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def launch(db: str | None = None, host: str = "127.0.0.1", port: int = 8501) -> None:
@@ -41,7 +51,7 @@ def launch(db: str | None = None, host: str = "127.0.0.1", port: int = 8501) -> 
     path = db_path(db).resolve()
     _check_port(host, port)
     env = dict(os.environ, EVALSUITE_DB=str(path))
-    shown = "localhost" if host in ("127.0.0.1", "localhost") else host
+    shown = "localhost" if host in ("127.0.0.1", "localhost") else _url_host(host)
     print(f"evalsuite dashboard: http://{shown}:{port}  (store {path}; Ctrl-C stops it)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who can reach this machine can read the store",

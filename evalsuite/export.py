@@ -3,6 +3,10 @@
 The lm-eval format is lm-eval 0.4's results shape (`"acc,none"`, `"acc_stderr,none"`, `n-shot`,
 `n-samples`, `config.model_args` with `pretrained=` and `revision=`), one file per (model, step)
 and shot count, so `evalsuite import` and other lm-eval tooling read them back.
+
+Both formats are strict JSON: a value that is not a finite number is written as null. File and
+folder names come from stored names, so each name is checked (evalsuite.names) and each path is
+checked to resolve inside --out before the first file is written.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 import sys
 from pathlib import Path
 
-from evalsuite import registry, store
+from evalsuite import names, registry, store
 from evalsuite.errors import EvalsuiteError
 
 SCORE_FIELDS = ["model", "step", "tokens", "task", "metric", "shots", "value", "stderr", "n",
@@ -29,12 +33,11 @@ def score_rows(db: Path, models: list[str] | None = None, tasks: list[str] | Non
 
 
 def _plain(value):
-    """numpy/pandas scalars and NaN -> JSON-ready Python values."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
+    """numpy/pandas scalars, NaN and infinities -> JSON-ready Python values (strict JSON has no NaN)."""
     if hasattr(value, "item"):
         value = value.item()
-        return None if isinstance(value, float) and math.isnan(value) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -67,19 +70,40 @@ def _empty_document(row: dict) -> dict:
 
 
 def write_lm_eval(rows: list[dict], out_dir: Path) -> list[Path]:
-    written = []
+    """One file per document under out_dir/<model>/; every path is checked before any is written."""
+    _check_names(rows)
+    files = {}
     for (source, model, step, shots), doc in sorted(lm_eval_documents(rows).items(), key=str):
         step_part = "final" if step is None else f"step{step}"
-        path = out_dir / model / f"results_{step_part}_{shots}shot_{source}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, indent=2) + "\n")
-        written.append(path)
-    return written
+        path = names.inside(out_dir, out_dir / model / f"results_{step_part}_{shots}shot_{source}.json")
+        files[path] = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    for path, text in files.items():
+        _write(path, text, mkdir=True)
+    return list(files)
+
+
+def _check_names(rows: list[dict]) -> None:
+    # Rows written before names were checked at import may hold anything: refuse, do not guess.
+    for row in rows:
+        for kind in ("model", "source", "task", "metric", "dtype"):
+            if row[kind] is not None and not names.is_valid(row[kind]):
+                raise EvalsuiteError(f"the store holds a bad {kind} name {names.shown(row[kind])} "
+                                     f"({names.RULE}); leave it out with --model/--task/--source")
+
+
+def _write(path: Path, text: str, mkdir: bool = False) -> None:
+    try:
+        if mkdir:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise EvalsuiteError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def export_from_args(args) -> None:
-    split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
-    rows = score_rows(store.db_path(args.db), split(args.model), split(args.task), args.source)
+    models, tasks = names.check_list("model", args.model), names.check_list("task", args.task)
+    source = names.check("source", args.source) if args.source is not None else None
+    rows = score_rows(store.db_path(args.db), models, tasks, source)
     if not rows:
         raise EvalsuiteError("no stored scores match; see 'evalsuite ls'")
     if args.format == "lm-eval":
@@ -88,9 +112,12 @@ def export_from_args(args) -> None:
         files = write_lm_eval(rows, Path(args.out))
         print(f"wrote {len(files)} lm-eval results files ({len(rows)} scores) under {args.out}")
         return
-    text = json.dumps(rows, indent=1) + "\n"
+    text = json.dumps(rows, indent=1, allow_nan=False) + "\n"
     if args.out:
-        Path(args.out).write_text(text)
+        if Path(args.out).is_dir():
+            raise EvalsuiteError(f"--out {args.out} is a folder; --format json writes one file "
+                                 "(e.g. --out scores.json)")
+        _write(Path(args.out), text)
         print(f"wrote {len(rows)} scores to {args.out}")
     else:
         sys.stdout.write(text)

@@ -1,4 +1,8 @@
-"""Text views of the store: `evalsuite ls` and the summary table printed after a run."""
+"""Text views of the store: `evalsuite ls` and the summary table printed after a run.
+
+Every cell is passed through names.printable: a name stored before names were checked may hold
+terminal escape sequences, which are shown escaped (\\x1b), never sent to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,17 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from evalsuite import store
+from evalsuite import names, store
 
 if TYPE_CHECKING:
     from evalsuite.sweep import SweepReport
 
+
 def print_listing(db: str | None, model: str | None = None, source: str | None = None) -> None:
     """One line per (source, model, step): which tasks are stored, and at which shots."""
     path = store.db_path(db)
-    models = [m.strip() for m in model.split(",")] if model else None
+    models = names.check_list("model", model)
+    source = names.check("source", source) if source is not None else None
     where, params = store.scores_where(models, source=source)
     frame = store.read_df(path, f"""
         SELECT source, model, step, shots, string_agg(DISTINCT task, ',' ORDER BY task) AS tasks,
@@ -53,8 +59,8 @@ def print_run_summary(db: Path, report: SweepReport, shots: int) -> None:
 
 def _table(frame, floatfmt: str = "{:.4f}") -> str:
     """A plain fixed-width table (no extra dependency)."""
-    cells = [[str(c) for c in frame.columns]]
+    cells = [[names.printable(c) for c in frame.columns]]
     for row in frame.itertuples(index=False):
-        cells.append([floatfmt.format(v) if isinstance(v, float) else str(v) for v in row])
+        cells.append([floatfmt.format(v) if isinstance(v, float) else names.printable(v) for v in row])
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)

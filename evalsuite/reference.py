@@ -10,14 +10,17 @@ They are generated from the raw files in data/pythia-published by `evalsuite imp
 
     python -m evalsuite.reference
 
-(imports the raw files into a scratch store with source 'published', then exports its rows).
+(imports the raw files into a scratch store with source 'published', named explicitly: an import
+is 'local' unless told otherwise, then exports its rows).
 Seeding reads them with DuckDB's CSV reader in one bulk insert; nothing heavy is imported here.
 """
 
 from __future__ import annotations
 
+import csv
 import sys
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError
@@ -57,6 +60,15 @@ def seed_store(con, scores_csv: Path = SCORES_CSV, runs_csv: Path = RUNS_CSV) ->
         f"SELECT s.model, s.step, CAST(s.step AS BIGINT) * {TOKENS_PER_STEP}, s.task, s.metric, "
         "s.shots, s.value, s.stderr, s.n, s.doc_limit, s.dtype, s.run_id, r.source "
         f"FROM {_read_csv(scores_csv, SCORE_TYPES)} AS s JOIN runs AS r USING (run_id)")
+
+
+@lru_cache(maxsize=1)
+def shipped_run_ids(runs_csv: Path = RUNS_CSV) -> frozenset[str]:
+    """The run ids of the shipped published files: the dashboard lets nothing displace these."""
+    if not runs_csv.is_file():
+        return frozenset()
+    with runs_csv.open(newline="") as file:
+        return frozenset(row["run_id"] for row in csv.DictReader(file))
 
 
 def _export(con, sql: str, path: Path) -> None:

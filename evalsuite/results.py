@@ -32,15 +32,35 @@ def parse_results(raw: dict, tasks: set[str] | None = None) -> list[Metric]:
     """Every metric of every task (or of `tasks` only) in an lm-eval 0.3 or 0.4 results dict."""
     if not isinstance(raw, dict) or not isinstance(raw.get("results"), dict):
         raise ValueError("not an lm-eval results file: no 'results' mapping")
-    default_shots = (raw.get("config") or {}).get("num_fewshot")
+    default_shots = _mapping(raw, "config").get("num_fewshot")
     metrics = []
     for task, values in raw["results"].items():
         if (tasks is not None and task not in tasks) or not isinstance(values, dict):
             continue
-        shots = (raw.get("n-shot") or {}).get(task, default_shots)
-        n = ((raw.get("n-samples") or {}).get(task) or {}).get("effective")
-        metrics.extend(_task_metrics(task, values, int(shots or 0), n))
+        shots = whole_number(_mapping(raw, "n-shot").get(task, default_shots), f"{task} shots") or 0
+        n = whole_number(_mapping(_mapping(raw, "n-samples"), task).get("effective"), f"{task} n-samples")
+        metrics.extend(_task_metrics(task, values, shots, n))
     return metrics
+
+
+def _mapping(raw: dict, key: str) -> dict:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"'{key}' is not a mapping")
+    return value
+
+
+def whole_number(value, what: str) -> int | None:
+    """An integer field (shots, document counts, limits): lm-eval writes 5 or 5.0; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise ValueError(f"{what} {repr(value)[:40]} is not a whole number")
 
 
 def _task_metrics(task: str, values: dict, shots: int, n: int | None) -> list[Metric]:

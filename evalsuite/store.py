@@ -52,33 +52,71 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_commit VARCHAR;
 
 LOCK_WAIT_S = 60.0  # how long to wait for the other process's lock before giving up
 
+# What a failure means, told by a phrase of DuckDB's own message (reproduced on real files in
+# tests/test_store.py). Whole phrases, not words: the checksum message says "block", which a
+# match on "lock" once took for a lock and waited 60 s on.
+LOCKED = "Could not set lock on file"
+PROBLEMS = {
+    LOCKED: "another process holds its lock",
+    "Corrupt database file": "the file is corrupt",
+    "Could not read enough bytes": "the file is truncated or corrupt",
+    "not a valid DuckDB database file": "not a DuckDB database",
+    "Table with name": "not an evalsuite store (a table is missing)",
+    "No space left on device": "the disk is full",
+    "Read-only file system": "it is on a read-only file system",
+    "Permission denied": "permission denied",
+}
+
 
 def db_path(path: str | Path | None = None) -> Path:
     """--db, else $EVALSUITE_DB, else results/evalsuite.duckdb."""
     return Path(path or os.environ.get("EVALSUITE_DB") or DEFAULT_DB)
 
 
-def _is_lock_error(exc: Exception) -> bool:
-    return "lock" in str(exc).lower()
+def problem(exc: Exception) -> str | None:
+    """What a DuckDB error says about the store file (PROBLEMS), or None for any other error."""
+    text = str(exc)
+    return next((meaning for phrase, meaning in PROBLEMS.items() if phrase in text), None)
 
 
 @contextmanager
 def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S):
-    """A short-lived connection, retried while another process holds the file's lock."""
+    """A short-lived connection, retried while another process holds the file's lock.
+
+    A failure that is about the file (PROBLEMS), on opening or inside the block, becomes one
+    EvalsuiteError naming it; other errors (a bad query, a NOT NULL violation) pass unchanged.
+    """
     deadline = time.monotonic() + wait_s
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.Error as exc:
-            if _is_lock_error(exc) and time.monotonic() < deadline:
+            if LOCKED in str(exc) and time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
-            raise EvalsuiteError(f"cannot open store {path}: {_first_line(exc)}") from None
+            meaning = problem(exc)
+            raise EvalsuiteError(f"cannot open store {path}: " + (f"{meaning} ({_first_line(exc)})"
+                                                                   if meaning else _first_line(exc))) from None
     try:
         yield con
+    except duckdb.Error as exc:
+        meaning = problem(exc)
+        if meaning is None:
+            raise
+        verb = "read" if read_only else "write"
+        raise EvalsuiteError(f"cannot {verb} store {path}: {meaning} ({_first_line(exc)})") from None
     finally:
         con.close()
+
+
+def _rollback(con) -> None:
+    # A commit that fails (disk full) has already ended the transaction; rolling back again would
+    # replace its error with "cannot rollback - no transaction is active".
+    try:
+        con.rollback()
+    except duckdb.Error:
+        pass
 
 
 def init(path: Path, seed: bool = True) -> Path:
@@ -97,8 +135,11 @@ def init(path: Path, seed: bool = True) -> Path:
         raise EvalsuiteError(f"store folder {path.parent} is not writable")
     with connect(path) as con:
         con.begin()  # closing without commit (a failed seed) rolls the whole creation back
-        fresh = not con.execute("SELECT count(*) FROM information_schema.tables "
-                                "WHERE table_name = 'scores'").fetchone()[0]
+        tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        fresh = "scores" not in tables
+        if fresh and tables:  # someone else's DuckDB database: adding our tables to it would be wrong
+            raise EvalsuiteError(f"cannot write store {path}: not an evalsuite store (a DuckDB "
+                                 "database with other tables); pick another --db")
         con.execute(SCHEMA)
         con.execute(MIGRATIONS)
         if fresh and seed:
@@ -145,7 +186,7 @@ def write_job(path: Path, record: JobRecord, replace: bool = False, sweep_id: st
                             [utcnow(), sweep_id]).fetchall()
             con.commit()
         except BaseException:
-            con.rollback()
+            _rollback(con)
             raise
     return written
 
@@ -170,7 +211,7 @@ def write_jobs(path: Path, jobs: list[tuple[JobKey, Run, list[Score], list[Sampl
                 _insert(con, table, columns(record), rows)
             con.commit()
         except BaseException:
-            con.rollback()
+            _rollback(con)
             raise
     return written
 
@@ -187,17 +228,22 @@ def _write(con, record: JobRecord, replace: bool) -> list[str]:
     key = record.key
     where = ("model = ? AND step IS NOT DISTINCT FROM ? AND shots = ? AND source = ? AND task = ? "
              "AND doc_limit IS NOT DISTINCT FROM ? AND dtype IS NOT DISTINCT FROM ?")
-    written = []
+    written, replaced = [], set()
     for task in sorted({s.task for s in record.scores}):
         args = [key.model, key.step, key.shots, key.source, task, key.doc_limit, key.dtype]
-        exists = con.execute(f"SELECT count(*) FROM scores WHERE {where}", args).fetchall()[0][0]
-        if exists and not replace:
+        runs = {r for (r,) in con.execute(f"SELECT DISTINCT run_id FROM scores WHERE {where}", args).fetchall()}
+        if runs and not replace:
             continue
-        if exists:
+        if runs:
             con.execute(f"DELETE FROM samples WHERE run_id IN (SELECT run_id FROM scores WHERE {where}) "
                         "AND task = ?", args + [task]).fetchall()
             con.execute(f"DELETE FROM scores WHERE {where}", args).fetchall()
+            replaced |= runs
         written.append(task)
+    if replaced:  # a run whose every score was replaced is gone too, not left as an empty row
+        marks = ", ".join("?" for _ in replaced)
+        con.execute(f"DELETE FROM runs WHERE run_id IN ({marks}) AND run_id NOT IN "
+                    "(SELECT run_id FROM scores)", sorted(replaced)).fetchall()
     if not written:
         return written
     _insert(con, "runs", columns(Run), [as_tuple(record.run)])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from evalsuite import names
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import TASKS_YAML
 
@@ -60,11 +61,16 @@ def load_tasks(path: Path | str = TASKS_YAML) -> TaskSuite:
 
 
 def _task(path: Path, name: str, body: object) -> TaskSpec:
+    if not names.is_valid(name):  # task names become stored rows and export folder names
+        raise EvalsuiteError(f"{path}: bad task name {names.shown(name)}: {names.RULE}")
     if not isinstance(body, dict):
         raise EvalsuiteError(f"{path}: task {name!r} must be a mapping with lm_eval_task and metrics")
     metrics = body.get("metrics")
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
         raise EvalsuiteError(f"{path}: task {name!r} needs 'metrics:' as a non-empty list of names")
+    for metric in metrics:
+        if not names.is_valid(metric):
+            raise EvalsuiteError(f"{path}: task {name!r}: bad metric name {names.shown(metric)}: {names.RULE}")
     lm_eval_task = body.get("lm_eval_task", name)
     if not isinstance(lm_eval_task, str):
         raise EvalsuiteError(f"{path}: task {name!r}: 'lm_eval_task' must be a task name")

@@ -156,3 +156,18 @@ def test_runs_and_comparison_views_render(server, browser):
     page = _open(browser, server + "/?view=compare", 1, "compare")
     assert page.locator("[data-testid='stDataFrame']").count() == 1
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_a_crafted_link_shows_its_values_as_text_in_a_real_browser(server, browser):
+    """Issue 11, item 9, in the real renderer: link values the store does not hold are echoed in a
+    warning as text, with no link and no image anywhere on the page."""
+    from urllib.parse import urlencode
+
+    crafted = {"task": "[sign in](https://evil.example/login)", "models": "![x](https://evil.example/x.png)",
+               "metric": "https://evil.example/a"}
+    page = _open(browser, server + "/?" + urlencode(crafted), 1, "crafted_link")
+    warnings = " ".join(page.locator("[data-testid='stAlertContentWarning']").all_inner_texts())
+    for value in crafted.values():
+        assert value in warnings
+    assert page.locator("a[href*='evil.example']").count() == 0
+    assert page.locator("img[src*='evil.example']").count() == 0

@@ -149,7 +149,7 @@ def test_runs_view_shows_coverage_provenance_and_the_sweep(db, monkeypatch):
     assert set(provenance["run_id"]) == {"test-pythia-70m-143000"} | {f"test-pythia-demo-{s}" for s in DEMO_STEPS}
     assert any("Sweep progress" in m.value for m in at.markdown)
     bar, = [p for p in at.get("progress") if "lab-gpu-3" in p.proto.text]
-    assert bar.proto.text.startswith("pythia-demo on lab-gpu-3: 4 of 8 checkpoints stored, ")
+    assert bar.proto.text.startswith("` pythia-demo ` on ` lab-gpu-3 `: 4 of 8 checkpoints stored, ")
     assert "left" in bar.proto.text and bar.proto.value == 50
 
 
@@ -177,7 +177,7 @@ def test_missing_empty_and_foreign_stores_get_a_message(tmp_path, monkeypatch):
     foreign = tmp_path / "notes.duckdb"
     foreign.write_text("not a database")
     for path, words in [(tmp_path / "none.duckdb", "evalsuite import"), (empty, "evalsuite import"),
-                        (foreign, "not a valid DuckDB")]:
+                        (foreign, "not a DuckDB database")]:
         for view in ["training", "runs"]:
             at = _app(path, monkeypatch, view=view)
             _clean(at)
@@ -228,3 +228,167 @@ def test_dashboard_command_refuses_a_busy_port_in_one_line(tmp_path, capsys):
         assert main(["dashboard", "--db", str(tmp_path / "s.duckdb"), "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"127.0.0.1:{port}" in err and "--port" in err
+
+
+# --- Issue 11: links and stored names are shown as text; nothing displaces the published value ---
+
+LINK = "[sign in](https://evil.example/login)"
+IMAGE = "![x](https://evil.example/x.png)"
+AUTOLINK = "https://evil.example/a"
+
+
+def _markdown_shown(at: AppTest) -> list[str]:
+    """The markdown source of every element Streamlit renders as markdown, progress texts included."""
+    bodies = [el.value for kind in ("markdown", "caption", "info", "warning", "error", "success")
+              for el in at.get(kind)]
+    return bodies + [p.proto.text for p in at.get("progress")]
+
+
+def _inert(bodies: list[str]) -> None:
+    """Rendered as GitHub-flavoured markdown (links, autolinks, images), no body holds a link or
+    an image: the crafted values show as code."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("gfm-like")  # CommonMark + tables, strikethrough and linkify (bare URLs)
+    for body in bodies:
+        html = md.render(body)
+        assert "<a " not in html and "<img" not in html, body
+
+
+def test_a_crafted_link_renders_as_inert_text(db, monkeypatch):
+    """Item 9: values in a link that the store does not hold were echoed into st.warning as
+    markdown: a fake 'sign in' link, a remote image."""
+    at = _app(db, monkeypatch, task=LINK, metric=AUTOLINK, models=f"pythia-70m,{IMAGE}")
+    _clean(at)
+    from markdown_it import MarkdownIt
+
+    warnings = " ".join(MarkdownIt("gfm-like").render(w.value) for w in at.warning)
+    for value in (LINK, IMAGE, AUTOLINK):
+        assert f"<code>{value}</code>" in warnings  # shown, verbatim, as code
+    _inert(_markdown_shown(at))
+
+
+@pytest.fixture(scope="module")
+def hostile_db(tmp_path_factory) -> Path:
+    """A seeded store plus a run whose model and source names are markdown, as a store written
+    before names were checked at import could hold."""
+    path = store.init(tmp_path_factory.mktemp("hostile") / "store.duckdb")
+    run = Run(run_id="old-import", source=IMAGE, model=LINK, step=FINAL_STEP)
+    scores = [Score(LINK, FINAL_STEP, None, task, "acc", 0, 0.5, 0.01, 100, None, None, run.run_id, IMAGE)
+              for task in CARD_TASKS]
+    store.write_job(path, JobRecord(run, 0, scores, []))
+    return path
+
+
+@pytest.mark.parametrize("view", ["training", "scaling", "compare", "runs"])
+def test_stored_names_render_as_inert_text(hostile_db, monkeypatch, view):
+    at = _app(hostile_db, monkeypatch, view=view)
+    _clean(at)
+    shown = _markdown_shown(at)
+    if view != "runs":  # the runs view names them in its table and chart only
+        assert any(LINK in body or IMAGE in body for body in shown), shown
+    _inert(shown)
+
+
+FORGED = 0.99  # the real pythia-70m step 143000 PIQA acc is 0.5947
+
+
+def _forge(tmp_path: Path) -> Path:
+    from evalsuite.paths import PUBLISHED_RAW_DIR
+
+    raw = json.loads((PUBLISHED_RAW_DIR / "pythia-v1/pythia-70m/zero-shot/70m_step143000.json").read_text())
+    raw["results"]["piqa"]["acc"] = FORGED
+    raw["n-samples"] = {"piqa": {"effective": 10**9}}  # "more documents than the published run"
+    raw["config"]["model_args"] += ",dtype=float16"  # another key than the shipped rows: it is stored
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def test_nothing_imported_displaces_the_shipped_published_value(tmp_path, monkeypatch):
+    """Item 2: a forged file became the 'published' value in the curves and the Compare view."""
+    from dashboard.data import pick
+    from evalsuite.cli import main
+
+    db = store.init(tmp_path / "s.duckdb")
+    shipped = store.read_df(db, "SELECT value FROM scores WHERE model = 'pythia-70m' AND step = 143000 "
+                                "AND task = 'piqa' AND metric = 'acc' AND shots = 0").value[0]
+    assert main(["import", str(_forge(tmp_path)), "--db", str(db), "--source", "published"]) == 0
+    scores = add_model_columns(store.read_df(db, "SELECT * FROM scores"))
+    rows = scores[(scores.model == "pythia-70m") & (scores.step == FINAL_STEP) & (scores.task == "piqa")
+                  & (scores.metric == "acc") & (scores.shots == 0) & (scores.source == "published")]
+    assert sorted(rows["value"]) == [shipped, FORGED]  # stored, as asked, but it stands for nothing:
+    picked = pick(scores, "piqa", "acc", 0)
+    assert picked[(picked.model == "pythia-70m") & (picked.step == FINAL_STEP)].value.tolist() == [shipped]
+    _job(db, "pythia-70m", FINAL_STEP, [("piqa", "acc", 0.6, 0.01)], 500)
+    table = differences(add_model_columns(store.read_df(db, "SELECT * FROM scores")), "local")
+    assert table.loc[table.task == "piqa", "value_published"].tolist() == [shipped]
+    at = _app(db, monkeypatch, task="piqa", models="pythia-70m")
+    _clean(at)
+    (_, drawn), = _charts(at)
+    final = drawn[(drawn["step"] == FINAL_STEP) & (drawn["source"] == "published")]
+    assert set(final["value"]) == {shipped}
+
+
+def test_dashboard_serves_on_ipv6_loopback(tmp_path):
+    """Item 10: `--host ::1` always failed (the port check used an IPv4 socket)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    with socket.socket(socket.AF_INET6) as probe:
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        port = probe.getsockname()[1]
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    proc = subprocess.Popen([sys.executable, "-m", "evalsuite", "dashboard", "--db", str(db), "--host", "::1",
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline().startswith(f"evalsuite dashboard: http://[::1]:{port}  (store ")
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline
+            try:
+                with urllib.request.urlopen(f"http://[::1]:{port}/_stcore/health", timeout=2) as reply:
+                    assert reply.status == 200
+                    break
+            except OSError:
+                time.sleep(0.3)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def test_a_bare_streamlit_run_from_the_project_root_binds_localhost():
+    """Item 10: `streamlit run dashboard/app.py`, as the app's docstring suggests, listened on every
+    interface; .streamlit/config.toml in the project root now says 127.0.0.1."""
+    import subprocess
+    import sys
+
+    root = Path(APP).parent.parent
+    shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=root, capture_output=True,
+                           text=True, check=True, timeout=120).stdout
+    server = shown[shown.index("[server]"):]
+    assert '\naddress = "127.0.0.1"\n' in server[: server.index("\n[", 1)]
+
+
+def test_the_last_sweep_is_named_as_code():
+    from dashboard.views.runs import _none_running
+
+    now = pd.Timestamp("2025-01-01 12:00:00")
+    sweeps = pd.DataFrame([{"models": LINK, "status": "done", "updated_at": now - pd.Timedelta(seconds=30),
+                            "done": 3, "planned": 3}])
+    assert _none_running(now, sweeps) == (
+        "No sweep running. The last one (` [sign in](https://evil.example/login) `) finished 30 s ago: 3 of 3 checkpoints.")
+    assert _none_running(now, sweeps.assign(status="<b>odd</b>")).startswith(
+        "No sweep running. The last one (` [sign in](https://evil.example/login) `) ` <b>odd</b> ` 30 s ago")
+    _inert([_none_running(now, sweeps)])

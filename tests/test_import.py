@@ -35,7 +35,7 @@ def _scores(db: Path, where: str = "TRUE"):
 @pytest.fixture(scope="module")
 def published_db(tmp_path_factory) -> Path:
     db = tmp_path_factory.mktemp("published") / "store.duckdb"
-    report = import_paths([PUBLISHED_RAW_DIR], db, seed=False)
+    report = import_paths([PUBLISHED_RAW_DIR], db, source="published", seed=False)
     assert report.skipped == []
     assert len(report.imported) == 16 * (len(PUBLISHED_STEPS) + len(FIVE_SHOT_STEPS)) + 13
     return db
@@ -78,7 +78,7 @@ def test_baselines_are_single_checkpoints_with_known_sizes(published_db):
 
 def test_importing_again_changes_nothing(published_db):
     before = _scores(published_db)
-    report = import_paths([PUBLISHED_RAW_DIR], published_db, seed=False)
+    report = import_paths([PUBLISHED_RAW_DIR], published_db, source="published", seed=False)
     assert report.imported == [] and report.skipped == [] and len(report.unchanged) == 685
     assert _scores(published_db).equals(before)
 
@@ -100,7 +100,7 @@ def test_reference_csv_is_the_import_of_the_raw_files_and_seeds_a_new_store(publ
 
 def test_cli_import_into_a_seeded_store_finds_everything_stored(tmp_path, capsys):
     db = tmp_path / "store.duckdb"
-    assert main(["import", str(PUBLISHED_RAW_DIR / "opt"), "--db", str(db)]) == 0
+    assert main(["import", str(PUBLISHED_RAW_DIR / "opt"), "--db", str(db), "--source", "published"]) == 0
     assert capsys.readouterr().out == f"imported 0 files (0 scores, 0 samples) into {db}; 8 already stored\n"
 
 
@@ -255,3 +255,14 @@ def test_a_pythia_hub_model_without_revision_is_its_final_checkpoint(tmp_path):
     report = import_paths([tmp_path / "main.json"], tmp_path / "store.duckdb", seed=False)
     assert report.scores == 9
     assert set(_scores(tmp_path / "store.duckdb")["step"]) == {FINAL_STEP}
+
+
+def test_an_imported_file_is_local_unless_the_source_is_named(tmp_path, capsys):
+    """Issue 11, item 2: lm-eval 0.3 files (the published shape, easy to forge) defaulted to
+    source 'published'. Now only an explicit --source published says so."""
+    db = tmp_path / "store.duckdb"
+    assert main(["import", str(ONE_FILE), "--db", str(db)]) == 0
+    assert capsys.readouterr().out == f"imported 1 file (9 scores, 0 samples) into {db}\n"
+    assert len(_scores(db, "source = 'local'")) == 9
+    assert main(["import", str(ONE_FILE), "--db", str(db), "--source", "published"]) == 0
+    assert capsys.readouterr().out.endswith("; 1 already stored\n")  # it is the shipped file

@@ -14,7 +14,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, download, pickers, state
-from dashboard.data import PUBLISHED, pick
+from dashboard.data import PUBLISHED, pick, representative
+from dashboard.text import code, codes
 
 KEYS = ["model", "step", "task", "metric", "shots"]
 
@@ -36,10 +37,8 @@ def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> 
 
 
 def _best(rows: pd.DataFrame) -> pd.DataFrame:
-    # the run on most documents (the full set over a --limit trial) stands for the checkpoint
-    rows = rows.assign(_full=rows["doc_limit"].isna(), _n=rows["n"].fillna(-1))
-    rows = rows.sort_values(["_full", "_n", "run_id"]).drop_duplicates(KEYS, keep="last")
-    return rows.drop(columns=["_full", "_n"])
+    # the shipped published number, else the run on most documents, stands for the checkpoint
+    return representative(rows, KEYS)
 
 
 def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -54,8 +53,8 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
                         "local" if "local" in sources else sources[0])
     table = differences(scores, mine)
     if table.empty:
-        own = ", ".join(sorted(set(scores.loc[scores["source"] == mine, "model"])))
-        st.info(f"None of the checkpoints in source '{mine}' ({own}) has a published counterpart "
+        own = codes(sorted(set(scores.loc[scores["source"] == mine, "model"]))[:20])
+        st.info(f"None of the checkpoints in source {code(mine)} ({own}) has a published counterpart "
                 "(same model, step, task, metric and shots). Published checkpoints are steps 0, 1, 2, "
                 "4 ... 512, 1000, 3000, 13000, 23000 ... 143000; e.g. "
                 "`evalsuite run --model pythia-70m --steps 143000 --limit 200`.")

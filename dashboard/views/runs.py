@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard import charts, download, state
 from dashboard.data import PUBLISHED, load_scores, load_sweeps
+from dashboard.text import code
 from evalsuite.registry import ALL_STEPS, MODELS
 
 STALLED_FACTOR = 5  # a running sweep silent for 5 checkpoints' time may have been killed
@@ -68,11 +69,7 @@ def _progress(path: Path) -> None:
     sweeps = load_sweeps(path)
     running = sweeps[sweeps["status"] == "running"]
     if running.empty:
-        last = sweeps.iloc[0] if not sweeps.empty else None
-        ended = {"done": "finished", "stopped": "stopped"}
-        st.caption("No sweep running." + (f" The last one ({last['models']}) {ended.get(last['status'], last['status'])} "
-                                          f"{_ago(now, last['updated_at'])}: {last['done']} of "
-                                          f"{last['planned']} checkpoints." if last is not None else ""))
+        st.caption(_none_running(now, sweeps))
         return
     st.markdown("**Sweep progress**")
     for sweep in running.itertuples():
@@ -80,9 +77,18 @@ def _progress(path: Path) -> None:
     _per_model(path, sorted({m for s in running["models"] for m in s.split(",")}))
 
 
+def _none_running(now: pd.Timestamp, sweeps: pd.DataFrame) -> str:
+    if sweeps.empty:
+        return "No sweep running."
+    last = sweeps.iloc[0]
+    ended = {"done": "finished", "stopped": "stopped"}.get(last["status"]) or code(last["status"])
+    return (f"No sweep running. The last one ({code(last['models'])}) {ended} {_ago(now, last['updated_at'])}: "
+            f"{last['done']} of {last['planned']} checkpoints.")
+
+
 def _sweep_bar(now: pd.Timestamp, sweep) -> None:
     done, planned = int(sweep.done), int(sweep.planned)
-    text = f"{sweep.models} on {sweep.hostname}: {done} of {planned} checkpoints stored"
+    text = f"{code(sweep.models)} on {code(sweep.hostname)}: {done} of {planned} checkpoints stored"
     if done:
         per = (sweep.updated_at - sweep.started_at).total_seconds() / done
         text += f", {per:.0f} s each, about {_duration(per * (planned - done))} left"
@@ -103,9 +109,9 @@ def _per_model(path: Path, models: list[str]) -> None:
         done = scores[(scores["model"] == model) & (scores["source"] != PUBLISHED)]["step"].nunique()
         if model in MODELS:
             st.progress(min(done / len(ALL_STEPS), 1.0),
-                        text=f"{model}: {done} of {len(ALL_STEPS)} checkpoints have local scores")
+                        text=f"{code(model)}: {done} of {len(ALL_STEPS)} checkpoints have local scores")
         else:
-            st.caption(f"{model}: {done} checkpoints have local scores")
+            st.caption(f"{code(model)}: {done} checkpoints have local scores")
 
 
 def _ago(now: datetime, then) -> str:

@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboard import charts, download, pickers, state
 from dashboard.data import options, pick
+from dashboard.text import code, codes
 from evalsuite.registry import FINAL_STEP
 
 CARD = "model card: all five"
@@ -83,11 +84,11 @@ def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: i
         chart = charts.scaling(part, metric, title, log_y, compact)
         grid[i % len(grid)].altair_chart(chart, width="stretch")
     if len(tasks) > 1:
-        st.caption(f"{metric}, {shots}-shot, at step {_step_name(step)}; bars: one stderr.")
+        st.caption(f"{code(metric)}, {shots}-shot, at step {_step_name(step)}; bars: one stderr.")
     if step != FINAL_STEP:
         st.caption(f"OPT and BLOOM are published at their final checkpoint only, so they appear at step "
                    f"{FINAL_STEP} only.")
     elif rows["step"].isna().any():
         st.caption("OPT and BLOOM: their final checkpoints (trained on other data, for other token counts).")
     if unsized:
-        st.caption(f"Not drawn (parameter count unknown): {', '.join(unsized)}.")
+        st.caption(f"Not drawn (parameter count unknown): {codes(unsized)}.")

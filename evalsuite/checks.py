@@ -1,0 +1,129 @@
+"""What a row may hold before it reaches the store: the checks `evalsuite import` runs on every
+run, score and sample of a file before writing any of them.
+
+A file that passes cannot make an insert fail (every number fits its DuckDB column: INTEGER is
+32-bit) and cannot store nonsense: names follow evalsuite.names, numbers are finite, accuracies
+lie in [0, 1], perplexities are positive, stderrs are not negative, shots, limits, document
+counts and ids are non-negative integers, and a Pythia model's step is one Pythia published.
+Each check raises BadRow with one line saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+
+from evalsuite import names
+from evalsuite.records import Run, Sample, Score
+from evalsuite.registry import ALL_STEPS, MODELS
+
+INT32_MAX = 2**31 - 1  # DuckDB INTEGER
+INT64_MAX = 2**63 - 1  # DuckDB BIGINT
+MAX_TEXT = 1000  # characters in a free-text provenance field (device, batch size, model path)
+TEXT_FIELDS = ("backend", "model_source", "data_source", "batch_size", "device", "gpu_name", "hostname",
+               "evalsuite_commit", "lm_eval_version", "transformers_version", "torch_version")
+_PYTHIA_STEPS = frozenset(ALL_STEPS)
+
+
+class BadRow(ValueError):
+    """A value the store must not hold; the message says which and why."""
+
+
+def check_job(run: Run, scores: list[Score], samples: list[Sample]) -> None:
+    check_run(run)
+    for score in scores:
+        check_score(score)
+    for sample in samples:
+        check_sample(sample)
+
+
+def check_run(run: Run) -> None:
+    _text("run id", run.run_id)
+    _name("source", run.source)
+    _name("model", run.model)
+    _step(run.model, run.step)
+    _count("limit", run.doc_limit, optional=True)
+    _name("dtype", run.dtype, optional=True)
+    for field in TEXT_FIELDS:
+        _text(field, getattr(run, field), optional=True)
+    if run.duration_s is not None and not (_finite(run.duration_s) and run.duration_s >= 0):
+        raise BadRow(f"duration {run.duration_s!r} is not a number of seconds")
+
+
+def check_score(score: Score) -> None:
+    for kind in ("model", "task", "metric", "source"):
+        _name(kind, getattr(score, kind))
+    _name("dtype", score.dtype, optional=True)
+    _text("run id", score.run_id)
+    _step(score.model, score.step)
+    if score.tokens is not None and not (isinstance(score.tokens, int) and 0 <= score.tokens <= INT64_MAX):
+        raise BadRow(f"tokens {score.tokens!r} is not a token count")
+    for what, value in (("shots", score.shots), ("n", score.n), ("limit", score.doc_limit)):
+        _count(what, value, optional=what != "shots")
+    _value(score.task, score.metric, score.value)
+    if score.stderr is not None and not (_finite(score.stderr) and score.stderr >= 0):
+        raise BadRow(f"{score.task} {score.metric} stderr {score.stderr!r} is not a finite number >= 0")
+
+
+def check_sample(sample: Sample) -> None:
+    _name("model", sample.model)
+    _name("task", sample.task)
+    _text("run id", sample.run_id)
+    _step(sample.model, sample.step)
+    for what, value in (("shots", sample.shots), ("doc_id", sample.doc_id), ("target", sample.target)):
+        _count(what, value, optional=what == "target")
+    where = f"{sample.task} document {sample.doc_id}"
+    lls, greedy = sample.loglikelihoods, sample.is_greedy
+    if not all(_finite(ll) for ll in lls):
+        raise BadRow(f"{where}: a loglikelihood is not a finite number")
+    if len(greedy) != len(lls) or not all(isinstance(g, bool) for g in greedy):
+        raise BadRow(f"{where}: is_greedy does not hold one flag per choice")
+    if not isinstance(sample.correct, bool) or not isinstance(sample.correct_norm, (bool, type(None))):
+        raise BadRow(f"{where}: acc / acc_norm are not true or false")
+
+
+def _value(task: str, metric: str, value: object) -> None:
+    if not _finite(value):
+        raise BadRow(f"{task} {metric} = {value!r} is not a finite number")
+    if metric.startswith("acc") and not 0 <= value <= 1:
+        raise BadRow(f"{task} {metric} = {value!r}: an accuracy lies between 0 and 1")
+    if "perplexity" in metric and not value > 0:
+        raise BadRow(f"{task} {metric} = {value!r}: a perplexity is above 0")
+
+
+def _step(model: str, step: object) -> None:
+    if model in MODELS:
+        if step not in _PYTHIA_STEPS or isinstance(step, bool):
+            raise BadRow(f"{model} has no step {names.shown(step)}: Pythia's checkpoints are steps 0, 1, "
+                         "2, 4 ... 512, then 1000 ... 143000 every 1000")
+    else:
+        _count("step", step, optional=True)
+
+
+def _count(what: str, value: object, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= INT32_MAX:
+        raise BadRow(f"{what} {names.shown(value)} is not a whole number from 0 to {INT32_MAX:,}")
+
+
+def _name(kind: str, value: object, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not names.is_valid(value):
+        raise BadRow(f"bad {kind} name {names.shown(value)}: {names.RULE}")
+
+
+def _text(what: str, value: object, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT or not value.isprintable():
+        raise BadRow(f"{what} {names.shown(value)} is not one line of at most {MAX_TEXT} printable characters")
+
+
+def _finite(value: object) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float
+        return False
