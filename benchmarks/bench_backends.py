@@ -54,6 +54,8 @@ def floor_pass(model, rows, scored: int, budget: int) -> tuple[float, float, int
     into rows as wide as the token-weighted mean row (no padding), + the LM head at `scored`."""
     import torch
 
+    from evalsuite.fast_backend import HEAD_CHUNK
+
     tokens = [t for row in rows for t in row.tokens]
     width = max(1, round(sum(len(r.tokens) ** 2 for r in rows) / len(tokens)))
     dense = torch.tensor(tokens[: len(tokens) // width * width]).view(-1, width)
@@ -63,11 +65,11 @@ def floor_pass(model, rows, scored: int, budget: int) -> tuple[float, float, int
         with torch.inference_mode():
             for i in range(0, len(dense), step):
                 hidden = model.base_model(input_ids=dense[i:i + step], use_cache=False).last_hidden_state
-            h = hidden.reshape(-1, hidden.shape[-1])[:1].expand(1024, -1).contiguous()
+            chunk = HEAD_CHUNK["cpu"]  # the fast backend's own head: log-softmax in small chunks
+            h = hidden.reshape(-1, hidden.shape[-1])[:1].expand(chunk, -1).contiguous()
             head = model.get_output_embeddings()
-            for i in range(0, scored, 1024):
-                logits = head(h[: min(1024, scored - i)])
-                torch.logsumexp(logits, dim=-1), logits.argmax(-1)
+            for i in range(0, scored, chunk):
+                torch.log_softmax(head(h[: min(chunk, scored - i)]), dim=-1).argmax(-1)
 
     _, wall, cpu = timed(run)
     return wall, cpu, width

@@ -45,7 +45,10 @@ __all__ = ["FastLM", "ScoringStats", "TokenCache", "shared_token_cache", "plan_r
 MAX_LENGTH = 2048  # Pythia's context; HFLM's left-truncation limit
 CPU_TOKEN_BUDGET = 8192  # tokens (rows x padded length) per forward batch
 GPU_TOKEN_BUDGET = 65536
-HEAD_CHUNK = 1024  # scored positions per LM-head matmul: bounds the [positions, vocab] buffer
+# Scored positions per LM-head matmul, which bounds the [positions, vocab] buffer. On a CPU a
+# small chunk keeps the log-softmax's passes over it in cache (128 positions x 50,304 x 4 bytes =
+# 26 MB): 2-3x faster than 1024 at the 14m shape; a GPU wants large matmuls.
+HEAD_CHUNK = {"cpu": 128, "cuda": 1024}
 
 
 @dataclass
@@ -316,13 +319,16 @@ class FastLM(LM):
         import torch
 
         head = self.model.get_output_embeddings()
+        chunk = HEAD_CHUNK.get(self._device.type, HEAD_CHUNK["cuda"])
         logprob, wrong = [], []
-        for start in range(0, len(targets), HEAD_CHUNK):
-            logits = head(hidden[start:start + HEAD_CHUNK])
-            tgt = targets[start:start + HEAD_CHUNK]
-            scores = logits.float()  # log p(target) = logit - logsumexp: no [positions, vocab] output
-            logprob.append(scores.gather(1, tgt[:, None])[:, 0] - torch.logsumexp(scores, dim=-1))
-            wrong.append(logits.argmax(dim=-1) != tgt)
+        for start in range(0, len(targets), chunk):
+            # HFLM's own formulation (log-softmax, then the target's entry and the argmax), in
+            # float32 whatever the model's dtype; torch's fused log-softmax is also faster on a
+            # CPU than logsumexp, which makes a temporary of every [positions, vocab] step.
+            logprobs = torch.log_softmax(head(hidden[start:start + chunk]).float(), dim=-1)
+            tgt = targets[start:start + chunk]
+            logprob.append(logprobs.gather(1, tgt[:, None])[:, 0])
+            wrong.append(logprobs.argmax(dim=-1) != tgt)
         return torch.cat(logprob), torch.cat(wrong)
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
