@@ -27,8 +27,8 @@ SHAPES = {"14m": dict(layers=6, width=128, heads=4), "70m": dict(layers=6, width
 
 
 def build_requests(limit: int | None):
-    from evalsuite.runner import lm_eval_requests
-    from evalsuite.tasks import load_tasks
+    from evalsuite.lmeval.runner import lm_eval_requests
+    from evalsuite.catalog.tasks import load_tasks
 
     suite = load_tasks()
     return lm_eval_requests(suite.select(None), suite.data_dir, limit)
@@ -54,7 +54,7 @@ def floor_pass(model, rows, scored: int, budget: int) -> tuple[float, float, int
     into rows as wide as the token-weighted mean row (no padding), + the LM head at `scored`."""
     import torch
 
-    from evalsuite.fast_backend import HEAD_CHUNK
+    from evalsuite.lmeval.fast_backend import HEAD_CHUNK
 
     tokens = [t for row in rows for t in row.tokens]
     width = max(1, round(sum(len(r.tokens) ** 2 for r in rows) / len(tokens)))
@@ -92,7 +92,7 @@ def compare(requests, fast, hf) -> dict:
 def bench_backends(args, model, tok, requests) -> None:
     from lm_eval.models.huggingface import HFLM
 
-    from evalsuite.fast_backend import FastLM, TokenCache
+    from evalsuite.lmeval.fast_backend import FastLM, TokenCache
 
     fast_lm = FastLM(model=model, tokenizer=tok, token_cache=TokenCache())
     fast, fast_wall, fast_cpu = timed(lambda: fast_lm.loglikelihood(requests))
@@ -128,8 +128,8 @@ def bench_prefetch(args, model, tok, requests) -> None:
     """Seconds between the end of one checkpoint's evaluation and the start of the next."""
     from transformers import AutoModelForCausalLM
 
-    from evalsuite.fast_backend import FastLM
-    from evalsuite.prefetch import Prefetcher
+    from evalsuite.lmeval.fast_backend import FastLM
+    from evalsuite.sweep.prefetch import Prefetcher
 
     subset = requests[: args.prefetch_requests]
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,7 +173,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    from evalsuite.demo import tiny_model, tokenizer
+    from evalsuite.lmeval.demo import tiny_model, tokenizer
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average "

@@ -38,7 +38,7 @@ KERNELS = ("MATH", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "FLASH_ATTENTION")
 
 
 def shapes() -> dict[str, dict]:
-    from evalsuite.registry import MODELS
+    from evalsuite.catalog.pythia import MODELS
 
     out = {"14m": dict(layers=6, width=128, heads=4)}  # pythia-14m is not in the registry
     for size in ("70m", "160m", "410m", "1b", "1.4b"):
@@ -48,8 +48,8 @@ def shapes() -> dict[str, dict]:
 
 
 def build_requests(limit: int):
-    from evalsuite.runner import lm_eval_requests
-    from evalsuite.tasks import load_tasks
+    from evalsuite.lmeval.runner import lm_eval_requests
+    from evalsuite.catalog.tasks import load_tasks
 
     suite = load_tasks()
     return lm_eval_requests(suite.select(None), suite.data_dir, limit)
@@ -59,7 +59,7 @@ def models(shape: dict, seed: int, device: str):
     """(float16 model, float32 model with the same float16-rounded weights), both on `device`."""
     import torch
 
-    from evalsuite.demo import tiny_model
+    from evalsuite.lmeval.demo import tiny_model
 
     with torch.device(device):  # initialised where it runs: a 1.4b init on one CPU core is slow
         model32 = tiny_model(seed=seed, **shape)
@@ -82,7 +82,7 @@ def run_fast(model, tok, requests, kernel: str | None = None, **kwargs):
 
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from evalsuite.fast_backend import FastLM
+    from evalsuite.lmeval.fast_backend import FastLM
 
     lm = FastLM(model=model, tokenizer=tok, **kwargs)
     forced = sdpa_kernel([getattr(SDPBackend, kernel)]) if kernel else contextlib.nullcontext()
@@ -92,7 +92,7 @@ def run_fast(model, tok, requests, kernel: str | None = None, **kwargs):
 
 def describe_differences(name: str, requests, a, b, reference) -> tuple[int, bool]:
     """Print the documents whose picks differ; (how many, all explained by the float16 error)."""
-    from evalsuite import agreement
+    from evalsuite.lmeval import agreement
 
     diffs = agreement.choice_differences(requests, a, b, reference)
     docs = agreement.documents_with_choices(requests)
@@ -105,7 +105,7 @@ def describe_differences(name: str, requests, a, b, reference) -> tuple[int, boo
 
 def kernel_errors(model16, tok, requests, reference, device: str) -> dict[str, str]:
     """The fast backend's worst relative error with each SDPA kernel forced (CUDA only)."""
-    from evalsuite import agreement
+    from evalsuite.lmeval import agreement
 
     out = {}
     for kernel in KERNELS if device == "cuda" else ():
@@ -141,7 +141,7 @@ def oom_backoff(model16, tok, requests, expected, headroom_gib: float) -> tuple[
 
     import torch
 
-    from evalsuite import agreement
+    from evalsuite.lmeval import agreement
 
     gc.collect()
     torch.cuda.empty_cache()
@@ -164,7 +164,7 @@ def oom_backoff(model16, tok, requests, expected, headroom_gib: float) -> tuple[
 
 def report(requests, fast, hf, reference, lm) -> tuple[float, float]:
     """Print the errors of both backends against the reference; (fast's, hf's) worst relative."""
-    from evalsuite import agreement
+    from evalsuite.lmeval import agreement
 
     fast_err, hf_err = (agreement.worst_relative_error(r, reference) for r in (fast, hf))
     print(f"fast backend (default kernels) worst relative error {fast_err:.2e}, "
@@ -232,7 +232,7 @@ def main() -> None:
     torch.set_float32_matmul_precision("highest")  # a float32 reference, not TF32
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.hf_batch = args.hf_batch or (32 if args.device == "cuda" else 8)
-    from evalsuite.demo import tokenizer
+    from evalsuite.lmeval.demo import tokenizer
 
     gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "no GPU"
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}")

@@ -36,7 +36,7 @@ def build_checkpoints(root: Path, shape: str, k: int, dtype: str) -> list[int]:
     import torch
     from transformers.utils import logging
 
-    from evalsuite.demo import tiny_model
+    from evalsuite.lmeval.demo import tiny_model
 
     logging.disable_progress_bar()  # a bar per saved shard
     steps = [1000 * (i + 1) for i in range(k)]
@@ -47,7 +47,7 @@ def build_checkpoints(root: Path, shape: str, k: int, dtype: str) -> list[int]:
 
 def sweep(root: Path, steps: list[int], args):
     from evalsuite.cli import build_parser
-    from evalsuite.sweep import config_from_args, run_sweep
+    from evalsuite.sweep.local import config_from_args, run_sweep
 
     cfg = config_from_args(build_parser().parse_args(run_args(root, steps, args, "bench.duckdb")))
     return run_sweep(cfg, show_progress=False)

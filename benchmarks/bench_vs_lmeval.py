@@ -32,7 +32,7 @@ SPLITS = ("training_split", "validation_split", "test_split")
 def build_checkpoints(root: Path, shape: str, k: int) -> list[int]:
     from transformers.utils import logging
 
-    from evalsuite.demo import tiny_model
+    from evalsuite.lmeval.demo import tiny_model
 
     logging.disable_progress_bar()
     steps = [1000 * (i + 1) for i in range(k)]
@@ -45,8 +45,8 @@ def lm_eval_task_files(folder: Path) -> list[str]:
     """`local_<task>.yaml` per task: lm-eval's own file included, the data pointed at data/tasks."""
     import yaml
 
-    from evalsuite import runner
-    from evalsuite.tasks import load_tasks
+    from evalsuite.lmeval import runner
+    from evalsuite.catalog.tasks import load_tasks
 
     suite = load_tasks()
     folder.mkdir()
@@ -99,7 +99,8 @@ def run_evalsuite(root: Path, steps: list[int], limit: int, env: dict) -> None:
 
 def compare(root: Path, lm_eval_out: dict) -> tuple[int, int, float]:
     """(acc values compared, acc values that differ, worst perplexity relative difference)."""
-    from evalsuite import results, store
+    from evalsuite import store
+    from evalsuite.lmeval import results
 
     stored = store.read_df(root / "es.duckdb", "SELECT step, task, metric, value FROM scores WHERE source = 'local'")
     mine = {(r.step, r.task, r.metric): r.value for r in stored.itertuples()}

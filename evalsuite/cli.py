@@ -14,31 +14,31 @@ from evalsuite.errors import EvalsuiteError
 
 
 def cmd_run(args) -> None:
-    from evalsuite.sweep import run_from_args
+    from evalsuite.sweep.local import run_from_args
 
     run_from_args(args)
 
 
 def cmd_ls(args) -> None:
-    from evalsuite.inspect import print_listing
+    from evalsuite.io.report import print_listing
 
     print_listing(args.db, model=args.model, source=args.source)
 
 
 def cmd_export(args) -> None:
-    from evalsuite.export import export_from_args
+    from evalsuite.io.export import export_from_args
 
     export_from_args(args)
 
 
 def cmd_import(args) -> int:
-    from evalsuite.importer import import_from_args
+    from evalsuite.io.importer import import_from_args
 
     return import_from_args(args)
 
 
 def cmd_dashboard(args) -> None:
-    from evalsuite.dashboard import launch
+    from evalsuite.dashboard.launch import launch
 
     launch(args.db, host=args.host, port=args.port)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.demo import tiny_model, tokenizer
+from evalsuite.lmeval.demo import tiny_model, tokenizer
 
 CACHED_STEPS = [1000, 2000, 3000]  # in the fake cache; any other step is "not downloaded"
 CLOSED_PORT_HUB = "http://127.0.0.1:9"  # an unreachable Hub that answers at once

@@ -18,7 +18,7 @@ from typing import Callable
 
 class CountingPlacer:
     def __init__(self, place: Callable | None = None):
-        from evalsuite import runner
+        from evalsuite.lmeval import runner
 
         self._place = place or runner.place_on_device
         self._refs: list[weakref.ref] = []

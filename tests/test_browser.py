@@ -24,7 +24,7 @@ import pytest
 from evalsuite import store
 from evalsuite.paths import RESULTS_DIR
 from evalsuite.records import JobRecord, Run, Score, Sweep
-from evalsuite.registry import tokens_seen
+from evalsuite.catalog.pythia import tokens_seen
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

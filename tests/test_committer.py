@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from evalsuite import store
-from evalsuite.committer import Committer
+from evalsuite.sweep.committer import Committer
 from evalsuite.records import JobRecord, Run, Sample, Score
 
 

@@ -18,15 +18,15 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import download
-from dashboard.data import add_model_columns
-from dashboard.views.compare import differences
+from evalsuite.dashboard import download
+from evalsuite.dashboard.data import add_model_columns
+from evalsuite.dashboard.views.compare import differences
 from evalsuite import store
-from evalsuite.baselines import model_info
+from evalsuite.catalog.baselines import model_info
 from evalsuite.records import JobRecord, Run, Score, Sweep
-from evalsuite.registry import FINAL_STEP, tokens_seen
+from evalsuite.catalog.pythia import FINAL_STEP, tokens_seen
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "evalsuite" / "dashboard" / "app.py")
 CARD_TASKS = ["lambada_openai", "piqa", "winogrande", "arc_easy", "sciq"]
 DEMO_STEPS = [0, 25, 50, 100]
 FAR = {"lambada_openai"}  # local pythia-70m scores placed 3 stderrs off the published ones
@@ -307,7 +307,7 @@ def _forge(tmp_path: Path) -> Path:
 
 def test_nothing_imported_displaces_the_shipped_published_value(tmp_path, monkeypatch):
     """Item 2: a forged file became the 'published' value in the curves and the Compare view."""
-    from dashboard.data import pick
+    from evalsuite.dashboard.data import pick
     from evalsuite.cli import main
 
     db = store.init(tmp_path / "s.duckdb")
@@ -369,12 +369,12 @@ def test_dashboard_serves_on_ipv6_loopback(tmp_path):
 
 
 def test_a_bare_streamlit_run_from_the_project_root_binds_localhost():
-    """Item 10: `streamlit run dashboard/app.py`, as the app's docstring suggests, listened on every
-    interface; .streamlit/config.toml in the project root now says 127.0.0.1."""
+    """Item 10: `streamlit run evalsuite/dashboard/app.py`, as the app's docstring suggests, listened
+    on every interface; .streamlit/config.toml in the project root now says 127.0.0.1."""
     import subprocess
     import sys
 
-    root = Path(APP).parent.parent
+    root = Path(APP).parents[2]
     shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=root, capture_output=True,
                            text=True, check=True, timeout=120).stdout
     server = shown[shown.index("[server]"):]
@@ -382,7 +382,7 @@ def test_a_bare_streamlit_run_from_the_project_root_binds_localhost():
 
 
 def test_the_last_sweep_is_named_as_code():
-    from dashboard.views.runs import _none_running
+    from evalsuite.dashboard.views.runs import _none_running
 
     now = pd.Timestamp("2025-01-01 12:00:00")
     sweeps = pd.DataFrame([{"models": LINK, "status": "done", "updated_at": now - pd.Timedelta(seconds=30),

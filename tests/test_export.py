@@ -9,7 +9,7 @@ import pytest
 
 from evalsuite import store
 from evalsuite.cli import main
-from evalsuite.importer import import_paths
+from evalsuite.io.importer import import_paths
 from evalsuite.paths import PUBLISHED_RAW_DIR
 
 

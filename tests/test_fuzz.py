@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite import importer, names, store
+from evalsuite import names, store
+from evalsuite.io import importer
 from evalsuite.cli import main
-from evalsuite.registry import ALL_STEPS
+from evalsuite.catalog.pythia import ALL_STEPS
 
 SEED = 11
 HOSTILE_FILES = 5000

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from evalsuite import store
-from evalsuite.baselines import BLOOM_PARAMS, OPT_PARAMS, model_info
+from evalsuite.catalog.baselines import BLOOM_PARAMS, OPT_PARAMS, model_info
 from evalsuite.cli import main
-from evalsuite.importer import import_paths, model_name
+from evalsuite.io.importer import import_paths, model_name
 from evalsuite.paths import PUBLISHED_RAW_DIR, TOKENIZER_DIR
-from evalsuite.reference import RUNS_CSV, SCORES_CSV
-from evalsuite.registry import FINAL_STEP, MODELS, PUBLISHED_STEPS, TOKENS_PER_STEP
-from evalsuite.tasks import load_tasks
+from evalsuite.io.reference import RUNS_CSV, SCORES_CSV
+from evalsuite.catalog.pythia import FINAL_STEP, MODELS, PUBLISHED_STEPS, TOKENS_PER_STEP
+from evalsuite.catalog.tasks import load_tasks
 
 # The README's coverage: zero-shot at every published step, five-shot at 3000, 13000 ... 143000.
 FIVE_SHOT_STEPS = [3000] + list(range(13_000, FINAL_STEP + 1, 10_000))
@@ -156,7 +156,8 @@ def lm_eval_04_dir(tmp_path_factory) -> Path:
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
-    from evalsuite import demo, runner
+    from evalsuite.lmeval import demo
+    from evalsuite.lmeval import runner
 
     suite = load_tasks()
     configs = runner.task_configs(suite.select(["arc_easy", "lambada_openai"]), suite.data_dir, 0)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite import importer, store
+from evalsuite import store
+from evalsuite.io import importer
 from evalsuite.cli import main
 
 NESTED = "[" * 100_000 + "]" * 100_000

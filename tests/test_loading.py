@@ -16,11 +16,11 @@ from placement import CountingPlacer
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
-from evalsuite import runner
-from evalsuite.demo import tiny_model, tokenizer
+from evalsuite.lmeval import runner
+from evalsuite.lmeval.demo import tiny_model, tokenizer
 from evalsuite.errors import EvalsuiteError
-from evalsuite.prefetch import Prefetcher
-from evalsuite.runner import Checkpoint
+from evalsuite.sweep.prefetch import Prefetcher
+from evalsuite.lmeval.runner import Checkpoint
 
 
 def live_models() -> int:
@@ -107,7 +107,7 @@ def _loop(checkpoints, placer, release: bool) -> list:
     """A sweep loop in miniature: prefetch to host, place, score, then release the model or not."""
     from lm_eval.api.instance import Instance
 
-    from evalsuite.fast_backend import FastLM
+    from evalsuite.lmeval.fast_backend import FastLM
 
     tok, kept = tokenizer(), []
     requests = [Instance("loglikelihood", {}, ("Question: why? Answer:", " because"), 0)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.prefetch import Prefetcher, cleanup_revision
+from evalsuite.sweep.prefetch import Prefetcher, cleanup_revision
 
 
 def test_yields_in_order_and_hands_back_errors():
@@ -108,7 +108,7 @@ def test_ahead_must_be_positive():
 
 BLOCKED_LOAD = """
 import threading
-from evalsuite.prefetch import Prefetcher
+from evalsuite.sweep.prefetch import Prefetcher
 
 started, never = threading.Event(), threading.Event()
 

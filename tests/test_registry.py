@@ -6,7 +6,7 @@ import pytest
 
 from evalsuite.cli import main
 from evalsuite.errors import EvalsuiteError
-from evalsuite.registry import (ALL_STEPS, LOG_STEPS, MODELS, PUBLISHED_STEPS, parse_models,
+from evalsuite.catalog.pythia import (ALL_STEPS, LOG_STEPS, MODELS, PUBLISHED_STEPS, parse_models,
                                 parse_steps, tokens_seen)
 
 
@@ -22,7 +22,7 @@ def test_parameter_counts_match_the_architecture(name):
     import torch
     from transformers import GPTNeoXForCausalLM
 
-    from evalsuite.demo import tiny_config
+    from evalsuite.lmeval.demo import tiny_config
 
     m = MODELS[name]
     with torch.device("meta"):

@@ -12,12 +12,13 @@ import random
 
 import pytest
 
-from evalsuite import results, runner
-from evalsuite.demo import tiny_model, tokenizer
+from evalsuite.lmeval import results
+from evalsuite.lmeval import runner
+from evalsuite.lmeval.demo import tiny_model, tokenizer
 from evalsuite.lmeval import evaluate
 from evalsuite.lmeval.requests import prepare
 from evalsuite.records import Run
-from evalsuite.tasks import load_tasks
+from evalsuite.catalog.tasks import load_tasks
 
 LIMIT = 12
 

@@ -60,8 +60,9 @@ def test_stored_scores_equal_lm_eval_run_directly(first_run, checkpoints):
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM
 
-    from evalsuite import results, runner
-    from evalsuite.tasks import load_tasks
+    from evalsuite.lmeval import results
+    from evalsuite.lmeval import runner
+    from evalsuite.catalog.tasks import load_tasks
 
     db, _ = first_run
     suite = load_tasks()

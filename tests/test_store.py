@@ -173,7 +173,7 @@ def test_a_broken_store_is_a_named_one_line_error_within_seconds(good_store, tmp
 
 
 def test_the_dashboard_names_a_corrupt_store_within_seconds(good_store, tmp_path):
-    from dashboard.data import load
+    from evalsuite.dashboard.data import load
 
     db = _broken("corrupt", good_store, tmp_path / "s.duckdb")
     started = time.monotonic()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from evalsuite import store
 from evalsuite.cli import build_parser
 from evalsuite.records import JobRecord, Run, Score
-from evalsuite.sweep import checkpoint_for, config_from_args, plan
+from evalsuite.sweep.local import checkpoint_for, config_from_args, plan
 
 
 def _config(tmp_path, *args):
@@ -56,7 +56,7 @@ def test_at_most_one_model_on_the_device_and_a_bad_checkpoint_is_skipped(tmp_pat
 
     from placement import CountingPlacer
 
-    from evalsuite import runner
+    from evalsuite.lmeval import runner
     from evalsuite.cli import main
 
     root = tmp_path / "ckpts"

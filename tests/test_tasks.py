@@ -7,7 +7,7 @@ import pytest
 from evalsuite.cli import main
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import TASK_DATA_DIR
-from evalsuite.tasks import load_tasks
+from evalsuite.catalog.tasks import load_tasks
 
 
 def test_default_tasks():
@@ -47,7 +47,7 @@ def test_unknown_task(capsys):
 
 
 def test_missing_data_file_and_missing_fewshot_split(tmp_path):
-    from evalsuite.runner import task_configs
+    from evalsuite.lmeval.runner import task_configs
 
     (tmp_path / "piqa").mkdir()
     suite = load_tasks()

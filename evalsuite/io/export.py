@@ -16,7 +16,8 @@ import math
 import sys
 from pathlib import Path
 
-from evalsuite import names, registry, store
+from evalsuite import names, store
+from evalsuite.catalog import pythia
 from evalsuite.errors import EvalsuiteError
 
 SCORE_FIELDS = ["model", "step", "tokens", "task", "metric", "shots", "value", "stderr", "n",
@@ -57,10 +58,10 @@ def lm_eval_documents(rows: list[dict]) -> dict[tuple, dict]:
 
 
 def _empty_document(row: dict) -> dict:
-    model = registry.MODELS.get(row["model"])
+    model = pythia.MODELS.get(row["model"])
     args = f"pretrained={model.repo_id if model else row['model']}"
     if row["step"] is not None:
-        args += f",revision={registry.revision(row['step'])}"
+        args += f",revision={pythia.revision(row['step'])}"
     if row["dtype"]:
         args += f",dtype={row['dtype']}"
     return {"results": {}, "n-shot": {}, "n-samples": {},

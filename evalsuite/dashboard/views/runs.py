@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, download, state
-from dashboard.data import PUBLISHED, load_scores, load_sweeps
-from dashboard.text import code
-from evalsuite.registry import ALL_STEPS, MODELS
+from evalsuite.dashboard import charts, download, state
+from evalsuite.dashboard.data import PUBLISHED, load_scores, load_sweeps
+from evalsuite.dashboard.text import code
+from evalsuite.catalog.pythia import ALL_STEPS, MODELS
 
 STALLED_FACTOR = 5  # a running sweep silent for 5 checkpoints' time may have been killed
 PROVENANCE = ["run_id", "source", "model", "step", "finished_at", "duration_s", "backend", "dtype",

@@ -1,5 +1,5 @@
-"""The evalsuite dashboard: `evalsuite dashboard`, or `streamlit run dashboard/app.py` from the
-project root (where .streamlit/config.toml keeps it on 127.0.0.1, this machine only).
+"""The evalsuite dashboard: `evalsuite dashboard`, or `streamlit run evalsuite/dashboard/app.py` from
+the project root (where .streamlit/config.toml keeps it on 127.0.0.1, this machine only).
 
 Reads the DuckDB store named by $EVALSUITE_DB (default results/evalsuite.duckdb) read-only, so it
 can stay open while a sweep writes to the same file. The sidebar picks one of four views; every
@@ -8,18 +8,14 @@ picker's value is mirrored in the URL, so a link reopens the same view.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the project root.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from dashboard import data, state  # noqa: E402
-from dashboard.text import code  # noqa: E402
-from dashboard.views import compare, runs, scaling, training  # noqa: E402
-from evalsuite import store  # noqa: E402
+from evalsuite import store
+from evalsuite.dashboard import data, state
+from evalsuite.dashboard.text import code
+from evalsuite.dashboard.views import compare, runs, scaling, training
 
 VIEWS = {"training": ("Training curves", training), "scaling": ("Scaling curves", scaling),
          "compare": ("Local vs published", compare), "runs": ("Runs", runs)}

@@ -14,7 +14,7 @@ import math
 
 from evalsuite import names
 from evalsuite.records import Run, Sample, Score
-from evalsuite.registry import ALL_STEPS, MODELS
+from evalsuite.catalog.pythia import ALL_STEPS, MODELS
 
 INT32_MAX = 2**31 - 1  # DuckDB INTEGER
 INT64_MAX = 2**63 - 1  # DuckDB BIGINT

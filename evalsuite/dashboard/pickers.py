@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import state
-from dashboard.data import options
+from evalsuite.dashboard import state
+from evalsuite.dashboard.data import options
 
 TASK_ORDER = ["lambada_openai", "piqa", "winogrande", "arc_easy", "sciq"]
 CARD_TASKS = TASK_ORDER  # the five evaluation plots of the Pythia model card

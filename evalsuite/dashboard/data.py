@@ -14,10 +14,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard.text import code
-from evalsuite import baselines, reference, store
+from evalsuite.dashboard.text import code
+from evalsuite import store
+from evalsuite.catalog import baselines
+from evalsuite.io import reference
 from evalsuite.errors import EvalsuiteError
-from evalsuite.registry import MODELS, TOKENS_PER_STEP
+from evalsuite.catalog.pythia import MODELS, TOKENS_PER_STEP
 
 CACHE_TTL_S = 5
 PUBLISHED = "published"

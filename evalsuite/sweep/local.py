@@ -17,12 +17,14 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from evalsuite import demo, registry, store
+from evalsuite import store
+from evalsuite.lmeval import demo
+from evalsuite.catalog import pythia
 from evalsuite.errors import CheckpointError, EvalsuiteError
 from evalsuite.paths import ROOT
-from evalsuite.committer import Committed, Committer
+from evalsuite.sweep.committer import Committed, Committer
 from evalsuite.records import JobRecord, Run, Sweep
-from evalsuite.tasks import TaskSpec, load_tasks
+from evalsuite.catalog.tasks import TaskSpec, load_tasks
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,10 @@ class Job:
 def config_from_args(args) -> RunConfig:
     """Parse and validate the CLI arguments before anything heavy is imported."""
     demo_run = args.model in (None, demo.DEMO_NAME)
-    known = {**registry.MODELS, demo.DEMO_NAME: None}
-    models = registry.parse_models(args.model or demo.DEMO_NAME, known)
+    known = {**pythia.MODELS, demo.DEMO_NAME: None}
+    models = pythia.parse_models(args.model or demo.DEMO_NAME, known)
     steps_text = args.steps or "all"
-    steps = {m: registry.parse_steps(steps_text, demo.DEMO_STEPS if m == demo.DEMO_NAME else None)
+    steps = {m: pythia.parse_steps(steps_text, demo.DEMO_STEPS if m == demo.DEMO_NAME else None)
              for m in models}
     suite = load_tasks(args.tasks_file) if args.tasks_file else load_tasks()
     suite = suite.with_data_dir(args.data_dir)
@@ -94,15 +96,15 @@ def _key(cfg: RunConfig, model: str, step: int | None, dtype: str) -> store.JobK
 
 def checkpoint_for(cfg: RunConfig, model: str, step: int):
     """Where (model, step) is loaded from: --model-path, the demo folder, or the Hub."""
-    from evalsuite.runner import Checkpoint
+    from evalsuite.lmeval.runner import Checkpoint
 
-    revision = registry.revision(step)
+    revision = pythia.revision(step)
     if cfg.model_path:
         nested = cfg.model_path / model / revision
         return Checkpoint(model, step, local_dir=nested if nested.exists() else cfg.model_path / revision)
     if model == demo.DEMO_NAME:
         return Checkpoint(model, step, local_dir=demo.build_demo_checkpoints() / revision)
-    return Checkpoint(model, step, repo_id=registry.MODELS[model].repo_id, revision=revision)
+    return Checkpoint(model, step, repo_id=pythia.MODELS[model].repo_id, revision=revision)
 
 
 def git_commit() -> str | None:
@@ -125,7 +127,7 @@ def new_run(cfg: RunConfig, job: Job, loaded, session: "Session") -> Run:
 
 def prepare_requests(cfg: RunConfig):
     """lm-eval's requests for every task of the sweep, built once (lmeval/requests.py)."""
-    from evalsuite import runner
+    from evalsuite.lmeval import runner
     from evalsuite.lmeval.requests import prepare
 
     configs = runner.task_configs(cfg.tasks, cfg.data_dir, cfg.shots)
@@ -144,7 +146,7 @@ def silenced():
 
 def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: "Session", prepared) -> JobRecord:
     """Score one loaded checkpoint on the job's tasks with the sweep's prepared requests."""
-    from evalsuite import runner
+    from evalsuite.lmeval import runner
     from evalsuite.lmeval import evaluate
 
     requests = prepared.subset([t.name for t in job.tasks])
@@ -211,7 +213,7 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True) -> SweepReport:
 
     The sweep's progress (checkpoints planned and stored) is kept in the store's sweeps table.
     """
-    from evalsuite import runner
+    from evalsuite.lmeval import runner
 
     startup, lap = Startup(), _stopwatch()
     device = runner.pick_device(cfg.device)
@@ -272,8 +274,8 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
     device: the next is placed only once this one is released."""
     from tqdm import tqdm
 
-    from evalsuite import runner
-    from evalsuite.prefetch import Prefetcher
+    from evalsuite.lmeval import runner
+    from evalsuite.sweep.prefetch import Prefetcher
 
     def load(job: Job):
         return runner.load_to_host(checkpoint_for(cfg, job.model, job.step), session.dtype)
@@ -308,7 +310,7 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
 
 def _evaluate_loaded(cfg: RunConfig, job: Job, loaded, session: Session, prepared, waited: float) -> JobRecord:
     """Place the host-loaded checkpoint on the device, evaluate it, release it."""
-    from evalsuite import runner
+    from evalsuite.lmeval import runner
 
     started = time.perf_counter()
     runner.place_on_device(loaded, session.device)  # through the module: tests count placements
@@ -321,7 +323,7 @@ def _evaluate_loaded(cfg: RunConfig, job: Job, loaded, session: Session, prepare
 
 def _cleanup(cfg: RunConfig, job: Job) -> None:
     """--cleanup: delete an evaluated Hub revision from the HF cache."""
-    from evalsuite.prefetch import cleanup_revision
+    from evalsuite.sweep.prefetch import cleanup_revision
 
     ckpt = checkpoint_for(cfg, job.model, job.step)
     if not (cfg.cleanup and ckpt.repo_id):
@@ -332,7 +334,7 @@ def _cleanup(cfg: RunConfig, job: Job) -> None:
 
 
 def run_from_args(args) -> None:
-    from evalsuite.inspect import print_run_summary
+    from evalsuite.io.report import print_run_summary
 
     cfg = config_from_args(args)
     if cfg.models == [demo.DEMO_NAME]:

@@ -10,7 +10,7 @@ importing a file again changes nothing. Its source is 'local' unless --source sa
 
 Result files are untrusted input. Each one is read only if it is a regular file under the size
 limit, parsed strictly (no duplicate keys, no 300-digit numbers), and every row it would add is
-checked (evalsuite.checks) before anything is written: a file is stored whole or skipped with one
+checked (evalsuite.io.checks) before anything is written: a file is stored whole or skipped with one
 line saying why, and a bad file never costs the good ones.
 
 The reference data under results/ is built with this importer: see evalsuite/reference.py.
@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evalsuite import names
-from evalsuite.baselines import single_checkpoint
+from evalsuite.catalog.baselines import single_checkpoint
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import Run
-from evalsuite.registry import FINAL_STEP, MODELS
+from evalsuite.catalog.pythia import FINAL_STEP, MODELS
 
 
 BATCH_ROWS = 200_000  # score + sample rows held in memory before they are written
@@ -199,7 +199,7 @@ def _optional(value, kind):
 
 
 def _doc_limit(config: dict) -> int | None:
-    from evalsuite.results import whole_number
+    from evalsuite.lmeval.results import whole_number
 
     limit = config.get("limit")
     if isinstance(limit, float) and 0 < limit < 1:
@@ -252,7 +252,7 @@ def _select(metrics, suite) -> list:
 def _samples(path: Path, tasks: set[str], ident: Identity, shots: int, run_id: str,
              max_mb: float) -> list:
     """The per-document samples lm-eval 0.4 wrote beside results_<date>.json, where present."""
-    from evalsuite.results import parse_samples
+    from evalsuite.lmeval.results import parse_samples
 
     date = path.stem.removeprefix("results_")
     docs = {}
@@ -274,8 +274,8 @@ def _samples(path: Path, tasks: set[str], ident: Identity, shots: int, run_id: s
 def load_file(path: Path, suite, source: str | None = None, model: str | None = None,
               step: int | None = None, max_mb: float = MAX_FILE_MB):
     """One result file -> (JobKey, Run, scores, samples), every row checked, or SkipFile saying why not."""
-    from evalsuite.checks import BadRow, check_job
-    from evalsuite.results import parse_results, to_scores
+    from evalsuite.io.checks import BadRow, check_job
+    from evalsuite.lmeval.results import parse_results, to_scores
     from evalsuite.store import JobKey
 
     raw, data = read_json(path, max_mb)
@@ -317,7 +317,7 @@ def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
     EvalsuiteError; every file stored before that is complete, and importing again adds the rest.
     """
     from evalsuite import store
-    from evalsuite.tasks import load_tasks
+    from evalsuite.catalog.tasks import load_tasks
 
     source = names.check("source", source) if source is not None else None
     model = names.check("model", model) if model is not None else None

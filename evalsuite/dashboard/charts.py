@@ -11,7 +11,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from evalsuite.registry import TOKENS_PER_STEP
+from evalsuite.catalog.pythia import TOKENS_PER_STEP
 
 STEP_TICKS = [0, 1, 10, 100, 1_000, 10_000, 100_000]
 TOKEN_TICKS = [0, 1e7, 1e8, 1e9, 1e10, 1e11]

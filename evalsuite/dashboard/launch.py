@@ -1,4 +1,4 @@
-"""`evalsuite dashboard`: start the Streamlit app (dashboard/app.py) on the store, bound to localhost.
+"""`evalsuite dashboard`: start the Streamlit app (app.py beside this file) on the store, bound to localhost.
 
 The store path reaches the app through $EVALSUITE_DB; the app itself only ever reads it. The
 process becomes the Streamlit server (exec), so Ctrl-C or a signal to this pid stops the server
@@ -11,11 +11,12 @@ import os
 import socket
 import sys
 
+from pathlib import Path
+
 from evalsuite.errors import EvalsuiteError
-from evalsuite.paths import ROOT
 from evalsuite.store import db_path
 
-APP = ROOT / "dashboard" / "app.py"
+APP = Path(__file__).resolve().parent / "app.py"
 
 
 def command(host: str, port: int) -> list[str]:

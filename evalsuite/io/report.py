@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from evalsuite import names, store
 
 if TYPE_CHECKING:
-    from evalsuite.sweep import SweepReport
+    from evalsuite.sweep.local import SweepReport
 
 
 def print_listing(db: str | None, model: str | None = None, source: str | None = None) -> None:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from evalsuite import hub
+from evalsuite.lmeval import hub
 from evalsuite.errors import CheckpointError, EvalsuiteError
 from evalsuite.paths import TASK_DATA_DIR, TOKENIZER_DIR
-from evalsuite.tasks import TaskSpec, local_data_files
+from evalsuite.catalog.tasks import TaskSpec, local_data_files
 
 SPLIT_KEYS = ("training_split", "validation_split", "test_split")
 
@@ -210,7 +210,7 @@ def make_lm(model, tokenizer, backend: str, batch_size: str):
         bs = int(batch_size) if batch_size != "auto" else ("auto" if on_gpu else 32)
         return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=bs)
     if backend == "fast":
-        from evalsuite.fast_backend import FastLM
+        from evalsuite.lmeval.fast_backend import FastLM
 
         return FastLM(model=model, tokenizer=tokenizer, batch_size=batch_size)
     raise EvalsuiteError(f"unknown backend {backend!r}; valid: fast, hf")

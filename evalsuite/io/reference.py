@@ -8,7 +8,7 @@ models at every published checkpoint, zero- and five-shot, and the OPT and BLOOM
 
 They are generated from the raw files in data/pythia-published by `evalsuite import` itself:
 
-    python -m evalsuite.reference
+    python -m evalsuite.io.reference
 
 (imports the raw files into a scratch store with source 'published', named explicitly: an import
 is 'local' unless told otherwise, then exports its rows).
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import PUBLISHED_RAW_DIR, RESULTS_DIR
-from evalsuite.registry import TOKENS_PER_STEP
+from evalsuite.catalog.pythia import TOKENS_PER_STEP
 
 SCORES_CSV = RESULTS_DIR / "published.csv"
 RUNS_CSV = RESULTS_DIR / "published_runs.csv"
@@ -51,7 +51,7 @@ def seed_store(con, scores_csv: Path = SCORES_CSV, runs_csv: Path = RUNS_CSV) ->
     for path in (scores_csv, runs_csv):
         if not path.is_file():
             raise EvalsuiteError(f"reference data {path} is missing; regenerate it with "
-                                 "'python -m evalsuite.reference'")
+                                 "'python -m evalsuite.io.reference'")
     run_cols = ", ".join(RUN_TYPES)
     con.execute(f"INSERT INTO runs ({run_cols}) SELECT {run_cols} FROM {_read_csv(runs_csv, RUN_TYPES)}")
     con.execute(
@@ -79,7 +79,7 @@ def _export(con, sql: str, path: Path) -> None:
 def build(raw_dir: Path = PUBLISHED_RAW_DIR, scores_csv: Path = SCORES_CSV,
           runs_csv: Path = RUNS_CSV):
     """Import the raw published files into a scratch store and write the two CSV files."""
-    from evalsuite.importer import import_paths
+    from evalsuite.io.importer import import_paths
     from evalsuite.store import connect
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evalsuite.registry import MODELS
+from evalsuite.catalog.pythia import MODELS
 
 OPT_PARAMS = {
     "opt-125m": 125_239_296,

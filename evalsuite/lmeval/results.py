@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from evalsuite.records import Sample, Score
-from evalsuite.registry import tokens_seen
+from evalsuite.catalog.pythia import tokens_seen
 
 METRIC_ALIASES = {"ppl": "perplexity"}
 

@@ -143,7 +143,7 @@ def init(path: Path, seed: bool = True) -> Path:
         con.execute(SCHEMA)
         con.execute(MIGRATIONS)
         if fresh and seed:
-            from evalsuite.reference import seed_store
+            from evalsuite.io.reference import seed_store
 
             seed_store(con)
         con.commit()

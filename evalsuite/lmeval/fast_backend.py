@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from evalsuite.token_cache import TokenCache, shared_token_cache
+from evalsuite.lmeval.token_cache import TokenCache, shared_token_cache
 
 __all__ = ["FastLM", "ScoringStats", "TokenCache", "shared_token_cache", "plan_rows"]
 

@@ -1,0 +1,1 @@
+"""What evalsuite knows before running anything: the Pythia suite, the baselines, the tasks."""

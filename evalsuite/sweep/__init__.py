@@ -1,0 +1,1 @@
+"""`evalsuite run`: which checkpoints to evaluate, the loop over them, and their commits."""
