@@ -43,7 +43,7 @@ class Score:
 
     model: str
     step: int | None
-    tokens: int | None  # tokens seen at this step
+    tokens: int | None = field(metadata={"sql": "BIGINT"})  # tokens seen at this step
     task: str
     metric: str  # 'acc', 'acc_norm', 'perplexity'
     shots: int
@@ -97,6 +97,18 @@ class JobKey:
     doc_limit: int | None
     dtype: str | None
     source: str = "local"
+
+    def where(self, task: str | None = None, every_step: bool = False) -> tuple[str, list]:
+        """The SQL condition (and its parameters) selecting the scores stored under this key:
+        one task's or all, this step's or every step's."""
+        clause = ("model = ? AND shots = ? AND source = ? AND doc_limit IS NOT DISTINCT FROM ? "
+                  "AND dtype IS NOT DISTINCT FROM ?")
+        params: list = [self.model, self.shots, self.source, self.doc_limit, self.dtype]
+        if not every_step:
+            clause, params = clause + " AND step IS NOT DISTINCT FROM ?", params + [self.step]
+        if task is not None:
+            clause, params = clause + " AND task = ?", params + [task]
+        return clause, params
 
 
 @dataclass

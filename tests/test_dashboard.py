@@ -130,7 +130,7 @@ def test_scaling_default_is_the_model_card_figures(db, monkeypatch):
 
 
 def test_local_vs_published_flags_what_is_off_by_more_than_a_stderr(db, monkeypatch):
-    table = differences(add_model_columns(store.read_df(db, "SELECT * FROM scores")), "local")
+    table = differences(add_model_columns(store.read_df(db, *store.scores_with_representative())), "local")
     assert set(table["model"]) == {"pythia-70m"} and set(table["step"]) == {FINAL_STEP}
     assert set(table.loc[table["flag"], "task"]) == FAR  # 3 se over; 0.2 se is within both stderrs
     at = _app(db, monkeypatch, view="compare")
@@ -314,14 +314,14 @@ def test_nothing_imported_displaces_the_shipped_published_value(tmp_path, monkey
     shipped = store.read_df(db, "SELECT value FROM scores WHERE model = 'pythia-70m' AND step = 143000 "
                                 "AND task = 'piqa' AND metric = 'acc' AND shots = 0").value[0]
     assert main(["import", str(_forge(tmp_path)), "--db", str(db), "--source", "published"]) == 0
-    scores = add_model_columns(store.read_df(db, "SELECT * FROM scores"))
+    scores = add_model_columns(store.read_df(db, *store.scores_with_representative()))
     rows = scores[(scores.model == "pythia-70m") & (scores.step == FINAL_STEP) & (scores.task == "piqa")
                   & (scores.metric == "acc") & (scores.shots == 0) & (scores.source == "published")]
     assert sorted(rows["value"]) == [shipped, FORGED]  # stored, as asked, but it stands for nothing:
     picked = pick(scores, "piqa", "acc", 0)
     assert picked[(picked.model == "pythia-70m") & (picked.step == FINAL_STEP)].value.tolist() == [shipped]
     _job(db, "pythia-70m", FINAL_STEP, [("piqa", "acc", 0.6, 0.01)], 500)
-    table = differences(add_model_columns(store.read_df(db, "SELECT * FROM scores")), "local")
+    table = differences(add_model_columns(store.read_df(db, *store.scores_with_representative())), "local")
     assert table.loc[table.task == "piqa", "value_published"].tolist() == [shipped]
     at = _app(db, monkeypatch, task="piqa", models="pythia-70m")
     _clean(at)

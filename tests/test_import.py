@@ -13,9 +13,10 @@ import pytest
 from evalsuite import store
 from evalsuite.catalog.baselines import BLOOM_PARAMS, OPT_PARAMS, model_info
 from evalsuite.cli import main
-from evalsuite.io.importer import import_paths, model_name
+from evalsuite.io.identity import model_name
+from evalsuite.io.importer import import_paths
 from evalsuite.paths import PUBLISHED_RAW_DIR, TOKENIZER_DIR
-from evalsuite.io.reference import RUNS_CSV, SCORES_CSV
+from evalsuite.store.seed import RUNS_CSV, SCORES_CSV
 from evalsuite.catalog.pythia import FINAL_STEP, MODELS, PUBLISHED_STEPS, TOKENS_PER_STEP
 from evalsuite.catalog.tasks import load_tasks
 

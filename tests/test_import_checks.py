@@ -150,7 +150,7 @@ def test_a_batch_the_store_refuses_is_written_file_by_file(tmp_path, monkeypatch
     real = store.write_jobs
 
     def refuse_step_2000(db, jobs):
-        if any(job[1].step == 2000 for job in jobs):
+        if any(job.run.step == 2000 for job in jobs):
             raise duckdb.ConversionException("Conversion Error: refused")
         return real(db, jobs)
 

@@ -14,12 +14,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from evalsuite.dashboard.text import code
 from evalsuite import store
 from evalsuite.catalog import baselines
-from evalsuite.io import reference
-from evalsuite.errors import EvalsuiteError
 from evalsuite.catalog.pythia import MODELS, TOKENS_PER_STEP
+from evalsuite.dashboard.text import code
+from evalsuite.errors import EvalsuiteError
 
 CACHE_TTL_S = 5
 PUBLISHED = "published"
@@ -78,7 +77,7 @@ def load_sweeps(path: Path) -> pd.DataFrame:
 # The stamp is part of the cache key, so a commit by a sweep invalidates the cache at once.
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _load_scores(path: str, stamp: tuple) -> pd.DataFrame:
-    frame = store.read_df(Path(path), "SELECT * FROM scores")
+    frame = store.read_df(Path(path), *store.scores_with_representative())
     return add_model_columns(frame)
 
 
@@ -118,24 +117,17 @@ def load(path: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | No
 
 
 def pick(scores: pd.DataFrame, task: str, metric: str, shots: int) -> pd.DataFrame:
-    """One row per (model, step, source) for a task/metric/shots (see `representative`).
-
-    Several local runs can cover the same checkpoint (a --limit trial, then the full set); the
-    chart shows the one on the most documents, latest run last.
-    """
+    """One row per (model, step, source) for a task/metric/shots: the one the store's query
+    marked as standing for its checkpoint (store.scores_with_representative)."""
     rows = scores[(scores.task == task) & (scores.metric == metric) & (scores.shots == shots)]
-    rows = representative(rows, ["model", "step", "source"])
-    return rows.sort_values(["params", "model", "step"], na_position="last").reset_index(drop=True)
+    return representative(rows).sort_values(["params", "model", "step"], na_position="last").reset_index(drop=True)
 
 
-def representative(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """One row per key: the shipped published score where there is one (nothing imported later
-    displaces EleutherAI's number, whatever it claims), else the run on the most documents (the
-    full set over a --limit trial), the latest run id last."""
-    rows = rows.assign(_shipped=rows["run_id"].isin(reference.shipped_run_ids()),
-                       _full=rows["doc_limit"].isna(), _n=rows["n"].fillna(-1))
-    rows = rows.sort_values(["_shipped", "_full", "_n", "run_id"]).drop_duplicates(keys, keep="last")
-    return rows.drop(columns=["_shipped", "_full", "_n"])
+def representative(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows that stand for their checkpoint (model, step, source, task, metric, shots): several
+    runs can cover one (a --limit trial, then the full set; an imported file beside the shipped
+    published one), and the store's query decided which one counts."""
+    return rows[rows["representative"]].drop(columns="representative")
 
 
 def series_label(row_model: str, row_source: str) -> str:

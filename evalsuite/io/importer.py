@@ -13,40 +13,21 @@ limit, parsed strictly (no duplicate keys, no 300-digit numbers), and every row 
 checked (evalsuite.io.checks) before anything is written: a file is stored whole or skipped with one
 line saying why, and a bad file never costs the good ones.
 
-The reference data under results/ is built with this importer: see evalsuite/reference.py.
+The reference data under results/ is built with this importer: see evalsuite/io/reference.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
-import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evalsuite import names
-from evalsuite.catalog.baselines import single_checkpoint
 from evalsuite.errors import EvalsuiteError
-from evalsuite.records import Run
-from evalsuite.catalog.pythia import FINAL_STEP, MODELS
-
+from evalsuite.io.files import MAX_FILE_MB, SkipFile, find_files, parse_json, read_file, read_json
+from evalsuite.io.identity import Identity, identify, make_run, run_id_for
+from evalsuite.records import JobRecord
 
 BATCH_ROWS = 200_000  # score + sample rows held in memory before they are written
-MAX_FILE_MB = 100  # default limit on each file read (--max-file-mb); lm-eval's largest are samples files
-MAX_INT_DIGITS = 300  # longer integers in a file are an attack or garbage (and would overflow a float)
-
-
-class SkipFile(Exception):
-    """This one file cannot be imported; the message says why. The other files go on."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    model: str
-    step: int | None
-    model_source: str | None
 
 
 @dataclass
@@ -56,184 +37,6 @@ class ImportReport:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     scores: int = 0
     samples: int = 0
-
-
-def find_files(paths: list[str | Path]) -> list[Path]:
-    """The files named, and every *.json below the folders named (samples_*.jsonl ride along).
-
-    Symlinked folders are not followed (a link loop cannot stall the walk); anything named *.json
-    that is not a folder is listed, so a FIFO or device is reported as skipped, never read.
-    """
-    found = []
-    for path in map(Path, paths):
-        if not path.is_dir():
-            found.append(path)
-            continue
-        for folder, dirs, files in os.walk(path):
-            dirs.sort()
-            found.extend(Path(folder) / f for f in sorted(files) if f.endswith(".json"))
-    return list(dict.fromkeys(found))
-
-
-def read_file(path: Path, max_mb: float = MAX_FILE_MB) -> bytes:
-    """A regular file's bytes, at most `max_mb` MB; SkipFile for anything else (FIFO, device, folder)."""
-    max_bytes = int(max_mb * 2**20)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once instead of waiting
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise SkipFile(getattr(exc, "strerror", None) or str(exc)) from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SkipFile("not a regular file")
-        data = file.read(max_bytes + 1)  # the size may change after fstat: count what is read
-    if max(len(data), info.st_size) > max_bytes:
-        raise SkipFile(f"larger than the {max_mb:g} MB limit (--max-file-mb)")
-    return data
-
-
-def parse_json(data: bytes | str):
-    """Strict JSON: one value per key, integers of at most MAX_INT_DIGITS digits, and every
-    failure (bad syntax, bad UTF-8, nesting too deep for Python) a SkipFile."""
-    try:
-        return json.loads(data, object_pairs_hook=_unique_keys, parse_int=_bounded_int)
-    except RecursionError:
-        raise SkipFile("not valid JSON (nested too deeply)") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and the two hooks' errors
-        raise SkipFile(f"not valid JSON ({names.printable(exc)[:200]})") from None
-
-
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    # Python keeps the last of two equal keys; another reader may keep the first: refuse both.
-    mapping = {}
-    for key, value in pairs:
-        if key in mapping:
-            raise ValueError(f"key {names.shown(key)} appears twice in one object")
-        mapping[key] = value
-    return mapping
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(f"a {len(text)}-digit integer")
-    return int(text)
-
-
-def _model_args(config: dict) -> dict:
-    """`config.model_args` as a dict: 0.3 and 0.4 write `k=v,k=v`; 0.4 may write a mapping."""
-    args = config.get("model_args")
-    if isinstance(args, dict):
-        return {str(k): str(v) for k, v in args.items()}
-    if not isinstance(args, str):
-        return {}
-    found = {}
-    for key, value in (part.split("=", 1) for part in args.split(",") if "=" in part):
-        if key in found:  # `revision=step1000,revision=step2000`: which one was loaded?
-            raise SkipFile(f"config.model_args names {names.shown(key)} more than once")
-        found[key] = value
-    return found
-
-
-def model_name(pretrained: str) -> tuple[str, int | None]:
-    """`EleutherAI/pythia-v1.1-1b-bf16` -> pythia-1b; `facebook/opt-1.3b` -> opt-1.3b; a local
-    checkpoint folder `.../pythia-70m/step1000` -> (pythia-70m, 1000)."""
-    parts = [p for p in re.split(r"[/\\]", pretrained.strip()) if p]
-    step = None
-    if len(parts) > 1 and re.fullmatch(r"step\d{1,10}", parts[-1]):
-        step, parts = int(parts[-1][4:]), parts[:-1]
-    name = re.sub(r"^pythia-v\d+(\.\d+)?-", "pythia-", parts[-1] if parts else "")
-    unsuffixed = re.sub(r"-(bf16|fp16)$", "", name)  # published as pythia-1b-bf16: same model
-    return (unsuffixed if unsuffixed in MODELS else name), step
-
-
-def _step(revision: str, model: str) -> int:
-    if re.fullmatch(r"step\d{1,10}", revision):
-        return int(revision[4:])
-    if revision == "main" and model in MODELS:
-        return FINAL_STEP  # Pythia's `main` branch is its last checkpoint
-    raise SkipFile(f"revision {names.shown(revision)} is not a checkpoint step (stepN); pass --step")
-
-
-def identify(raw: dict, model: str | None = None, step: int | None = None) -> Identity:
-    """Model and step from the file's model_args; --model/--step fill in what it does not say."""
-    args = _model_args(raw.get("config") or {})
-    pretrained = args.get("pretrained")
-    found_model, found_step = model_name(pretrained) if pretrained else (None, None)
-    revision = args.get("revision")
-    if revision is None and found_model in MODELS and pretrained.startswith("EleutherAI/"):
-        revision = "main"  # lm-eval loaded the Hub's default branch: Pythia's final checkpoint
-    if revision is not None:
-        found_step = _step(revision, found_model or model or "")
-    for what, given, found in (("model", model, found_model), ("step", step, found_step)):
-        if given is not None and found is not None and given != found:
-            raise SkipFile(f"the file says {what} {found}, not --{what} {given}")
-    model, step = model or found_model, step if step is not None else found_step
-    if not model:
-        raise SkipFile("the file does not say which model it evaluated (no pretrained= in "
-                       "config.model_args); pass --model NAME (and --step N)")
-    if not names.is_valid(model):
-        raise SkipFile(f"the file names model {names.shown(found_model)}, not a usable name "
-                       f"({names.RULE}); pass --model NAME")
-    if step is None and not single_checkpoint(model):
-        raise SkipFile(f"the file does not say which step of {model} it evaluated (no "
-                       "revision=stepN in config.model_args); pass --step N")
-    return Identity(model, step, f"{pretrained}@{revision}" if pretrained and revision else pretrained)
-
-
-def _is_v03(raw: dict) -> bool:
-    return "n-shot" not in raw and not any(
-        "," in key for values in raw["results"].values() if isinstance(values, dict) for key in values)
-
-
-def _dtype(raw: dict) -> str | None:
-    config = raw.get("config") or {}
-    dtype = _model_args(config).get("dtype") or config.get("model_dtype")
-    return str(dtype).removeprefix("torch.") if dtype else None
-
-
-def _optional(value, kind):
-    try:
-        return None if value in (None, "") else kind(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _doc_limit(config: dict) -> int | None:
-    from evalsuite.lmeval.results import whole_number
-
-    limit = config.get("limit")
-    if isinstance(limit, float) and 0 < limit < 1:
-        raise SkipFile(f"config.limit {limit} is a fraction of each task's documents; evalsuite "
-                       "stores limits as document counts")
-    try:
-        return whole_number(limit, "config.limit")
-    except ValueError as exc:
-        raise SkipFile(str(exc)) from None
-
-
-def make_run(raw: dict, ident: Identity, run_id: str, source: str) -> Run:
-    config = raw.get("config") or {}
-    version = raw.get("lm_eval_version") or ("0.3" if _is_v03(raw) else None)
-    return Run(
-        run_id=run_id, source=source, model=ident.model, step=ident.step,
-        backend=_optional(config.get("model"), str), model_source=ident.model_source,
-        doc_limit=_doc_limit(config), dtype=_dtype(raw),
-        batch_size=_optional(config.get("batch_size"), str), device=_optional(config.get("device"), str),
-        lm_eval_version=str(version) if version else None,
-        transformers_version=_optional(raw.get("transformers_version"), str),
-        duration_s=_optional(raw.get("total_evaluation_time_seconds"), float),
-    )
-
-
-def read_json(path: Path, max_mb: float) -> tuple[dict, bytes]:
-    if path.name.startswith("samples_") and path.suffix == ".jsonl":
-        raise SkipFile("a samples file: it is imported with the results_*.json beside it")
-    data = read_file(path, max_mb)
-    return parse_json(data), data
-
-
-def run_id_for(data: bytes, source: str) -> str:
-    return "import-" + hashlib.sha256(source.encode() + b"\0" + data).hexdigest()[:16]
 
 
 def _our_tasks(suite) -> dict[str, str]:
@@ -273,10 +76,9 @@ def _samples(path: Path, tasks: set[str], ident: Identity, shots: int, run_id: s
 
 def load_file(path: Path, suite, source: str | None = None, model: str | None = None,
               step: int | None = None, max_mb: float = MAX_FILE_MB):
-    """One result file -> (JobKey, Run, scores, samples), every row checked, or SkipFile saying why not."""
+    """One result file -> its JobRecord (run, scores, samples), every row checked, or SkipFile saying why not."""
     from evalsuite.io.checks import BadRow, check_job
     from evalsuite.lmeval.results import parse_results, to_scores
-    from evalsuite.store import JobKey
 
     raw, data = read_json(path, max_mb)
     try:
@@ -298,8 +100,7 @@ def load_file(path: Path, suite, source: str | None = None, model: str | None = 
         check_job(run, scores, samples)
     except BadRow as exc:
         raise SkipFile(str(exc)) from None
-    key = JobKey(ident.model, ident.step, scores[0].shots, run.doc_limit, run.dtype, source)
-    return key, run, scores, samples
+    return JobRecord(run, scores[0].shots, scores, samples)
 
 
 def _stored_run_ids(db: Path) -> set[str]:
@@ -339,12 +140,12 @@ def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
         except SkipFile as exc:
             skip(path, str(exc))
             continue
-        if job[1].run_id in known:  # this very file (same bytes, same source) is stored
+        if job.run.run_id in known:  # this very file (same bytes, same source) is stored
             report.unchanged.append(path)
             continue
-        known.add(job[1].run_id)
+        known.add(job.run.run_id)
         batch.append((path, job))
-        if sum(len(j[2]) + len(j[3]) for _, j in batch) >= BATCH_ROWS:
+        if sum(len(j.scores) + len(j.samples) for _, j in batch) >= BATCH_ROWS:
             _flush(db, batch, report, skip)
     _flush(db, batch, report, skip)
     return report
@@ -396,8 +197,8 @@ def _count(report: ImportReport, path: Path, job, tasks: list[str]) -> None:
         report.unchanged.append(path)
         return
     report.imported.append(path)
-    report.scores += sum(s.task in tasks for s in job[2])
-    report.samples += sum(s.task in tasks for s in job[3])
+    report.scores += sum(s.task in tasks for s in job.scores)
+    report.samples += sum(s.task in tasks for s in job.samples)
 
 
 def _stopped(exc: EvalsuiteError, report: ImportReport) -> EvalsuiteError:

@@ -38,7 +38,7 @@ def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> 
 
 def _best(rows: pd.DataFrame) -> pd.DataFrame:
     # the shipped published number, else the run on most documents, stands for the checkpoint
-    return representative(rows, KEYS)
+    return representative(rows)
 
 
 def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -1,0 +1,121 @@
+"""Opening the store: short-lived connections, one transaction helper, and named errors.
+
+DuckDB lets one process hold a database file for writing, and a process that holds it open
+blocks every other process, readers included. So nobody keeps a connection open: the one writer
+(a sweep's committer, an import) connects for each transaction and closes, and readers (`ls`,
+export, the dashboard) open read-only, copy what they need into pandas and close, retrying for
+a while when the other side holds the lock. A failure that is about the file itself (locked,
+corrupt, truncated, not DuckDB, disk full, read-only) becomes one EvalsuiteError naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from evalsuite.errors import EvalsuiteError
+from evalsuite.paths import DEFAULT_DB
+
+LOCK_WAIT_S = 60.0  # how long to wait for the other process's lock before giving up
+
+# What a failure means, told by a phrase of DuckDB's own message (reproduced on real files in
+# tests/test_store.py). Whole phrases, not words: the checksum message says "block", which a
+# match on "lock" once took for a lock and waited 60 s on.
+LOCKED = "Could not set lock on file"
+PROBLEMS = {
+    LOCKED: "another process holds its lock",
+    "Corrupt database file": "the file is corrupt",
+    "Could not read enough bytes": "the file is truncated or corrupt",
+    "not a valid DuckDB database file": "not a DuckDB database",
+    "Table with name": "not an evalsuite store (a table is missing)",
+    "No space left on device": "the disk is full",
+    "Read-only file system": "it is on a read-only file system",
+    "Permission denied": "permission denied",
+}
+
+
+def db_path(path: str | Path | None = None) -> Path:
+    """--db, else $EVALSUITE_DB, else results/evalsuite.duckdb."""
+    return Path(path or os.environ.get("EVALSUITE_DB") or DEFAULT_DB)
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as every timestamp in the store."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def problem(exc: Exception) -> str | None:
+    """What a DuckDB error says about the store file (PROBLEMS), or None for any other error."""
+    text = str(exc)
+    return next((meaning for phrase, meaning in PROBLEMS.items() if phrase in text), None)
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S):
+    """A short-lived connection, retried while another process holds the file's lock.
+
+    A failure that is about the file (PROBLEMS), on opening or inside the block, becomes one
+    EvalsuiteError naming it; other errors (a bad query, a NOT NULL violation) pass unchanged.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.Error as exc:
+            if LOCKED in str(exc) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            meaning = problem(exc)
+            raise EvalsuiteError(f"cannot open store {path}: " + (f"{meaning} ({_first_line(exc)})"
+                                                                   if meaning else _first_line(exc))) from None
+    try:
+        yield con
+    except duckdb.Error as exc:
+        meaning = problem(exc)
+        if meaning is None:
+            raise
+        verb = "read" if read_only else "write"
+        raise EvalsuiteError(f"cannot {verb} store {path}: {meaning} ({_first_line(exc)})") from None
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(path: Path):
+    """A connection inside one transaction: committed when the block ends, rolled back (nothing
+    written) when it raises, Ctrl-C included."""
+    with connect(path) as con:
+        con.begin()
+        try:
+            yield con
+            con.commit()
+        except BaseException:
+            _rollback(con)
+            raise
+
+
+def _rollback(con) -> None:
+    # A commit that fails (disk full) has already ended the transaction; rolling back again would
+    # replace its error with "cannot rollback - no transaction is active".
+    try:
+        con.rollback()
+    except duckdb.Error:
+        pass
+
+
+def read_df(path: Path, sql: str, params: list | None = None):
+    """Run a read-only query and return a pandas DataFrame (empty store: a clear error)."""
+    if not path.exists():
+        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    with connect(path, read_only=True) as con:
+        return con.execute(sql, params or []).df()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]

@@ -1,0 +1,56 @@
+"""Reading the store: what is stored under a key, score filters, and which run stands for a
+checkpoint. Everything here is a read-only query through db.read_df / db.connect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evalsuite.records import JobKey
+from evalsuite.store.db import connect
+from evalsuite.store.seed import shipped_run_ids
+
+
+def stored_tasks(path: Path, key: JobKey) -> set[str]:
+    """Tasks already stored for this key (empty if the store does not exist yet)."""
+    return stored_tasks_by_step(path, key).get(key.step, set())
+
+
+def stored_tasks_by_step(path: Path, key: JobKey) -> dict[int | None, set[str]]:
+    """{step: tasks stored} for the key's model and settings, every step at once (key.step unused)."""
+    if not path.exists():
+        return {}
+    where, params = key.where(every_step=True)
+    with connect(path, read_only=True) as con:
+        rows = con.execute(f"SELECT DISTINCT step, task FROM scores WHERE {where}", params).fetchall()
+    stored: dict[int | None, set[str]] = {}
+    for step, task in rows:
+        stored.setdefault(step, set()).add(task)
+    return stored
+
+
+def scores_where(models: list[str] | None = None, tasks: list[str] | None = None,
+                 source: str | None = None) -> tuple[str, list]:
+    """A `WHERE ...` clause and its parameters selecting scores (empty when nothing is asked)."""
+    clauses, params = [], []
+    for column, values in (("model", models), ("task", tasks)):
+        if values:
+            clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            params += values
+    if source:
+        clauses.append("source = ?")
+        params.append(source)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def scores_with_representative() -> tuple[str, list]:
+    """Every score, with `representative` true on the one row that stands for its checkpoint
+    (model, step, source, task, metric, shots): the shipped published score where there is one
+    (nothing imported later displaces EleutherAI's number, whatever it claims), else the run on
+    the most documents (the full set over a --limit trial), the latest run id last."""
+    sql = """
+        SELECT *, row_number() OVER (
+            PARTITION BY model, step, source, task, metric, shots
+            ORDER BY list_contains(?, run_id) DESC, doc_limit IS NULL DESC,
+                     coalesce(n, -1) DESC, run_id DESC) = 1 AS representative
+        FROM scores"""
+    return sql, [sorted(shipped_run_ids())]

@@ -1,0 +1,70 @@
+"""The store's tables, derived from the record dataclasses in records.py: one column per field, in
+field order; its SQL type from the field's Python type (a field's `sql` metadata overrides it);
+NOT NULL where the field is not optional; the primary keys named here. The Arrow schemas that
+bulk inserts use come from the same place, so a field added to a record is a column everywhere.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import fields
+from datetime import datetime
+
+from evalsuite.records import Run, Sample, Score, Sweep
+
+TABLES: dict[str, type] = {"runs": Run, "scores": Score, "sweeps": Sweep, "samples": Sample}
+PRIMARY_KEYS = {"runs": "run_id", "sweeps": "sweep_id"}
+SQL_TYPES = {str: "VARCHAR", int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", datetime: "TIMESTAMP"}
+
+# Columns added after the first release: a store made before them gains them on the next init.
+MIGRATIONS = """
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_commit VARCHAR;
+"""
+
+
+def _base(hint) -> tuple[object, bool]:
+    """(the type without None, whether None is allowed) for `int | None`, `list[float]`, ..."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)]
+        return kinds[0], len(kinds) < len(typing.get_args(hint))
+    return hint, False
+
+
+def column_types(record_type: type) -> dict[str, str]:
+    """{column: SQL type} of a record's table, in field order."""
+    hints = typing.get_type_hints(record_type)
+    out = {}
+    for f in fields(record_type):
+        kind, _ = _base(hints[f.name])
+        if typing.get_origin(kind) is list:
+            out[f.name] = SQL_TYPES[typing.get_args(kind)[0]] + "[]"
+        else:
+            out[f.name] = f.metadata.get("sql", SQL_TYPES[kind])
+    return out
+
+
+def create_statement(table: str) -> str:
+    record_type = TABLES[table]
+    hints = typing.get_type_hints(record_type)
+    cols = []
+    for name, sql in column_types(record_type).items():
+        optional = _base(hints[name])[1]
+        key = " PRIMARY KEY" if PRIMARY_KEYS.get(table) == name else ("" if optional else " NOT NULL")
+        cols.append(f"{name} {sql}{key}")
+    return f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)});"
+
+
+def create_all() -> str:
+    return "\n".join(create_statement(table) for table in TABLES)
+
+
+def arrow_schema(record_type: type):
+    """The pyarrow schema of a record's rows, for bulk inserts."""
+    import pyarrow as pa
+
+    scalar = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
+              "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us")}
+    return pa.schema([
+        (name, pa.list_(scalar[sql[:-2]]) if sql.endswith("[]") else scalar[sql])
+        for name, sql in column_types(record_type).items()])
