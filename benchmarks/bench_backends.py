@@ -27,7 +27,7 @@ SHAPES = {"14m": dict(layers=6, width=128, heads=4), "70m": dict(layers=6, width
 
 
 def build_requests(limit: int | None):
-    from evalsuite.lmeval.runner import lm_eval_requests
+    from evalsuite.lmeval.definitions import lm_eval_requests
     from evalsuite.catalog.tasks import load_tasks
 
     suite = load_tasks()

@@ -48,7 +48,7 @@ def shapes() -> dict[str, dict]:
 
 
 def build_requests(limit: int):
-    from evalsuite.lmeval.runner import lm_eval_requests
+    from evalsuite.lmeval.definitions import lm_eval_requests
     from evalsuite.catalog.tasks import load_tasks
 
     suite = load_tasks()

@@ -47,7 +47,8 @@ def build_checkpoints(root: Path, shape: str, k: int, dtype: str) -> list[int]:
 
 def sweep(root: Path, steps: list[int], args):
     from evalsuite.cli import build_parser
-    from evalsuite.sweep.local import config_from_args, run_sweep
+    from evalsuite.sweep.config import config_from_args
+    from evalsuite.sweep.local import run_sweep
 
     cfg = config_from_args(build_parser().parse_args(run_args(root, steps, args, "bench.duckdb")))
     return run_sweep(cfg, show_progress=False)

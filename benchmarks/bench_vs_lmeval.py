@@ -45,15 +45,15 @@ def lm_eval_task_files(folder: Path) -> list[str]:
     """`local_<task>.yaml` per task: lm-eval's own file included, the data pointed at data/tasks."""
     import yaml
 
-    from evalsuite.lmeval import runner
+    from evalsuite.lmeval import definitions
     from evalsuite.catalog.tasks import load_tasks
 
     suite = load_tasks()
     folder.mkdir()
     names = []
-    for spec, config in zip(suite.select(None), runner.task_configs(suite.select(None), suite.data_dir, 0)):
+    for spec, config in zip(suite.select(None), definitions.task_configs(suite.select(None), suite.data_dir, 0)):
         local = {k: config[k] for k in ("dataset_path", "dataset_name", "dataset_kwargs", *SPLITS) if k in config}
-        body = {"include": str(runner.task_yaml(spec.lm_eval_task)), "task": f"local_{spec.name}", **local}
+        body = {"include": str(definitions.task_yaml(spec.lm_eval_task)), "task": f"local_{spec.name}", **local}
         (folder / f"local_{spec.name}.yaml").write_text(yaml.safe_dump(body))
         names.append(f"local_{spec.name}")
     return names

@@ -14,9 +14,28 @@ from evalsuite.errors import EvalsuiteError
 
 
 def cmd_run(args) -> None:
-    from evalsuite.sweep.local import run_from_args
+    from evalsuite import store
+    from evalsuite.io.report import print_run_summary
+    from evalsuite.lmeval import demo
+    from evalsuite.sweep.config import config_from_args
+    from evalsuite.sweep.local import run_sweep
 
-    run_from_args(args)
+    cfg = config_from_args(args)
+    if cfg.models == [demo.DEMO_NAME]:
+        print(f"Evaluating the demo model ({demo.DEMO_NAME}): a tiny GPT-NeoX built here with the "
+              f"real Pythia tokenizer, NOT Pythia; {cfg.limit} documents per task.")
+    store.init(cfg.db)  # an unusable store path fails now, not after the demo model is trained
+    if demo.DEMO_NAME in cfg.models and not cfg.model_path and not demo.is_built():
+        print(f"Building the demo model's checkpoints in {demo.DEMO_MODEL_DIR} (once, a minute or two).")
+        demo.build_demo_checkpoints(progress=True)
+    report = run_sweep(cfg, say=print)
+    print_run_summary(cfg.db, report, shots=cfg.shots)
+    for failure in report.failed:
+        print(f"not evaluated: {failure.model} step {failure.step}: {failure.reason}", file=sys.stderr)
+    if report.failed:
+        raise EvalsuiteError(
+            f"{len(report.failed)} checkpoint(s) could not be evaluated (listed above); the others "
+            "are stored. Run the same command again to retry them")
 
 
 def cmd_ls(args) -> None:

@@ -1,10 +1,10 @@
-"""A counting stand-in for runner.place_on_device: it places models the real way and counts, with
+"""A counting stand-in for checkpoints.place_on_device: it places models the real way and counts, with
 weak references, how many of the models it placed are still alive. The proof that a loop keeps
 at most one model on the accelerator: `peak` is the most placed models alive at once, counted
 at each placement (the new one included), after a garbage collection.
 
     placer = CountingPlacer()
-    monkeypatch.setattr(runner, "place_on_device", placer)  # the loop calls runner.place_on_device
+    monkeypatch.setattr(checkpoints, "place_on_device", placer)  # the loop calls checkpoints.place_on_device
     ...run the loop over several checkpoints...
     assert placer.placed >= 2 and placer.peak == 1
 """
@@ -18,9 +18,9 @@ from typing import Callable
 
 class CountingPlacer:
     def __init__(self, place: Callable | None = None):
-        from evalsuite.lmeval import runner
+        from evalsuite.lmeval import checkpoints
 
-        self._place = place or runner.place_on_device
+        self._place = place or checkpoints.place_on_device
         self._refs: list[weakref.ref] = []
         self.peak = 0
 

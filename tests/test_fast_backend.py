@@ -35,7 +35,7 @@ def tok():
 @pytest.fixture(scope="module")
 def instances():
     """lm-eval's own loglikelihood requests for the first LIMIT documents of every task."""
-    from evalsuite.lmeval.runner import lm_eval_requests
+    from evalsuite.lmeval.definitions import lm_eval_requests
     from evalsuite.catalog.tasks import load_tasks
 
     suite = load_tasks()
@@ -209,14 +209,15 @@ def test_out_of_memory_is_recognised_in_real_allocator_errors():
 
 def test_evaluate_samples_match_per_document(tok):
     """Through lm-eval's evaluator: the same acc / acc_norm on every logged document."""
-    from evalsuite.lmeval.runner import evaluate, make_lm, task_configs
+    from evalsuite.lmeval.backends import simple_evaluate, make_lm
+    from evalsuite.lmeval.definitions import task_configs
     from evalsuite.catalog.tasks import load_tasks
 
     suite = load_tasks()
     configs = task_configs(suite.select(None), suite.data_dir, 0)
     model = peaked_model(seed=3)
-    fast = evaluate(make_lm(model, tok, "fast", "auto"), configs, shots=0, limit=4)["samples"]
-    hf = evaluate(make_lm(model, tok, "hf", "8"), configs, shots=0, limit=4)["samples"]
+    fast = simple_evaluate(make_lm(model, tok, "fast", "auto"), configs, shots=0, limit=4)["samples"]
+    hf = simple_evaluate(make_lm(model, tok, "hf", "8"), configs, shots=0, limit=4)["samples"]
     assert fast.keys() == hf.keys() and len(fast) == 5
     for task in hf:
         assert [s["doc_id"] for s in fast[task]] == [s["doc_id"] for s in hf[task]]

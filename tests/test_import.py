@@ -158,12 +158,12 @@ def lm_eval_04_dir(tmp_path_factory) -> Path:
     from lm_eval.tasks import TaskManager
 
     from evalsuite.lmeval import demo
-    from evalsuite.lmeval import runner
+    from evalsuite.lmeval import backends, definitions
 
     suite = load_tasks()
-    configs = runner.task_configs(suite.select(["arc_easy", "lambada_openai"]), suite.data_dir, 0)
-    lm = runner.make_lm(demo.tiny_model(layers=2, width=64, heads=2), demo.tokenizer(), "hf", "8")
-    # As runner.evaluate, but handing lm-eval an empty TaskManager: the configs are complete
+    configs = definitions.task_configs(suite.select(["arc_easy", "lambada_openai"]), suite.data_dir, 0)
+    lm = backends.make_lm(demo.tiny_model(layers=2, width=64, heads=2), demo.tokenizer(), "hf", "8")
+    # As backends.simple_evaluate, but handing lm-eval an empty TaskManager: the configs are complete
     # dicts, and indexing lm-eval's thousands of task files again costs more than the run.
     results = lm_eval.simple_evaluate(model=lm, tasks=configs, num_fewshot=0, limit=5, log_samples=True,
                                       task_manager=TaskManager(include_defaults=False))

@@ -16,11 +16,11 @@ from placement import CountingPlacer
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
-from evalsuite.lmeval import runner
+from evalsuite.lmeval import checkpoints as loading  # `checkpoints` is the fixture of tiny checkpoints
 from evalsuite.lmeval.demo import tiny_model, tokenizer
 from evalsuite.errors import EvalsuiteError
 from evalsuite.sweep.prefetch import Prefetcher
-from evalsuite.lmeval.runner import Checkpoint
+from evalsuite.lmeval.checkpoints import Checkpoint
 
 
 def live_models() -> int:
@@ -56,7 +56,7 @@ def test_a_failed_load_keeps_no_model_alive(tmp_path, small_checkpoint, damage):
     damage(folder)
     ckpt = Checkpoint("pythia-70m", 7, local_dir=folder)
     before = live_models()
-    [(_, error)] = list(Prefetcher(lambda c: runner.load_checkpoint(c, "float32", "cpu"), [ckpt]))
+    [(_, error)] = list(Prefetcher(lambda c: loading.load_checkpoint(c, "float32", "cpu"), [ckpt]))
     assert live_models() == before, "the failed load's model is still alive"
     assert isinstance(error, EvalsuiteError) and error.__context__ is None and error.__cause__ is None
     message = str(error)
@@ -65,11 +65,11 @@ def test_a_failed_load_keeps_no_model_alive(tmp_path, small_checkpoint, damage):
 
 def test_host_load_from_a_folder_then_place(checkpoints):
     ckpt = Checkpoint("pythia-70m", 1000, local_dir=checkpoints / "step1000")
-    loaded = runner.load_to_host(ckpt, "float16")
+    loaded = loading.load_to_host(ckpt, "float16")
     assert (loaded.checkpoint, loaded.origin, loaded.commit) == (ckpt, "folder", None)
     param = next(loaded.model.parameters())
     assert (param.device.type, param.dtype, loaded.model.training) == ("cpu", torch.float16, False)
-    assert runner.place_on_device(loaded, "cpu") is loaded
+    assert loading.place_on_device(loaded, "cpu") is loaded
     loaded.release()
     assert loaded.model is None and loaded.origin == "folder"
 
@@ -86,10 +86,10 @@ def hub_cache(monkeypatch, hf_home):
 
 def test_cached_revision_records_its_commit(hub_cache, checkpoints):
     ckpt = Checkpoint("pythia-70m", 2000, repo_id="EleutherAI/pythia-70m", revision="step2000")
-    loaded = runner.load_to_host(ckpt, "float32")
+    loaded = loading.load_to_host(ckpt, "float32")
     assert loaded.origin == "hf-cache"
     assert loaded.commit == hashlib.sha1(b"step2000").hexdigest()  # conftest's snapshot folder name
-    same = runner.load_to_host(Checkpoint("pythia-70m", 2000, local_dir=checkpoints / "step2000"), "float32")
+    same = loading.load_to_host(Checkpoint("pythia-70m", 2000, local_dir=checkpoints / "step2000"), "float32")
     for a, b in zip(loaded.model.parameters(), same.model.parameters()):
         assert torch.equal(a, b)
 
@@ -97,7 +97,7 @@ def test_cached_revision_records_its_commit(hub_cache, checkpoints):
 def test_uncached_revision_with_the_hub_unreachable_is_one_line(hub_cache):
     ckpt = Checkpoint("pythia-70m", 4000, repo_id="EleutherAI/pythia-70m", revision="step4000")
     with pytest.raises(EvalsuiteError) as info:
-        runner.load_to_host(ckpt, "float32")
+        loading.load_to_host(ckpt, "float32")
     message = str(info.value)
     assert message.startswith("cannot load EleutherAI/pythia-70m revision step4000: the Hub")
     assert "unreachable" in message and "\n" not in message
@@ -112,7 +112,7 @@ def _loop(checkpoints, placer, release: bool) -> list:
     tok, kept = tokenizer(), []
     requests = [Instance("loglikelihood", {}, ("Question: why? Answer:", " because"), 0)]
     ckpts = [Checkpoint("pythia-70m", s, local_dir=checkpoints / f"step{s}") for s in CACHED_STEPS]
-    for _, loaded in Prefetcher(lambda c: runner.load_to_host(c, "float32"), ckpts):
+    for _, loaded in Prefetcher(lambda c: loading.load_to_host(c, "float32"), ckpts):
         placed = placer(loaded, "cpu")
         lm = FastLM(model=placed.model, tokenizer=tok)
         lm.loglikelihood(requests)

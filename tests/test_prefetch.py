@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.sweep.prefetch import Prefetcher, cleanup_revision
+from evalsuite.sweep.cleanup import cleanup_revision
+from evalsuite.sweep.prefetch import Prefetcher
 
 
 def test_yields_in_order_and_hands_back_errors():

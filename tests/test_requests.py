@@ -1,6 +1,6 @@
 """Requests built once per sweep score every checkpoint exactly as a fresh lm-eval run does.
 
-The reference is lm-eval's own `simple_evaluate` (through runner.evaluate), run afresh for each
+The reference is lm-eval's own `simple_evaluate` (through backends.simple_evaluate), run afresh for each
 checkpoint; the prepared path builds the tasks' requests once and reuses them for checkpoints
 with different weights. Every score (value, stderr, n) and every per-document sample
 (loglikelihoods, is_greedy, correctness, target) must be identical, zero- and few-shot.
@@ -13,7 +13,7 @@ import random
 import pytest
 
 from evalsuite.lmeval import results
-from evalsuite.lmeval import runner
+from evalsuite.lmeval import backends, definitions
 from evalsuite.lmeval.demo import tiny_model, tokenizer
 from evalsuite.lmeval import evaluate
 from evalsuite.lmeval.requests import prepare
@@ -30,19 +30,19 @@ def tok():
 
 def _configs(names, shots):
     suite = load_tasks()
-    return runner.task_configs(suite.select(names), suite.data_dir, shots)
+    return definitions.task_configs(suite.select(names), suite.data_dir, shots)
 
 
 def _fresh(model, tok, configs, shots, backend="fast"):
     """What a separate lm-eval run on this checkpoint stores: scores and samples."""
-    raw = runner.evaluate(runner.make_lm(model, tok, backend, "8"), configs, shots, LIMIT)
+    raw = backends.simple_evaluate(backends.make_lm(model, tok, backend, "8"), configs, shots, LIMIT)
     metrics = results.parse_results(raw)
     samples = results.parse_samples(raw["samples"], model="m", step=1, shots=shots, run_id="r")
     return metrics, samples
 
 
 def _prepared(model, tok, prepared, backend="fast"):
-    evaluate.respond(runner.make_lm(model, tok, backend, "8"), prepared)
+    evaluate.respond(backends.make_lm(model, tok, backend, "8"), prepared)
     record = evaluate.collect(prepared, Run(run_id="r", source="local", model="m", step=1))
     return record
 
@@ -111,7 +111,7 @@ def test_task_files_are_found_as_lm_evals_index_finds_them():
 
     index = TaskManager().task_index
     for name in ("lambada_openai", "piqa", "winogrande", "arc_easy", "sciq", "arc_challenge", "hellaswag"):
-        assert runner.task_yaml(name) == index[name].yaml_path
+        assert definitions.task_yaml(name) == index[name].yaml_path
 
 
 def test_templates_render_as_lm_eval_does():

@@ -61,14 +61,14 @@ def test_stored_scores_equal_lm_eval_run_directly(first_run, checkpoints):
     from transformers import AutoModelForCausalLM
 
     from evalsuite.lmeval import results
-    from evalsuite.lmeval import runner
+    from evalsuite.lmeval import backends, definitions
     from evalsuite.catalog.tasks import load_tasks
 
     db, _ = first_run
     suite = load_tasks()
     model = AutoModelForCausalLM.from_pretrained(checkpoints / "step1000").eval()
-    lm = HFLM(pretrained=model, tokenizer=runner.load_tokenizer(), batch_size=32)
-    raw = runner.evaluate(lm, runner.task_configs(suite.select(TASKS.split(",")), suite.data_dir, 0), 0, LIMIT)
+    lm = HFLM(pretrained=model, tokenizer=backends.load_tokenizer(), batch_size=32)
+    raw = backends.simple_evaluate(lm, definitions.task_configs(suite.select(TASKS.split(",")), suite.data_dir, 0), 0, LIMIT)
     expected = {(m.task, m.metric): m for m in results.parse_results(raw)}
     stored = _scores(db).query("step == 1000")
     assert len(stored) == len(expected) == 4

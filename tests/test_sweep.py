@@ -5,7 +5,8 @@ from __future__ import annotations
 from evalsuite import store
 from evalsuite.cli import build_parser
 from evalsuite.records import JobRecord, Run, Score
-from evalsuite.sweep.local import checkpoint_for, config_from_args, plan
+from evalsuite.sweep.config import config_from_args
+from evalsuite.sweep.plan import checkpoint_for, plan
 
 
 def _config(tmp_path, *args):
@@ -56,7 +57,7 @@ def test_at_most_one_model_on_the_device_and_a_bad_checkpoint_is_skipped(tmp_pat
 
     from placement import CountingPlacer
 
-    from evalsuite.lmeval import runner
+    from evalsuite.lmeval import checkpoints as loading
     from evalsuite.cli import main
 
     root = tmp_path / "ckpts"
@@ -64,7 +65,7 @@ def test_at_most_one_model_on_the_device_and_a_bad_checkpoint_is_skipped(tmp_pat
     weights = next((root / "step2000").glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated: a download that broke off
     placer = CountingPlacer()
-    monkeypatch.setattr(runner, "place_on_device", placer)
+    monkeypatch.setattr(loading, "place_on_device", placer)
     db = tmp_path / "s.duckdb"
     status = main(["run", "--model", "pythia-70m", "--model-path", str(root), "--steps", "1000,2000,3000",
                    "--tasks", "arc_easy", "--limit", "3", "--db", str(db)])

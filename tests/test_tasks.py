@@ -47,7 +47,7 @@ def test_unknown_task(capsys):
 
 
 def test_missing_data_file_and_missing_fewshot_split(tmp_path):
-    from evalsuite.lmeval.runner import task_configs
+    from evalsuite.lmeval.definitions import task_configs
 
     (tmp_path / "piqa").mkdir()
     suite = load_tasks()

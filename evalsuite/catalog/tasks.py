@@ -2,7 +2,7 @@
 
 Parsed once into a `TaskSuite`; a malformed file is an `EvalsuiteError` naming the file and the
 problem. Knows the local data layout `DIR/<task>/<split>.jsonl`; lm-eval itself is only touched
-in runner.py.
+in lmeval/definitions.py.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ from pathlib import Path
 from evalsuite import names, store
 from evalsuite.catalog import pythia
 from evalsuite.errors import EvalsuiteError
+from evalsuite.records import Score, columns
 
-SCORE_FIELDS = ["model", "step", "tokens", "task", "metric", "shots", "value", "stderr", "n",
-                "source", "doc_limit", "dtype", "run_id"]
+SCORE_FIELDS = columns(Score)  # every column of the scores table, in the schema's order
 
 
 def score_rows(db: Path, models: list[str] | None = None, tasks: list[str] | None = None,

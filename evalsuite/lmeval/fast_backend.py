@@ -25,7 +25,7 @@ tokenization, same truncation, same acc/acc_norm per document), much less work:
 API: `FastLM(model=<HF causal LM>, tokenizer=<HF tokenizer>, batch_size="auto" | int,
 token_budget=None, token_cache=None)`. `batch_size` "auto" uses the device's default token
 budget; an int also caps the rows per batch. The model is used in the dtype it was loaded in
-(runner.py loads float16 on GPU, as EleutherAI's published runs); attention is PyTorch SDPA.
+(lmeval/checkpoints.py loads float16 on GPU, as EleutherAI's published runs); attention is PyTorch SDPA.
 After a call, `lm.stats` (a `ScoringStats`) says how much work was done. loglikelihood_rolling
 and generate_until raise NotImplementedError (evalsuite's five tasks use neither).
 """

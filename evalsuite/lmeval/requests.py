@@ -66,7 +66,7 @@ class PreparedRequests:
 
 
 def prepare(configs: list[dict], shots: int, limit: int | None, data_source: str) -> PreparedRequests:
-    """Load the tasks (full lm-eval configs, see runner.task_configs) and build their requests."""
+    """Load the tasks (full lm-eval configs, see definitions.task_configs) and build their requests."""
     import numpy as np
     from lm_eval.evaluator_utils import get_sample_size
     from lm_eval.tasks import TaskManager

@@ -1,23 +1,16 @@
-"""Overlap checkpoint loading with evaluation, and free the HF cache behind a sweep.
+"""Overlap checkpoint loading with evaluation.
 
-Owns two small things the sweep uses between checkpoints:
-
-- `Prefetcher(load_fn, items, ahead=1)`: iterate it to get `(item, result)` in the order of
-  `items`, where `result` is `load_fn(item)` or the exception it raised (returned, not raised,
-  so that one bad checkpoint does not end a sweep). While the caller works on one item, the next
-  `ahead` items are loaded on a background thread, so download + load time hides behind
-  evaluation. The first loads start as soon as the loop begins (`iter(prefetcher)`), so a
-  caller can do other start-up work before taking the first result. At most `ahead + 1` results
-  are alive at once (the one in use and the ones
-  loading): with ahead=1, two models, so `load_fn` should leave its result on the host (runner's
-  `load_to_host`) and the caller move it to the accelerator after releasing the previous one.
-  Leaving the loop early (break, exception, Ctrl-C) skips loads not yet started; a load already
-  running finishes on its (daemon) thread and is dropped, and never delays the process's exit.
-- `cleanup_revision(repo_id, revision, cache_dir=None) -> int`: delete one revision (a ref such
-  as "step1000", or a commit hash) of a model repo from the Hugging Face hub cache, through
-  huggingface_hub's `scan_cache_dir().delete_revisions()`: its snapshot and refs go, blobs go
-  only when no other cached revision uses them. Returns the bytes freed; 0 when the revision
-  (or the cache) is not there.
+`Prefetcher(load_fn, items, ahead=1)`: iterate it to get `(item, result)` in the order of `items`,
+where `result` is `load_fn(item)` or the exception it raised (returned, not raised, so that one
+bad checkpoint does not end a sweep). While the caller works on one item, the next `ahead` items
+are loaded on a background thread, so download + load time hides behind evaluation. The first
+loads start as soon as the loop begins (`iter(prefetcher)`), so a caller can do other start-up
+work before taking the first result. At most `ahead + 1` results are alive at once (the one in
+use and the ones loading): with ahead=1, two models, so `load_fn` should leave its result on the
+host (lmeval.checkpoints.load_to_host) and the caller move it to the accelerator after releasing
+the previous one. Leaving the loop early (break, exception, Ctrl-C) skips loads not yet started;
+a load already running finishes on its (daemon) thread and is dropped, and never delays the
+process's exit.
 """
 
 from __future__ import annotations
@@ -27,7 +20,6 @@ import queue
 import threading
 import weakref
 from collections import deque
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 
@@ -104,24 +96,3 @@ def _stop(todo: queue.SimpleQueue, stop: threading.Event) -> None:
 
 
 _END = object()
-
-
-def cleanup_revision(repo_id: str, revision: str, cache_dir: str | Path | None = None) -> int:
-    """Delete `repo_id`@`revision` from the HF hub cache; other revisions keep shared blobs."""
-    from huggingface_hub import scan_cache_dir
-    from huggingface_hub.errors import CacheNotFound
-
-    try:
-        info = scan_cache_dir(cache_dir)
-    except CacheNotFound:
-        return 0
-    hashes = [
-        rev.commit_hash
-        for repo in info.repos if repo.repo_id == repo_id and repo.repo_type == "model"
-        for rev in repo.revisions if rev.commit_hash == revision or revision in rev.refs
-    ]
-    if not hashes:
-        return 0
-    strategy = info.delete_revisions(*hashes)
-    strategy.execute()
-    return strategy.expected_freed_size

@@ -10,16 +10,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from evalsuite.catalog.pythia import ALL_STEPS, MODELS
 from evalsuite.dashboard import charts, download, state
 from evalsuite.dashboard.data import PUBLISHED, load_scores, load_sweeps
 from evalsuite.dashboard.text import code
-from evalsuite.catalog.pythia import ALL_STEPS, MODELS
+from evalsuite.records import Run, columns
 
 STALLED_FACTOR = 5  # a running sweep silent for 5 checkpoints' time may have been killed
-PROVENANCE = ["run_id", "source", "model", "step", "finished_at", "duration_s", "backend", "dtype",
-              "doc_limit", "batch_size", "device", "gpu_name", "hostname", "model_source",
-              "data_source", "evalsuite_commit", "lm_eval_version", "transformers_version",
-              "torch_version", "started_at"]
+# The provenance table: every column of the runs table, these first.
+FIRST = ["run_id", "source", "model", "step", "finished_at", "duration_s"]
+PROVENANCE = FIRST + [c for c in columns(Run) if c not in FIRST]
 
 
 def coverage_cells(scores: pd.DataFrame) -> pd.DataFrame:

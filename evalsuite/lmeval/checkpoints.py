@@ -1,29 +1,23 @@
-"""Runs lm-eval on one loaded checkpoint. The only module (besides the demo model builder and the
-fast backend) that imports torch, transformers or lm_eval; everything else stays light so that
-`evalsuite --help` is instant.
+"""Loading checkpoints: where (model, step) comes from, reading it into host memory, and placing
+it on the device.
 
-`load_to_host` resolves a checkpoint (local folder, HF cache, or the Hub with revision=stepN) and
-reads it into host memory, or fails fast with a clear message; `place_on_device` moves it to the
-accelerator once the previous model is gone (`load_checkpoint` does both); `evaluate` runs
-lm-eval's own task definitions on it, with data from the Hub or from local JSON Lines files.
+`load_to_host` resolves a checkpoint (a local folder, the HF cache, or the Hub with
+revision=stepN) and reads it into host memory, or fails within seconds with a one-line error
+naming it (`CheckpointError` when only this checkpoint is at fault); `place_on_device` moves it
+to the accelerator once the previous model is gone (`load_checkpoint` does both). Also the
+device, dtype and environment a run records.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from evalsuite.lmeval import hub
 from evalsuite.errors import CheckpointError, EvalsuiteError
-from evalsuite.paths import TASK_DATA_DIR, TOKENIZER_DIR
-from evalsuite.catalog.tasks import TaskSpec, local_data_files
-
-SPLIT_KEYS = ("training_split", "validation_split", "test_split")
+from evalsuite.lmeval import hub
 
 
 @dataclass(frozen=True)
@@ -55,13 +49,6 @@ def pick_dtype(dtype: str | None, device: str) -> str:
             raise EvalsuiteError(f"unknown dtype {dtype!r}; valid: float16, bfloat16, float32")
         return dtype
     return "float16" if device.startswith("cuda") else "float32"
-
-
-def load_tokenizer():
-    """Every Pythia checkpoint uses the same GPT-NeoX-20B tokenizer: the shipped copy is it."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(TOKENIZER_DIR)
 
 
 @dataclass
@@ -197,126 +184,6 @@ def _reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     kind = "" if isinstance(exc, (OSError, EvalsuiteError)) else f"{type(exc).__name__}: "
     return (kind + text)[:200] or type(exc).__name__
-
-
-def make_lm(model, tokenizer, backend: str, batch_size: str):
-    """The lm-eval model object for a loaded checkpoint: lm-eval's `hf`, or our fast backend."""
-    if backend == "hf":
-        from lm_eval.models.huggingface import HFLM
-
-        # lm-eval's own 'auto' probes for the largest batch that fits: right on a GPU, but on a CPU
-        # it grows until memory runs out, so there 'auto' means lm-eval's usual 32.
-        on_gpu = next(model.parameters()).device.type == "cuda"
-        bs = int(batch_size) if batch_size != "auto" else ("auto" if on_gpu else 32)
-        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=bs)
-    if backend == "fast":
-        from evalsuite.lmeval.fast_backend import FastLM
-
-        return FastLM(model=model, tokenizer=tokenizer, batch_size=batch_size)
-    raise EvalsuiteError(f"unknown backend {backend!r}; valid: fast, hf")
-
-
-def task_configs(specs: list[TaskSpec], data_dir: Path | None, shots: int) -> list[dict]:
-    """lm-eval's own task definitions, with `dataset_path` pointed at local files if asked."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    configs = []
-    for spec in specs:
-        config = load_yaml(task_yaml(spec.lm_eval_task), resolve_func=True)
-        config["task"] = spec.name
-        if data_dir is not None:
-            config.update(_local_data(config, spec, data_dir, shots))
-        else:
-            _check_hub_data(spec, config["dataset_path"])
-        configs.append(config)
-    return configs
-
-
-def _check_hub_data(spec: TaskSpec, dataset: str) -> None:
-    """Fail in seconds, not after datasets' minute of retries, when the Hub is unreachable.
-    Offline mode asks nothing: datasets' own cache may hold the data set, so lm-eval tries it."""
-    reason = None if hub.offline() else hub.unreachable(f"datasets/{dataset}")
-    if reason:
-        raise EvalsuiteError(
-            f"task {spec.name!r}: cannot download {dataset}: {reason}; the project ships the "
-            f"data: use --data-dir {TASK_DATA_DIR} (or tasks.yaml's data_dir)")
-
-
-def task_yaml(name: str) -> Path:
-    """The YAML file of lm-eval's task `name`, confirmed by loading it as lm-eval does.
-
-    lm-eval's TaskManager finds it by parsing all of its ~14,000 task files (5-10 s); a task
-    file names its task on a `task: NAME` line, so a plain-text scan finds it in well under a
-    second. A task the scan cannot place (defined some other way) falls back to lm-eval's index.
-    """
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    for path in _task_lines().get(name, []):
-        if load_yaml(path, resolve_func=False).get("task") == name:
-            return path
-    from lm_eval.tasks import TaskManager
-
-    entry = TaskManager().task_index.get(name)
-    if entry is None or entry.yaml_path is None:
-        raise EvalsuiteError(f"lm-eval has no task {name!r}")
-    return Path(entry.yaml_path)
-
-
-@functools.cache
-def _task_lines() -> dict[str, list[Path]]:
-    """{NAME: files with a `task: NAME` line} over lm-eval's task folder: read once per process."""
-    import lm_eval.tasks
-
-    line = re.compile(r"^task:[ \t]*['\"]?([^'\"\s#]+)['\"]?[ \t]*(?:#.*)?$", re.MULTILINE)
-    found: dict[str, list[Path]] = {}
-    for path in sorted(Path(lm_eval.tasks.__file__).parent.rglob("*.yaml")):
-        for name in line.findall(path.read_text(errors="replace")):
-            found.setdefault(name, []).append(path)
-    return found
-
-
-def _local_data(config: dict, spec: TaskSpec, data_dir: Path, shots: int) -> dict:
-    files = local_data_files(data_dir, spec)
-    overrides = {"dataset_path": "json", "dataset_name": None,
-                 "dataset_kwargs": {"data_files": {s: str(f) for s, f in files.items()}}}
-    for key in SPLIT_KEYS:  # splits the local copy lacks are switched off
-        if config.get(key) and config[key] not in files:
-            overrides[key] = None
-    eval_split = config.get("test_split") or config.get("validation_split")
-    if eval_split not in files:
-        raise EvalsuiteError(
-            f"task {spec.name!r}: missing data file {data_dir / spec.name / (str(eval_split) + '.jsonl')}")
-    # lm-eval draws few-shot examples from the first of these its task config names; switching
-    # a missing train split off would silently draw them from another split instead.
-    fewshot_split = ((config.get("fewshot_config") or {}).get("split") or config.get("training_split")
-                     or config.get("validation_split") or config.get("test_split"))
-    if shots > 0 and fewshot_split not in files:
-        raise EvalsuiteError(
-            f"task {spec.name!r}: {shots}-shot needs the {fewshot_split!r} split, which is not in "
-            f"{data_dir / spec.name}; use --data-dir hub or add {fewshot_split}.jsonl")
-    return overrides
-
-
-def lm_eval_requests(specs: list[TaskSpec], data_dir: Path | None, limit: int | None) -> list:
-    """lm-eval's own zero-shot loglikelihood requests (Instances) for the first `limit` documents
-    of each task: exactly what a backend is asked (the fast backend's tests and benchmark)."""
-    from evalsuite.lmeval.requests import prepare
-
-    configs = task_configs(specs, data_dir, 0)
-    return prepare(configs, 0, limit, str(data_dir) if data_dir else "hub").instances
-
-
-def evaluate(lm, configs: list[dict], shots: int, limit: int | None) -> dict:
-    """lm-eval's simple_evaluate over the tasks (full configs from task_configs), with samples."""
-    import lm_eval
-    from lm_eval.tasks import TaskManager
-
-    return lm_eval.simple_evaluate(
-        model=lm, tasks=configs, num_fewshot=shots, limit=limit, log_samples=True,
-        # The configs are complete: an empty manager spares re-indexing every lm-eval task file.
-        task_manager=TaskManager(include_defaults=False),
-        bootstrap_iters=1000,  # perplexity's stderr is bootstrapped; 1000 is plenty and fast
-    )
 
 
 def environment(device: str) -> dict:

@@ -1,0 +1,46 @@
+"""The lm-eval model objects a loaded checkpoint is scored through: lm-eval's own `hf` or
+evalsuite's fast backend, the tokenizer they share, and lm-eval's own `simple_evaluate` (the
+reference the sweep's prepared requests are tested against).
+"""
+
+from __future__ import annotations
+
+from evalsuite.errors import EvalsuiteError
+from evalsuite.paths import TOKENIZER_DIR
+
+
+def load_tokenizer():
+    """Every Pythia checkpoint uses the same GPT-NeoX-20B tokenizer: the shipped copy is it."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(TOKENIZER_DIR)
+
+
+def make_lm(model, tokenizer, backend: str, batch_size: str):
+    """The lm-eval model object for a loaded checkpoint: lm-eval's `hf`, or our fast backend."""
+    if backend == "hf":
+        from lm_eval.models.huggingface import HFLM
+
+        # lm-eval's own 'auto' probes for the largest batch that fits: right on a GPU, but on a CPU
+        # it grows until memory runs out, so there 'auto' means lm-eval's usual 32.
+        on_gpu = next(model.parameters()).device.type == "cuda"
+        bs = int(batch_size) if batch_size != "auto" else ("auto" if on_gpu else 32)
+        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=bs)
+    if backend == "fast":
+        from evalsuite.lmeval.fast_backend import FastLM
+
+        return FastLM(model=model, tokenizer=tokenizer, batch_size=batch_size)
+    raise EvalsuiteError(f"unknown backend {backend!r}; valid: fast, hf")
+
+
+def simple_evaluate(lm, configs: list[dict], shots: int, limit: int | None) -> dict:
+    """lm-eval's simple_evaluate over the tasks (full configs from task_configs), with samples."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    return lm_eval.simple_evaluate(
+        model=lm, tasks=configs, num_fewshot=shots, limit=limit, log_samples=True,
+        # The configs are complete: an empty manager spares re-indexing every lm-eval task file.
+        task_manager=TaskManager(include_defaults=False),
+        bootstrap_iters=1000,  # perplexity's stderr is bootstrapped; 1000 is plenty and fast
+    )

@@ -1,0 +1,112 @@
+"""One job: a loaded checkpoint scored with the sweep's prepared requests, as one JobRecord.
+
+`prepare_requests` builds lm-eval's requests once per sweep; `evaluate_loaded` places a
+host-loaded checkpoint on the device, scores it (`evaluate_job`) and releases it, so the next one
+can be placed. Whoever runs the loop (sweep/local.py, or a worker elsewhere) calls these and
+hands the record to the single writer (committer.py); nothing here touches the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, replace
+
+from evalsuite import store
+from evalsuite.lmeval import backends, checkpoints, definitions, evaluate
+from evalsuite.lmeval.checkpoints import LoadedCheckpoint
+from evalsuite.lmeval.requests import PreparedRequests, prepare
+from evalsuite.paths import ROOT
+from evalsuite.records import JobRecord, Run
+from evalsuite.sweep.config import RunConfig
+from evalsuite.sweep.plan import Job
+
+
+@dataclass(frozen=True)
+class Session:
+    """What every job of one sweep shares."""
+
+    device: str
+    dtype: str
+    tokenizer: object
+    env: dict  # versions, hardware, host and evalsuite commit: each run's provenance
+    sweep_id: str | None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def new_run(cfg: RunConfig, job: Job, loaded: LoadedCheckpoint, session: Session) -> Run:
+    return Run(
+        run_id=uuid.uuid4().hex[:16], source="local", model=job.model, step=job.step,
+        backend=cfg.backend, model_source=loaded.checkpoint.describe(), model_commit=loaded.commit,
+        data_source=cfg.data_source, doc_limit=cfg.limit, dtype=session.dtype,
+        batch_size=cfg.batch_size, device=session.device, started_at=store.utcnow(), **session.env)
+
+
+def prepare_requests(cfg: RunConfig) -> PreparedRequests:
+    """lm-eval's requests for every task of the sweep, built once (lmeval/requests.py)."""
+    configs = definitions.task_configs(cfg.tasks, cfg.data_dir, cfg.shots)
+    with silenced():
+        return prepare(configs, cfg.shots, cfg.limit, cfg.data_source)
+
+
+@contextlib.contextmanager
+def silenced():
+    """lm-eval, datasets and transformers print and draw progress bars per task and stage; the
+    sweep's own bar (on the real stderr) is the one to read, so theirs go nowhere. Logged
+    warnings still show."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+        yield
+
+
+def quiet_libraries() -> None:
+    """lm-eval, datasets and transformers log and draw progress bars per task; the sweep draws one."""
+    import logging
+
+    os.environ["TQDM_DISABLE"] = "1"  # every tqdm that is not explicitly enabled (ours is)
+    for name in ("lm_eval", "lm-eval", "datasets", "transformers", "accelerate", "evaluate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets  # heavy: only once a sweep is certain to run
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # "Loading weights" on the prefetch thread
+
+
+def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: Session,
+                 prepared: PreparedRequests) -> JobRecord:
+    """Score one loaded checkpoint on the job's tasks with the sweep's prepared requests."""
+    requests = prepared.subset([t.name for t in job.tasks])
+    lm = backends.make_lm(model, session.tokenizer, cfg.backend, cfg.batch_size)
+    started = time.perf_counter()
+    with silenced():
+        evaluate.respond(lm, requests)
+        scored = time.perf_counter()
+        record = evaluate.collect(requests, run)
+    record.times.scoring_s, record.times.metrics_s = scored - started, time.perf_counter() - scored
+    finished = store.utcnow()
+    record.run = replace(run, finished_at=finished, duration_s=(finished - run.started_at).total_seconds())
+    return record
+
+
+def evaluate_loaded(cfg: RunConfig, job: Job, loaded: LoadedCheckpoint, session: Session,
+                    prepared: PreparedRequests, waited: float) -> JobRecord:
+    """Place the host-loaded checkpoint on the device, evaluate it, release it."""
+    started = time.perf_counter()
+    checkpoints.place_on_device(loaded, session.device)  # through the module: tests count placements
+    placed = time.perf_counter()
+    record = evaluate_job(cfg, job, loaded.model, new_run(cfg, job, loaded, session), session, prepared)
+    loaded.release()  # the next checkpoint is placed only once this one is gone
+    record.times.load_wait_s, record.times.place_s = waited, placed - started
+    return record
