@@ -9,6 +9,22 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import TOKENIZER_DIR
 
 
+def quiet_libraries() -> None:
+    """lm-eval, datasets and transformers log and draw progress bars per task; a sweep draws one."""
+    import logging
+    import os
+
+    os.environ["TQDM_DISABLE"] = "1"  # every tqdm that is not explicitly enabled (ours is)
+    for name in ("lm_eval", "lm-eval", "datasets", "transformers", "accelerate", "evaluate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # "Loading weights" on the prefetch thread
+
+
 def load_tokenizer():
     """Every Pythia checkpoint uses the same GPT-NeoX-20B tokenizer: the shipped copy is it."""
     from transformers import AutoTokenizer

@@ -69,21 +69,6 @@ def silenced():
         yield
 
 
-def quiet_libraries() -> None:
-    """lm-eval, datasets and transformers log and draw progress bars per task; the sweep draws one."""
-    import logging
-
-    os.environ["TQDM_DISABLE"] = "1"  # every tqdm that is not explicitly enabled (ours is)
-    for name in ("lm_eval", "lm-eval", "datasets", "transformers", "accelerate", "evaluate"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    import datasets  # heavy: only once a sweep is certain to run
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()  # "Loading weights" on the prefetch thread
-
-
 def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: Session,
                  prepared: PreparedRequests) -> JobRecord:
     """Score one loaded checkpoint on the job's tasks with the sweep's prepared requests."""

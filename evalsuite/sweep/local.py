@@ -22,7 +22,7 @@ from evalsuite.records import Sweep
 from evalsuite.sweep.cleanup import cleanup_revision
 from evalsuite.sweep.committer import Committed, Committer
 from evalsuite.sweep.config import RunConfig
-from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests, quiet_libraries
+from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests
 from evalsuite.sweep.plan import Job, checkpoint_for, plan
 from evalsuite.sweep.prefetch import Prefetcher
 
@@ -68,7 +68,7 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True, say: Callable[[str], N
     (checkpoints planned and stored) is kept in the store's sweeps table."""
     startup, lap = Startup(), _stopwatch()
     device = checkpoints.pick_device(cfg.device)
-    quiet_libraries()
+    backends.quiet_libraries()
     env = {**checkpoints.environment(device), "evalsuite_commit": git_commit()}
     startup.libraries_s = lap()
     store.init(cfg.db)

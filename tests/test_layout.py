@@ -1,0 +1,59 @@
+"""The package's shape holds: only lmeval/ imports the heavy ML libraries, nothing imports in a
+circle, and the folders' modules import at the top what is light (read by parsing the source)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "evalsuite"
+ML = {"torch", "transformers", "lm_eval", "datasets", "accelerate"}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _imports(path: Path, top_level_only: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_only_lmeval_imports_torch_transformers_or_lm_eval():
+    offenders = {
+        name: sorted(i for i in _imports(path) if i.split(".")[0] in ML)
+        for name, path in _modules().items() if not name.startswith("evalsuite.lmeval")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_import_cycles_at_module_level():
+    modules = _modules()
+    graph = {name: {i for i in _imports(path, top_level_only=True) if i in modules}
+             for name, path in modules.items()}
+    # a package imports its own modules to re-export them: that edge is not a cycle of concepts
+    graph = {name: {d for d in deps if not d.startswith(name + ".")} for name, deps in graph.items()}
+    cycles = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        if node in trail:
+            cycles.append(trail[trail.index(node):] + [node])
+            return
+        for dep in graph[node]:
+            visit(dep, trail + [node])
+
+    for name in graph:
+        visit(name, [])
+    assert cycles == []
