@@ -158,6 +158,19 @@ def test_runs_and_comparison_views_render(server, browser):
     assert page.locator("[data-testid='stException']").count() == 0
 
 
+def test_the_sidebar_switches_views_and_the_link_follows(server, browser):
+    """Streamlit's router serves the view the sidebar picks; the link names it (?view=) as before."""
+    page = _open(browser, server + "/", 1, "switch_from_training")
+    page.get_by_text("Runs", exact=True).click()
+    page.get_by_text("Sweep progress").first.wait_for(timeout=120_000)
+    page.wait_for_function("window.location.search.includes('view=runs')", timeout=60_000)
+    page.get_by_text("Training curves", exact=True).click()  # and back, the link following
+    page.wait_for_function("!window.location.search.includes('view=')", timeout=60_000)
+    page.wait_for_selector(CHART, timeout=120_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.close()
+
+
 def test_a_crafted_link_shows_its_values_as_text_in_a_real_browser(server, browser):
     """Issue 11, item 9, in the real renderer: link values the store does not hold are echoed in a
     warning as text, with no link and no image anywhere on the page."""

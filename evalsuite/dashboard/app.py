@@ -8,6 +8,7 @@ picker's value is mirrored in the URL, so a link reopens the same view.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import streamlit as st
@@ -19,22 +20,25 @@ from evalsuite.dashboard.views import compare, runs, scaling, training
 
 VIEWS = {"training": ("Training curves", training), "scaling": ("Scaling curves", scaling),
          "compare": ("Local vs published", compare), "runs": ("Runs", runs)}
+DEFAULT_VIEW = "training"  # served at "/"
 
 
 def main() -> None:
     st.set_page_config(page_title="evalsuite: Pythia evaluations", layout="wide")
     state.begin()
     path = store.db_path(None)
+    pages = {name: st.Page(functools.partial(_page, name, path), title=title, url_path=name,
+                           default=name == DEFAULT_VIEW) for name, (title, _) in VIEWS.items()}
+    current = st.navigation(list(pages.values()), position="hidden")  # the page the URL's path names
     with st.sidebar:
         st.title("evalsuite")
-        view = state.choice(st.radio, "View", "view", list(VIEWS), "training",
+        view = state.choice(st.radio, "View", "view", list(VIEWS), DEFAULT_VIEW,
                             format_func=lambda v: VIEWS[v][0])
-    scores, run_rows, problem = data.load(path)
-    if problem:
-        st.info(problem)
-    else:
-        _header(path, scores, run_rows)
-        _render(view, scores, run_rows, path)
+    if pages[view] is not current:
+        # The sidebar, or a link's ?view= (every link shared so far has the view there, at "/"),
+        # picked another page: Streamlit's router goes there, the link's other settings kept.
+        st.switch_page(pages[view], query_params={**st.query_params.to_dict(), "view": view})
+    current.run()
     with st.sidebar:
         st.caption(f"Store: {code(path)} (read-only; new rows appear within seconds)")
         st.caption("The address bar holds this view's settings: copy it to share the view.")
@@ -47,7 +51,12 @@ def _header(path: Path, scores, run_rows) -> None:
                f"({local['run_id'].nunique():,} not from the published set)")
 
 
-def _render(view: str, scores, run_rows, path: Path) -> None:
+def _page(view: str, path: Path) -> None:
+    scores, run_rows, problem = data.load(path)
+    if problem:
+        st.info(problem)
+        return
+    _header(path, scores, run_rows)
     title, module = VIEWS[view]
     try:
         module.render(scores, run_rows, path)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from evalsuite.catalog.tasks import load_tasks
 from evalsuite.dashboard import state
 from evalsuite.dashboard.data import options
 
-TASK_ORDER = ["lambada_openai", "piqa", "winogrande", "arc_easy", "sciq"]
+TASK_ORDER = list(load_tasks().tasks)  # tasks.yaml's order
 CARD_TASKS = TASK_ORDER  # the five evaluation plots of the Pythia model card
 METRIC_ORDER = ["acc", "acc_norm", "perplexity"]
 

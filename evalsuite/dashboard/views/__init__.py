@@ -1,1 +1,1 @@
-"""One module per dashboard view; each exposes `render(scores, runs)` and builds its own pickers."""
+"""One module per dashboard view; each exposes `render(scores, runs, path)` and builds its own pickers."""
