@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,12 +18,12 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+import factory
 import pytest
 
 from evalsuite import store
 from evalsuite.paths import RESULTS_DIR
-from evalsuite.records import JobRecord, Run, Score, Sweep
-from evalsuite.catalog.pythia import tokens_seen
+from evalsuite.records import Sweep
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -32,8 +31,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 SHOTS = RESULTS_DIR / "screenshots"
 CHART = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"{CHROMIUM} is absent (apt-get install chromium; .ci/run does)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason=f"{CHROMIUM} is absent (apt-get install chromium; .ci/run does)")]
 
 
 def _free_port() -> int:
@@ -49,12 +49,10 @@ def _published(path: Path, step: int):
 
 def _write(path: Path, model: str, step: int, rows, scale: float, shift_se: float, sweep=None) -> None:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    run_id = f"browser-{model}-{step}"
-    run = Run(run_id, "local", model, step, backend="evalsuite-fast", doc_limit=50,
-              started_at=now, finished_at=now, duration_s=1.0)
-    scores = [Score(model, step, tokens_seen(step), t, m, 0, v * scale + shift_se * se, se, 50, 50, None,
-                    run_id, "local") for t, m, v, se in rows.itertuples(index=False)]
-    store.write_job(path, JobRecord(run, 0, scores, []), sweep_id=sweep)
+    shifted = [(t, m, v * scale + shift_se * se, se) for t, m, v, se in rows.itertuples(index=False)]
+    record = factory.job(model, step, shifted, run_id=f"browser-{model}-{step}", n=50, doc_limit=50, dtype=None,
+                         backend="evalsuite-fast", started_at=now, finished_at=now, duration_s=1.0)
+    store.write_job(path, record, sweep_id=sweep)
 
 
 def _store(path: Path) -> Path:

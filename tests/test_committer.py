@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import threading
 
+import factory
 import pytest
 
 from evalsuite import store
+from evalsuite.records import JobRecord
 from evalsuite.sweep.committer import Committer
-from evalsuite.records import JobRecord, Run, Sample, Score
 
 
-def _record(step: int, task: str = "piqa") -> JobRecord:
-    run_id = f"r{step}"
-    run = Run(run_id=run_id, source="local", model="pythia-70m", step=step, dtype="float32")
-    score = Score("pythia-70m", step, None, task, "acc", 0, 0.5, 0.01, 2, None, "float32", run_id, "local")
-    samples = [Sample(run_id, "pythia-70m", step, task, 0, d, 1, True, None, [-1.0, -0.5], [False, True])
-               for d in range(2)]
-    return JobRecord(run, 0, [score], samples)
+def _record(step: int) -> JobRecord:
+    return factory.job(step=step, samples=2)
 
 
 def _steps(db):

@@ -13,18 +13,19 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import factory
 import pandas as pd
 import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from evalsuite import store
+from evalsuite.catalog.baselines import model_info
+from evalsuite.catalog.pythia import FINAL_STEP
 from evalsuite.dashboard import download
 from evalsuite.dashboard.data import add_model_columns
 from evalsuite.dashboard.views.compare import differences
-from evalsuite import store
-from evalsuite.catalog.baselines import model_info
-from evalsuite.records import JobRecord, Run, Score, Sweep
-from evalsuite.catalog.pythia import FINAL_STEP, tokens_seen
+from evalsuite.records import Sweep
 
 APP = str(Path(__file__).resolve().parent.parent / "evalsuite" / "dashboard" / "app.py")
 CARD_TASKS = ["lambada_openai", "piqa", "winogrande", "arc_easy", "sciq"]
@@ -35,13 +36,10 @@ FAR = {"lambada_openai"}  # local pythia-70m scores placed 3 stderrs off the pub
 def _job(path: Path, model: str, step: int, rows: list[tuple[str, str, float, float]], n: int,
          sweep_id: str | None = None) -> str:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    run_id = f"test-{model}-{step}"
-    run = Run(run_id=run_id, source="local", model=model, step=step, backend="evalsuite-fast",
-              doc_limit=n, dtype="float32", device="cpu", started_at=now, finished_at=now, duration_s=1.0)
-    scores = [Score(model, step, tokens_seen(step), task, metric, 0, value, se, n, n, "float32", run_id, "local")
-              for task, metric, value, se in rows]
-    store.write_job(path, JobRecord(run, 0, scores, []), sweep_id=sweep_id)
-    return run_id
+    record = factory.job(model, step, rows, run_id=f"test-{model}-{step}", n=n, doc_limit=n,
+                         backend="evalsuite-fast", device="cpu", started_at=now, finished_at=now, duration_s=1.0)
+    store.write_job(path, record, sweep_id=sweep_id)
+    return record.run.run_id
 
 
 def _published(path: Path, model: str, step: int) -> pd.DataFrame:
@@ -273,10 +271,8 @@ def hostile_db(tmp_path_factory) -> Path:
     """A seeded store plus a run whose model and source names are markdown, as a store written
     before names were checked at import could hold."""
     path = store.init(tmp_path_factory.mktemp("hostile") / "store.duckdb")
-    run = Run(run_id="old-import", source=IMAGE, model=LINK, step=FINAL_STEP)
-    scores = [Score(LINK, FINAL_STEP, None, task, "acc", 0, 0.5, 0.01, 100, None, None, run.run_id, IMAGE)
-              for task in CARD_TASKS]
-    store.write_job(path, JobRecord(run, 0, scores, []))
+    store.write_job(path, factory.job(LINK, FINAL_STEP, factory.tasks(*CARD_TASKS), run_id="old-import",
+                                      source=IMAGE, n=100, dtype=None))
     return path
 
 
@@ -307,8 +303,8 @@ def _forge(tmp_path: Path) -> Path:
 
 def test_nothing_imported_displaces_the_shipped_published_value(tmp_path, monkeypatch):
     """Item 2: a forged file became the 'published' value in the curves and the Compare view."""
-    from evalsuite.dashboard.data import pick
     from evalsuite.cli import main
+    from evalsuite.dashboard.data import pick
 
     db = store.init(tmp_path / "s.duckdb")
     shipped = store.read_df(db, "SELECT value FROM scores WHERE model = 'pythia-70m' AND step = 143000 "

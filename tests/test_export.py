@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import factory
 import pytest
 
 from evalsuite import store
@@ -67,11 +68,8 @@ def test_ls(db, capsys):
 
 def _local_job(db, model: str, value: float = 0.5, source: str = "local", step: int = 1000) -> None:
     """A row as a store written before names and values were checked could hold it."""
-    from evalsuite.records import JobRecord, Run, Score
-
-    run = Run(run_id=f"old-{len(model)}-{step}", source=source, model=model, step=step)
-    score = Score(model, step, None, "piqa", "acc", 0, value, 0.01, 10, None, None, run.run_id, source)
-    store.write_job(db, JobRecord(run, 0, [score], []))
+    store.write_job(db, factory.job(model, step, factory.tasks("piqa", value=value), source=source,
+                                    run_id=f"old-{len(model)}-{step}", dtype=None))
 
 
 def _files(root) -> set:

@@ -16,7 +16,13 @@ import torch
 
 from evalsuite.lmeval import agreement
 from evalsuite.lmeval.demo import tiny_model, tokenizer
-from evalsuite.lmeval.fast_backend import MAX_LENGTH, FastLM, TokenCache, is_out_of_memory, shared_token_cache
+from evalsuite.lmeval.fast_backend import (
+    MAX_LENGTH,
+    FastLM,
+    TokenCache,
+    is_out_of_memory,
+    shared_token_cache,
+)
 
 LIMIT = 8  # documents per task
 FP32_RTOL = 1e-4
@@ -35,8 +41,8 @@ def tok():
 @pytest.fixture(scope="module")
 def instances():
     """lm-eval's own loglikelihood requests for the first LIMIT documents of every task."""
-    from evalsuite.lmeval.definitions import lm_eval_requests
     from evalsuite.catalog.tasks import load_tasks
+    from evalsuite.lmeval.definitions import lm_eval_requests
 
     suite = load_tasks()
     return lm_eval_requests(suite.select(None), suite.data_dir, LIMIT)
@@ -209,9 +215,9 @@ def test_out_of_memory_is_recognised_in_real_allocator_errors():
 
 def test_evaluate_samples_match_per_document(tok):
     """Through lm-eval's evaluator: the same acc / acc_norm on every logged document."""
-    from evalsuite.lmeval.backends import simple_evaluate, make_lm
-    from evalsuite.lmeval.definitions import task_configs
     from evalsuite.catalog.tasks import load_tasks
+    from evalsuite.lmeval.backends import make_lm, simple_evaluate
+    from evalsuite.lmeval.definitions import task_configs
 
     suite = load_tasks()
     configs = task_configs(suite.select(None), suite.data_dir, 0)

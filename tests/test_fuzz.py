@@ -21,9 +21,11 @@ from pathlib import Path
 import pytest
 
 from evalsuite import names, store
-from evalsuite.io import importer
-from evalsuite.cli import main
 from evalsuite.catalog.pythia import ALL_STEPS
+from evalsuite.cli import main
+from evalsuite.io import importer
+
+pytestmark = pytest.mark.slow
 
 SEED = 11
 HOSTILE_FILES = 5000

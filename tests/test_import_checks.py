@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from evalsuite import store
-from evalsuite.io import importer
 from evalsuite.cli import main
+from evalsuite.io import importer
 
 NESTED = "[" * 100_000 + "]" * 100_000
 

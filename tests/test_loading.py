@@ -16,11 +16,13 @@ from placement import CountingPlacer
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
-from evalsuite.lmeval import checkpoints as loading  # `checkpoints` is the fixture of tiny checkpoints
-from evalsuite.lmeval.demo import tiny_model, tokenizer
 from evalsuite.errors import EvalsuiteError
-from evalsuite.sweep.prefetch import Prefetcher
+from evalsuite.lmeval import (
+    checkpoints as loading,  # `checkpoints` is the fixture of tiny checkpoints
+)
 from evalsuite.lmeval.checkpoints import Checkpoint
+from evalsuite.lmeval.demo import tiny_model, tokenizer
+from evalsuite.sweep.prefetch import Prefetcher
 
 
 def live_models() -> int:

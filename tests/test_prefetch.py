@@ -26,25 +26,25 @@ def test_yields_in_order_and_hands_back_errors():
 
 
 def test_next_load_overlaps_work_and_only_one_ahead():
-    delay, started, live, peak = 0.3, [], [0], [0]
-    lock = threading.Lock()
+    """While the caller works on item n, item n+1 loads (the caller sees it start and finish
+    without taking it), and n+2 does not start before the caller takes n+1."""
+    began = [threading.Event() for _ in range(4)]
+    done = [threading.Event() for _ in range(4)]
 
     def load(n):
-        started.append((n, time.perf_counter()))
-        time.sleep(delay)
-        with lock:
-            live[0] += 1
-            peak[0] = max(peak[0], live[0])
+        began[n].set()
+        done[n].set()
         return n
 
-    t0 = time.perf_counter()
-    for _, _ in Prefetcher(load, range(4)):
-        time.sleep(delay)  # "evaluation" of this checkpoint
-        with lock:
-            live[0] -= 1
-    total = time.perf_counter() - t0
-    assert total < 4 * 2 * delay * 0.8  # serial would be 8 delays; overlapped about 5
-    assert peak[0] <= 2  # the one in use and the one loaded ahead
+    loads = iter(Prefetcher(load, range(4)))
+    for n in range(4):
+        item, result = next(loads)
+        assert (item, result) == (n, n)
+        if n + 1 < 4:  # the caller "evaluates" n: the next one is loading meanwhile ...
+            assert began[n + 1].wait(30) and done[n + 1].wait(30)
+        if n + 2 < 4:  # ... and only that one
+            assert not began[n + 2].is_set()
+    assert next(loads, None) is None
 
 
 def test_leaving_early_stops_further_loads():

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from evalsuite.catalog.pythia import (
+    ALL_STEPS,
+    LOG_STEPS,
+    MODELS,
+    PUBLISHED_STEPS,
+    parse_models,
+    parse_steps,
+    tokens_seen,
+)
 from evalsuite.cli import main
 from evalsuite.errors import EvalsuiteError
-from evalsuite.catalog.pythia import (ALL_STEPS, LOG_STEPS, MODELS, PUBLISHED_STEPS, parse_models,
-                                parse_steps, tokens_seen)
 
 
 def test_sixteen_models_with_repo_ids():

@@ -12,13 +12,11 @@ import random
 
 import pytest
 
-from evalsuite.lmeval import results
-from evalsuite.lmeval import backends, definitions
+from evalsuite.catalog.tasks import load_tasks
+from evalsuite.lmeval import backends, definitions, evaluate, results
 from evalsuite.lmeval.demo import tiny_model, tokenizer
-from evalsuite.lmeval import evaluate
 from evalsuite.lmeval.requests import prepare
 from evalsuite.records import Run
-from evalsuite.catalog.tasks import load_tasks
 
 LIMIT = 12
 

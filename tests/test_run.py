@@ -13,6 +13,8 @@ from conftest import cli_env, evalsuite_cmd, run_evalsuite
 
 from evalsuite import store
 
+pytestmark = pytest.mark.slow
+
 TASKS = "arc_easy,lambada_openai"  # one multiple-choice and one loglikelihood task
 LIMIT = 6
 ARGS = ["run", "--model", "pythia-70m", "--tasks", TASKS, "--limit", str(LIMIT)]  # fast backend
@@ -60,9 +62,8 @@ def test_stored_scores_equal_lm_eval_run_directly(first_run, checkpoints):
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM
 
-    from evalsuite.lmeval import results
-    from evalsuite.lmeval import backends, definitions
     from evalsuite.catalog.tasks import load_tasks
+    from evalsuite.lmeval import backends, definitions, results
 
     db, _ = first_run
     suite = load_tasks()

@@ -12,12 +12,12 @@ import textwrap
 import time
 from contextlib import contextmanager
 
+import factory
 import pytest
 
 from evalsuite import store
 from evalsuite.cli import main
 from evalsuite.paths import PUBLISHED_RAW_DIR
-from evalsuite.records import JobRecord, Run, Score
 
 PUBLISHED_ONE = PUBLISHED_RAW_DIR / "pythia-v1/pythia-160m/zero-shot/160m_step1000.json"
 
@@ -25,11 +25,7 @@ KEY = store.JobKey(model="pythia-70m", step=1000, shots=0, doc_limit=None, dtype
 
 
 def _job(run_id: str, value: float = 0.5, tasks=("piqa", "sciq")):
-    run = Run(run_id=run_id, source="local", model="pythia-70m", step=1000, dtype="float32")
-    scores = [Score(model="pythia-70m", step=1000, tokens=1000 * 2_097_152, task=t, metric="acc",
-                    shots=0, value=value, stderr=0.01, n=100, doc_limit=None, dtype="float32",
-                    run_id=run_id, source="local") for t in tasks]
-    return JobRecord(run, 0, scores, [])
+    return factory.job(rows=factory.tasks(*tasks, value=value), run_id=run_id, n=100)
 
 
 def _local(db):
@@ -55,13 +51,20 @@ def test_replace_swaps_rows(tmp_path):
 
 
 def test_a_failed_job_leaves_nothing(tmp_path):
+    """The run and its scores are inserted, then a sample breaks NOT NULL: the transaction rolls
+    back and nothing of the job is left."""
+    import duckdb
+
     db = store.init(tmp_path / "s.duckdb", seed=False)
-    record = _job("a")
-    record.scores[1].task = None  # violates NOT NULL after the first rows went in
-    with pytest.raises(Exception):
+    record = factory.job(rows=factory.tasks("piqa", "sciq"), samples=3)
+    record.samples[-1].doc_id = None  # the last row of the last insert
+    with pytest.raises(duckdb.ConstraintException, match="doc_id"):
         store.write_job(db, record)
-    assert _local(db).empty
-    assert store.read_df(db, "SELECT count(*) AS n FROM runs").n[0] == 0
+    counts = store.read_df(db, "SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM scores) "
+                               "AS scores, (SELECT count(*) FROM samples) AS samples")
+    assert counts.values.tolist() == [[0, 0, 0]]
+    store.write_job(db, factory.job(rows=factory.tasks("piqa", "sciq"), samples=3))  # and it is not stuck
+    assert len(_local(db)) == 2
 
 
 WRITER = textwrap.dedent("""

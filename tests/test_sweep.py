@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import factory
+
 from evalsuite import store
 from evalsuite.cli import build_parser
-from evalsuite.records import JobRecord, Run, Score
 from evalsuite.sweep.config import config_from_args
 from evalsuite.sweep.plan import checkpoint_for, plan
 
@@ -32,9 +33,7 @@ def test_plan_skips_only_what_is_stored_with_the_same_settings(tmp_path):
     cfg = _config(tmp_path, "--model", "pythia-160m,pythia-160m-deduped", "--steps", "0:4", "--tasks", "piqa,sciq")
     db = store.init(cfg.db)  # seeded with the published scores: source 'published', never skipped
     assert len(plan(cfg, "float32")) == 2 * 4
-    run = Run(run_id="r", source="local", model="pythia-160m", step=2, dtype="float32")
-    score = Score("pythia-160m", 2, None, "piqa", "acc", 0, 0.5, 0.01, 10, None, "float32", "r", "local")
-    store.write_job(db, JobRecord(run, 0, [score], []))
+    store.write_job(db, factory.job("pythia-160m", 2))
     jobs = {(j.model, j.step): [t.name for t in j.tasks] for j in plan(cfg, "float32")}
     assert jobs[("pythia-160m", 2)] == ["sciq"] and jobs[("pythia-160m-deduped", 2)] == ["piqa", "sciq"]
     assert len(plan(cfg, "float16")) == 8  # another dtype is another evaluation
@@ -57,8 +56,8 @@ def test_at_most_one_model_on_the_device_and_a_bad_checkpoint_is_skipped(tmp_pat
 
     from placement import CountingPlacer
 
-    from evalsuite.lmeval import checkpoints as loading
     from evalsuite.cli import main
+    from evalsuite.lmeval import checkpoints as loading
 
     root = tmp_path / "ckpts"
     shutil.copytree(checkpoints, root)

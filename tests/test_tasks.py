@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from evalsuite.catalog.tasks import load_tasks
 from evalsuite.cli import main
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import TASK_DATA_DIR
-from evalsuite.catalog.tasks import load_tasks
 
 
 def test_default_tasks():

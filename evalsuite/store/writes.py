@@ -93,11 +93,11 @@ def insert(con, record_type: type, records: list) -> None:
     cols = columns(record_type)
     table = pa.table({c: [getattr(r, c) for r in records] for c in cols}, schema=arrow_schema(record_type))
     con.register("incoming", table)
-    try:
-        con.execute(f"INSERT INTO {TABLE_OF[record_type]} ({', '.join(cols)}) "
-                    f"SELECT {', '.join(cols)} FROM incoming").fetchall()
-    finally:
-        con.unregister("incoming")
+    con.execute(f"INSERT INTO {TABLE_OF[record_type]} ({', '.join(cols)}) "
+                f"SELECT {', '.join(cols)} FROM incoming").fetchall()
+    # not in a `finally`: after a failed insert the transaction is aborted and unregistering
+    # would raise, hiding the real error; the connection, and the registration, close anyway
+    con.unregister("incoming")
 
 
 def start_sweep(path: Path, sweep: Sweep) -> None:
