@@ -27,8 +27,8 @@ SHAPES = {"14m": dict(layers=6, width=128, heads=4), "70m": dict(layers=6, width
 
 
 def build_requests(limit: int | None):
-    from evalsuite.lmeval.definitions import lm_eval_requests
     from evalsuite.catalog.tasks import load_tasks
+    from evalsuite.lmeval.definitions import lm_eval_requests
 
     suite = load_tasks()
     return lm_eval_requests(suite.select(None), suite.data_dir, limit)
@@ -84,9 +84,13 @@ def compare(requests, fast, hf) -> dict:
         docs[(req.task_name, req.doc_id)].append((f[0], h[0], len(req.args[1].encode())))
     differ = 0
     for rows in docs.values():
-        pick = lambda k, norm: max(range(len(rows)), key=lambda j: rows[j][k] / (rows[j][2] if norm else 1))  # noqa: E731
-        differ += any(pick(0, n) != pick(1, n) for n in (False, True))
+        differ += any(_pick(rows, 0, n) != _pick(rows, 1, n) for n in (False, True))
     return dict(rel=rel, abs=absd, greedy=greedy, docs=len(docs), docs_differ=differ)
+
+
+def _pick(rows: list, k: int, norm: bool) -> int:
+    """The chosen answer by loglikelihood column k (per byte when norm)."""
+    return max(range(len(rows)), key=lambda j: rows[j][k] / (rows[j][2] if norm else 1))
 
 
 def bench_backends(args, model, tok, requests) -> None:

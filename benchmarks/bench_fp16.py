@@ -48,8 +48,8 @@ def shapes() -> dict[str, dict]:
 
 
 def build_requests(limit: int):
-    from evalsuite.lmeval.definitions import lm_eval_requests
     from evalsuite.catalog.tasks import load_tasks
+    from evalsuite.lmeval.definitions import lm_eval_requests
 
     suite = load_tasks()
     return lm_eval_requests(suite.select(None), suite.data_dir, limit)

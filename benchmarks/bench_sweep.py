@@ -3,8 +3,9 @@
 Builds K local checkpoints with different (random) weights at a Pythia shape, runs
 `evalsuite run` on them in this process (sweep.run_sweep: prefetch, requests built once,
 background commits), and prints the request building (once, while the first checkpoint loads)
-and for each checkpoint: waiting for its load, moving it to the device, backend scoring, metrics + samples, the commit (on its own thread, overlapping
-the next checkpoint), the checkpoint's wall time, and the overhead: wall minus backend scoring.
+and for each checkpoint: waiting for its load, moving it to the device, backend scoring,
+metrics + samples, the commit (on its own thread, overlapping the next checkpoint), the
+checkpoint's wall time, and the overhead: wall minus backend scoring.
 Then the start-up before the first checkpoint was scored, and the interpreter + CLI start.
 
     python benchmarks/bench_sweep.py --shape 14m --checkpoints 4      # all documents, five tasks

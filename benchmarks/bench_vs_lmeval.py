@@ -45,8 +45,8 @@ def lm_eval_task_files(folder: Path) -> list[str]:
     """`local_<task>.yaml` per task: lm-eval's own file included, the data pointed at data/tasks."""
     import yaml
 
-    from evalsuite.lmeval import definitions
     from evalsuite.catalog.tasks import load_tasks
+    from evalsuite.lmeval import definitions
 
     suite = load_tasks()
     folder.mkdir()
@@ -138,7 +138,8 @@ def main() -> None:
         out, theirs, theirs_cpu = timed(lambda: run_lm_eval(root, steps, args.limit, env))
         print(f"lm-eval run --model hf, {args.checkpoints} processes       {theirs:8.1f} s wall "
               f"{theirs_cpu:8.1f} s CPU (load average {os.getloadavg()[0]:.1f})")
-        print(f"speed-up                                    {theirs / ours:8.2f} x wall {theirs_cpu / ours_cpu:6.2f} x CPU")
+        print(f"speed-up                                    {theirs / ours:8.2f} x wall "
+              f"{theirs_cpu / ours_cpu:6.2f} x CPU")
         compared, differ, worst = compare(root, out)
     print(f"acc / acc_norm values compared: {compared}, different: {differ}; perplexity worst relative "
           f"difference {worst:.1e} (fast backend vs hf: float summation order)")

@@ -84,11 +84,13 @@ def _add_run(sub) -> None:
     run.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
     run.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
     run.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if present)")
-    run.add_argument("--dtype", default=None, help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
+    run.add_argument("--dtype", default=None,
+                     help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
     run.add_argument("--batch-size", default="auto", help="batch size, or auto (default)")
     run.add_argument("--backend", default="fast", choices=["fast", "hf"], help="lm-eval model backend (default: fast)")
     run.add_argument("--model-path", default=None, help="local checkpoints: DIR/<model>/step<N>/ or DIR/step<N>/")
-    run.add_argument("--data-dir", default=None, help="task data: DIR/<task>/<split>.jsonl, or 'hub' (default: tasks.yaml's)")
+    run.add_argument("--data-dir", default=None,
+                     help="task data: DIR/<task>/<split>.jsonl, or 'hub' (default: tasks.yaml's)")
     run.add_argument("--tasks-file", default=None, help="tasks.yaml to use (default: the project's)")
     run.add_argument("--db", default=None, help=DB_HELP)
     run.add_argument("--force", action="store_true", help="re-evaluate and replace what is already stored")

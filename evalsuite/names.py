@@ -33,7 +33,7 @@ def is_valid(value: object) -> bool:
 
 def check(kind: str, value: object) -> str:
     """`value` if it is a valid `kind` name ('model', 'source', ...), else BadName saying why."""
-    if not is_valid(value):
+    if not isinstance(value, str) or not is_valid(value):
         raise BadName(f"bad {kind} name {shown(value)}: {RULE}")
     return value
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 
 class CountingPlacer:

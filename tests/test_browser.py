@@ -15,15 +15,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-import factory
 import pytest
 
 from evalsuite import store
 from evalsuite.paths import RESULTS_DIR
 from evalsuite.records import Sweep
+
+import factory
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -48,7 +49,7 @@ def _published(path: Path, step: int):
 
 
 def _write(path: Path, model: str, step: int, rows, scale: float, shift_se: float, sweep=None) -> None:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     shifted = [(t, m, v * scale + shift_se * se, se) for t, m, v, se in rows.itertuples(index=False)]
     record = factory.job(model, step, shifted, run_id=f"browser-{model}-{step}", n=50, doc_limit=50, dtype=None,
                          backend="evalsuite-fast", started_at=now, finished_at=now, duration_s=1.0)

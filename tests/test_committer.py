@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 
-import factory
+import duckdb
 import pytest
 
 from evalsuite import store
 from evalsuite.records import JobRecord
 from evalsuite.sweep.committer import Committer
+
+import factory
 
 
 def _record(step: int) -> JobRecord:
@@ -55,7 +57,7 @@ def test_a_failed_commit_surfaces_at_the_next_submit(tmp_path):
     bad.samples[0].doc_id = None  # NOT NULL: the whole transaction rolls back
     committer = Committer(db)
     committer.submit(bad)
-    with pytest.raises(Exception):
+    with pytest.raises(duckdb.ConstraintException, match="doc_id"):
         committer.submit(_record(2000))
     committer.close()
     assert _steps(db) == []

@@ -10,10 +10,9 @@ Chart checks read the data Streamlit actually sends to the browser, from the Veg
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-import factory
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -27,6 +26,8 @@ from evalsuite.dashboard.data import add_model_columns
 from evalsuite.dashboard.views.compare import differences
 from evalsuite.records import Sweep
 
+import factory
+
 APP = str(Path(__file__).resolve().parent.parent / "evalsuite" / "dashboard" / "app.py")
 CARD_TASKS = ["lambada_openai", "piqa", "winogrande", "arc_easy", "sciq"]
 DEMO_STEPS = [0, 25, 50, 100]
@@ -35,7 +36,7 @@ FAR = {"lambada_openai"}  # local pythia-70m scores placed 3 stderrs off the pub
 
 def _job(path: Path, model: str, step: int, rows: list[tuple[str, str, float, float]], n: int,
          sweep_id: str | None = None) -> str:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     record = factory.job(model, step, rows, run_id=f"test-{model}-{step}", n=n, doc_limit=n,
                          backend="evalsuite-fast", device="cpu", started_at=now, finished_at=now, duration_s=1.0)
     store.write_job(path, record, sweep_id=sweep_id)
@@ -56,7 +57,8 @@ def db(tmp_path_factory) -> Path:
     # a demo-shaped curve: the untrained 70m's published scores, drifting a little with each step
     start = _published(path, "pythia-70m", 0)
     now = store.utcnow()  # a sweep still running: 4 of its 8 checkpoints stored
-    store.start_sweep(path, Sweep("sw1", "pythia-demo", planned=8, started_at=now, updated_at=now, hostname="lab-gpu-3"))
+    store.start_sweep(path, Sweep("sw1", "pythia-demo", planned=8, started_at=now, updated_at=now,
+                                  hostname="lab-gpu-3"))
     for i, step in enumerate(DEMO_STEPS):
         rows = [(t, m, v * (1 + 0.01 * i), se) for t, m, v, se in start.itertuples(index=False)]
         _job(path, "pythia-demo", step, rows, 50, sweep_id="sw1")
@@ -384,7 +386,8 @@ def test_the_last_sweep_is_named_as_code():
     sweeps = pd.DataFrame([{"models": LINK, "status": "done", "updated_at": now - pd.Timedelta(seconds=30),
                             "done": 3, "planned": 3}])
     assert _none_running(now, sweeps) == (
-        "No sweep running. The last one (` [sign in](https://evil.example/login) `) finished 30 s ago: 3 of 3 checkpoints.")
+        "No sweep running. The last one (` [sign in](https://evil.example/login) `) finished 30 s ago: "
+        "3 of 3 checkpoints.")
     assert _none_running(now, sweeps.assign(status="<b>odd</b>")).startswith(
         "No sweep running. The last one (` [sign in](https://evil.example/login) `) ` <b>odd</b> ` 30 s ago")
     _inert([_none_running(now, sweeps)])

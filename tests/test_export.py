@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 
-import factory
 import pytest
 
 from evalsuite import store
 from evalsuite.cli import main
 from evalsuite.io.importer import import_paths
 from evalsuite.paths import PUBLISHED_RAW_DIR
+
+import factory
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,8 @@ def test_ls(db, capsys):
     assert main(["ls", "--db", str(db), "--model", "pythia-12b-deduped"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["source", "model", "step", "shots", "tasks", "scores"]
-    assert lines[1].split() == ["published", "pythia-12b-deduped", "0", "0", "arc_easy,lambada_openai,piqa,sciq,winogrande", "9"]
+    assert lines[1].split() == ["published", "pythia-12b-deduped", "0", "0",
+                                "arc_easy,lambada_openai,piqa,sciq,winogrande", "9"]
     assert lines[-1] == f"42 (model, step, shots) groups, 378 scores in {db}"
 
 

@@ -256,7 +256,8 @@ def test_prefix_is_encoded_once_and_logits_only_where_scored(tok, instances):
     lm.loglikelihood(instances)
     full = sum(len(c) + len(x) - 1 for c, x in TokenCache().encode(tok, [tuple(i.args) for i in instances]))
     assert lm.stats.tokens < 0.6 * full  # SciQ's paragraph and the questions once per document
-    assert lm.stats.scored_positions == sum(len(x) for _, x in lm.token_cache.encode(tok, [tuple(i.args) for i in instances]))
+    encoded = lm.token_cache.encode(tok, [tuple(i.args) for i in instances])
+    assert lm.stats.scored_positions == sum(len(x) for _, x in encoded)
 
 
 def test_token_cache_is_shared_across_checkpoints(tok, instances):

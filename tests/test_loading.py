@@ -11,8 +11,6 @@ import shutil
 
 import pytest
 import torch
-from conftest import CACHED_STEPS, CLOSED_PORT_HUB
-from placement import CountingPlacer
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
@@ -23,6 +21,9 @@ from evalsuite.lmeval import (
 from evalsuite.lmeval.checkpoints import Checkpoint
 from evalsuite.lmeval.demo import tiny_model, tokenizer
 from evalsuite.sweep.prefetch import Prefetcher
+
+from conftest import CACHED_STEPS, CLOSED_PORT_HUB
+from placement import CountingPlacer
 
 
 def live_models() -> int:

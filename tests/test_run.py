@@ -9,9 +9,10 @@ import subprocess
 import time
 
 import pytest
-from conftest import cli_env, evalsuite_cmd, run_evalsuite
 
 from evalsuite import store
+
+from conftest import cli_env, evalsuite_cmd, run_evalsuite
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,8 @@ def test_stored_scores_equal_lm_eval_run_directly(first_run, checkpoints):
     suite = load_tasks()
     model = AutoModelForCausalLM.from_pretrained(checkpoints / "step1000").eval()
     lm = HFLM(pretrained=model, tokenizer=backends.load_tokenizer(), batch_size=32)
-    raw = backends.simple_evaluate(lm, definitions.task_configs(suite.select(TASKS.split(",")), suite.data_dir, 0), 0, LIMIT)
+    configs = definitions.task_configs(suite.select(TASKS.split(",")), suite.data_dir, 0)
+    raw = backends.simple_evaluate(lm, configs, 0, LIMIT)
     expected = {(m.task, m.metric): m for m in results.parse_results(raw)}
     stored = _scores(db).query("step == 1000")
     assert len(stored) == len(expected) == 4
@@ -111,7 +113,8 @@ def test_killed_sweep_resumes_with_nothing_lost_or_duplicated(tmp_path, hf_home)
     result = run_evalsuite(hf_home, db, *args, "--steps", "1000,2000,3000")
     assert result.returncode == 0, result.stderr[-2000:]
     scores = _scores(db)
-    assert len(scores) == 12 and set(store.read_df(db, "SELECT backend FROM runs WHERE source = 'local'").backend) == {"hf"}
+    backends = set(store.read_df(db, "SELECT backend FROM runs WHERE source = 'local'").backend)
+    assert len(scores) == 12 and backends == {"hf"}
     assert not scores.duplicated(["step", "task", "metric"]).any()
     samples = store.read_df(db, "SELECT step, task, doc_id, count(*) AS n FROM samples GROUP BY ALL")
     assert len(samples) == 3 * 2 * LIMIT and (samples.n == 1).all()

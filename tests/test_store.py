@@ -12,12 +12,13 @@ import textwrap
 import time
 from contextlib import contextmanager
 
-import factory
 import pytest
 
 from evalsuite import store
 from evalsuite.cli import main
 from evalsuite.paths import PUBLISHED_RAW_DIR
+
+import factory
 
 PUBLISHED_ONE = PUBLISHED_RAW_DIR / "pythia-v1/pythia-160m/zero-shot/160m_step1000.json"
 
@@ -165,7 +166,8 @@ def test_a_broken_store_is_a_named_one_line_error_within_seconds(good_store, tmp
     item 8: a truncated one was an IOException traceback."""
     db = _broken(kind, good_store, tmp_path / "s.duckdb")
     before = db.read_bytes()
-    argv = {"ls": ["ls"], "export": ["export", "--model", "pythia-70m"], "import": ["import", str(PUBLISHED_ONE)]}[command]
+    argv = {"ls": ["ls"], "export": ["export", "--model", "pythia-70m"],
+            "import": ["import", str(PUBLISHED_ONE)]}[command]
     started = time.monotonic()
     assert main(argv + ["--db", str(db)]) == 2
     assert time.monotonic() - started < 15

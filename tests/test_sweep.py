@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import factory
-
 from evalsuite import store
 from evalsuite.cli import build_parser
 from evalsuite.sweep.config import config_from_args
 from evalsuite.sweep.plan import checkpoint_for, plan
+
+import factory
 
 
 def _config(tmp_path, *args):
@@ -54,10 +54,10 @@ def test_at_most_one_model_on_the_device_and_a_bad_checkpoint_is_skipped(tmp_pat
     placed on the device only after the previous one was released; the bad one is named."""
     import shutil
 
-    from placement import CountingPlacer
-
     from evalsuite.cli import main
     from evalsuite.lmeval import checkpoints as loading
+
+    from placement import CountingPlacer
 
     root = tmp_path / "ckpts"
     shutil.copytree(checkpoints, root)

@@ -43,7 +43,8 @@ def test_malformed_tasks_file_from_the_cli(tmp_path, capsys):
 
 def test_unknown_task(capsys):
     assert main(["run", "--tasks", "piqa,hellaswag"]) == 2
-    assert "unknown task 'hellaswag'; valid: lambada_openai, piqa, winogrande, arc_easy, sciq" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown task 'hellaswag'; valid: lambada_openai, piqa, winogrande, arc_easy, sciq" in err
 
 
 def test_missing_data_file_and_missing_fewshot_split(tmp_path):

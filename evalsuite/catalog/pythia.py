@@ -7,6 +7,7 @@ heads); `vocab` is the padded embedding size of each checkpoint's config.json. A
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from evalsuite.errors import EvalsuiteError
@@ -70,9 +71,9 @@ def revision(step: int) -> str:
     return f"step{step}"
 
 
-def parse_models(text: str, known: dict[str, object] | None = None) -> list[str]:
-    """`pythia-70m`, `pythia-70m,pythia-160m-deduped` or `all` -> model names, validated."""
-    known = MODELS if known is None else known
+def parse_models(text: str, known: Collection[str] = tuple(MODELS)) -> list[str]:
+    """`pythia-70m`, `pythia-70m,pythia-160m-deduped` or `all` -> model names, validated against
+    `known` (default: the 16 Pythia models); `all` is every Pythia model among them."""
     if text.strip() == "all":
         return [name for name in known if name in MODELS]
     names = [part.strip() for part in text.split(",") if part.strip()]

@@ -39,7 +39,7 @@ class TaskSuite:
             raise EvalsuiteError(f"unknown task {unknown[0]!r}; valid: {', '.join(self.tasks)}")
         return [self.tasks[n] for n in names]
 
-    def with_data_dir(self, value: str | None) -> "TaskSuite":
+    def with_data_dir(self, value: str | None) -> TaskSuite:
         if value is None:
             return self
         return TaskSuite(self.tasks, _data_dir(value, Path.cwd()))

@@ -19,6 +19,7 @@ PARAM_TICKS = [1e7, 3e7, 1e8, 3e8, 1e9, 3e9, 1e10, 3e10, 1e11]
 FAMILY_COLORS = {"Pythia": "#1f77b4", "Pythia (deduped)": "#ff7f0e", "OPT": "#2ca02c",
                  "BLOOM": "#d62728"}
 HEIGHT = 380
+AnyChart = alt.Chart | alt.LayerChart | alt.FacetChart  # what the builders below return
 _TOKENS_LABEL = ("datum.value >= 1e9 ? format(datum.value / 1e9, '~g') + 'B' : "
                  "datum.value >= 1e6 ? format(datum.value / 1e6, '~g') + 'M' : format(datum.value, '~g')")
 _PARAMS_LABEL = _TOKENS_LABEL
@@ -27,16 +28,15 @@ _STEPS_LABEL = "datum.value >= 1000 ? format(datum.value / 1000, '~g') + 'k' : f
 
 def _x_encoding(x: str, scale: str) -> alt.X:
     if x == "tokens":
-        title = "tokens seen"
-        ticks, constant = TOKEN_TICKS, TOKENS_PER_STEP
-        axis = dict(values=ticks, labelExpr=_TOKENS_LABEL)
+        title, constant = "tokens seen", TOKENS_PER_STEP
+        axis = alt.Axis(values=TOKEN_TICKS, labelExpr=_TOKENS_LABEL)
     else:
-        title, ticks, constant = "training step", STEP_TICKS, 1
-        axis = dict(values=ticks, labelExpr=_STEPS_LABEL)
+        title, constant = "training step", 1
+        axis = alt.Axis(values=STEP_TICKS, labelExpr=_STEPS_LABEL)
     if scale == "log":
         # symlog: 0 stays at 0, everything past the first step is spaced logarithmically
         return alt.X(f"{x}:Q", title=f"{title} (symmetric log scale: 0 included)",
-                     scale=alt.Scale(type="symlog", constant=constant), axis=alt.Axis(**axis))
+                     scale=alt.Scale(type="symlog", constant=constant), axis=axis)
     return alt.X(f"{x}:Q", title=f"{title} (linear)",
                  axis=alt.Axis(labelExpr=_TOKENS_LABEL if x == "tokens" else _STEPS_LABEL))
 
@@ -72,7 +72,7 @@ def _size_order(rows: pd.DataFrame) -> list[str]:
 
 
 def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log",
-             bands: bool = True, log_y: bool = False, title: str = "") -> alt.Chart:
+             bands: bool = True, log_y: bool = False, title: str = "") -> AnyChart:
     """Metric vs step (or tokens), one line per model and source; stderr as a shaded band."""
     data = _with_bounds(chart_frame(rows), log_y)
     xenc = _x_encoding(x, scale)
@@ -99,7 +99,7 @@ def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log
 
 
 def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = False,
-            compact: bool = False) -> alt.Chart:
+            compact: bool = False) -> AnyChart:
     """Metric vs parameter count (log), one line per family, stderr as error bars."""
     data = _with_bounds(chart_frame(rows), log_y)
     data["family_source"] = [f if s == "published" else f"{f} ({s})"
@@ -132,7 +132,7 @@ def _extra(i: int) -> str:
 
 
 def comparison(reference: pd.DataFrame, mine: pd.DataFrame, metric: str, x: str = "step",
-               scale: str = "log", log_y: bool = False, title: str = "") -> alt.Chart:
+               scale: str = "log", log_y: bool = False, title: str = "") -> AnyChart:
     """Published curves (lines, bands) with the user's checkpoints on top (points, error bars)."""
     ref = _with_bounds(chart_frame(reference), log_y)
     own = _with_bounds(chart_frame(mine), log_y)

@@ -45,7 +45,7 @@ def model_info(name: str) -> ModelInfo:
 
 def file_stamp(path: Path) -> tuple:
     """Changes whenever DuckDB commits to the file (or its write-ahead log)."""
-    stamp = []
+    stamp: list[tuple[int, int] | None] = []
     for p in (path, path.with_name(path.name + ".wal")):
         try:
             st = p.stat()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-
 from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError

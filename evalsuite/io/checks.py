@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 from evalsuite import names
-from evalsuite.records import Run, Sample, Score
 from evalsuite.catalog.pythia import ALL_STEPS, MODELS
+from evalsuite.records import Run, Sample, Score
 
 INT32_MAX = 2**31 - 1  # DuckDB INTEGER
 INT64_MAX = 2**63 - 1  # DuckDB BIGINT
@@ -82,7 +82,7 @@ def check_sample(sample: Sample) -> None:
 
 
 def _value(task: str, metric: str, value: object) -> None:
-    if not _finite(value):
+    if not _finite(value) or not isinstance(value, (int, float)):
         raise BadRow(f"{task} {metric} = {value!r} is not a finite number")
     if metric.startswith("acc") and not 0 <= value <= 1:
         raise BadRow(f"{task} {metric} = {value!r}: an accuracy lies between 0 and 1")

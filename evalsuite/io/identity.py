@@ -67,7 +67,7 @@ def identify(raw: dict, model: str | None = None, step: int | None = None) -> Id
     pretrained = args.get("pretrained")
     found_model, found_step = model_name(pretrained) if pretrained else (None, None)
     revision = args.get("revision")
-    if revision is None and found_model in MODELS and pretrained.startswith("EleutherAI/"):
+    if revision is None and found_model in MODELS and str(pretrained).startswith("EleutherAI/"):
         revision = "main"  # lm-eval loaded the Hub's default branch: Pythia's final checkpoint
     if revision is not None:
         found_step = _step(revision, found_model or model or "")

@@ -7,7 +7,6 @@ terminal escape sequences, which are shown escaped (\\x1b), never sent to the te
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from evalsuite import names, store

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from evalsuite.errors import CheckpointError, EvalsuiteError
 from evalsuite.lmeval import hub
@@ -140,6 +141,8 @@ def _cached_snapshot(ckpt: Checkpoint) -> Path | None:
     """The HF cache's snapshot folder for repo@revision (named by its commit hash), if cached."""
     from huggingface_hub import try_to_load_from_cache
 
+    if ckpt.repo_id is None:
+        return None
     config = try_to_load_from_cache(ckpt.repo_id, "config.json", revision=ckpt.revision)
     return Path(config).parent if isinstance(config, str) else None
 

@@ -25,7 +25,10 @@ def tiny_config(layers: int = 6, width: int = 128, heads: int = 4, vocab: int = 
     return GPTNeoXConfig(
         vocab_size=vocab, hidden_size=width, num_hidden_layers=layers,
         num_attention_heads=heads, intermediate_size=4 * width, max_position_embeddings=2048,
-        rotary_pct=0.25, rotary_emb_base=10000, use_parallel_residual=True,
+        # Pythia's own config.json names: transformers 5 maps them to rope_parameters (its typed
+        # signature no longer lists them), 4.x reads them as they are.
+        rotary_pct=0.25, rotary_emb_base=10000,  # type: ignore[call-arg]
+        use_parallel_residual=True,
         tie_word_embeddings=False, bos_token_id=0, eos_token_id=0,
     )
 

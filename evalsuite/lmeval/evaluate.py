@@ -19,8 +19,8 @@ import math
 from collections import defaultdict
 
 from evalsuite.lmeval.requests import PreparedRequests, PreparedTask
-from evalsuite.records import JobRecord, Run
 from evalsuite.lmeval.results import Metric, make_sample, to_scores
+from evalsuite.records import JobRecord, Run
 
 BOOTSTRAP_ITERS = 1000  # perplexity's stderr; lm-eval's default is 100,000: minutes on a CPU
 FILTER = "none"  # the five tasks' only filter: lm-eval's default `take_first`

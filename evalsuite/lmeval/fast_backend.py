@@ -197,7 +197,10 @@ class FastLM(LM):
     def _dedupe(self, requests, encoded):
         """Unique truncated token pairs, grouped by (task, document); request -> unique index."""
         index: dict[tuple, int] = {}
-        pairs, groups, by_doc, where = [], [], {}, []
+        pairs: list[tuple[tuple, tuple]] = []
+        groups: list[list[int]] = []
+        by_doc: dict[tuple, int] = {}
+        where: list[int] = []
         for req, (ctx, cont) in zip(requests, encoded):
             key = _truncate(ctx, cont)
             if key not in index:
@@ -288,8 +291,11 @@ class FastLM(LM):
         import torch
 
         width, n_rows = len(rows[0].tokens), len(rows)
-        grid = [[], [], []]  # ids, positions, segments; right-padded (segment -1: padding)
-        scored, targets, lengths, owners = [], [], [], []
+        grid: list[list[int]] = [[], [], []]  # ids, positions, segments; right-padded (segment -1: padding)
+        scored: list[int] = []
+        targets: list[int] = []
+        lengths: list[int] = []
+        owners: list[int] = []
         for r, row in enumerate(rows):
             pad = width - len(row.tokens)
             grid[0] += row.tokens + [0] * pad

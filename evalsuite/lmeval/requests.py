@@ -50,7 +50,7 @@ class PreparedRequests:
     key: RequestsKey
     tasks: list[PreparedTask]
 
-    def subset(self, names: list[str]) -> "PreparedRequests":
+    def subset(self, names: list[str]) -> PreparedRequests:
         """The same prepared tasks, only those named (a resumed job may lack a few)."""
         tasks = [t for t in self.tasks if t.name in names]
         missing = set(names) - {t.name for t in tasks}

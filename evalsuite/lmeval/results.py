@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from evalsuite.records import Sample, Score
 from evalsuite.catalog.pythia import tokens_seen
+from evalsuite.records import Sample, Score
 
 METRIC_ALIASES = {"ppl": "perplexity"}
 

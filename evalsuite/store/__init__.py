@@ -16,8 +16,7 @@ from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import JobKey
-from evalsuite.store.db import (LOCK_WAIT_S, LOCKED, PROBLEMS, connect, db_path, problem, read_df,
-                                transaction, utcnow)
+from evalsuite.store.db import LOCK_WAIT_S, LOCKED, PROBLEMS, connect, db_path, problem, read_df, transaction, utcnow
 from evalsuite.store.queries import scores_where, scores_with_representative, stored_tasks, stored_tasks_by_step
 from evalsuite.store.schema import MIGRATIONS, create_all
 from evalsuite.store.seed import seed_store

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -46,7 +46,7 @@ def db_path(path: str | Path | None = None) -> Path:
 
 def utcnow() -> datetime:
     """Naive UTC, as every timestamp in the store."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def problem(exc: Exception) -> str | None:

@@ -40,7 +40,7 @@ def column_types(record_type: type) -> dict[str, str]:
         if typing.get_origin(kind) is list:
             out[f.name] = SQL_TYPES[typing.get_args(kind)[0]] + "[]"
         else:
-            out[f.name] = f.metadata.get("sql", SQL_TYPES[kind])
+            out[f.name] = f.metadata.get("sql") or SQL_TYPES[typing.cast(type, kind)]
     return out
 
 

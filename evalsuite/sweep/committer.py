@@ -55,7 +55,7 @@ class Committer:
         finally:
             self._pool.shutdown(wait=True)
 
-    def __enter__(self) -> "Committer":
+    def __enter__(self) -> Committer:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

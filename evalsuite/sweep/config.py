@@ -44,8 +44,7 @@ class RunConfig:
 def config_from_args(args) -> RunConfig:
     """Parse and validate the CLI arguments before anything heavy is imported."""
     demo_run = args.model in (None, demo.DEMO_NAME)
-    known = {**pythia.MODELS, demo.DEMO_NAME: None}
-    models = pythia.parse_models(args.model or demo.DEMO_NAME, known)
+    models = pythia.parse_models(args.model or demo.DEMO_NAME, [*pythia.MODELS, demo.DEMO_NAME])
     steps_text = args.steps or "all"
     steps = {m: pythia.parse_steps(steps_text, demo.DEMO_STEPS if m == demo.DEMO_NAME else None)
              for m in models}

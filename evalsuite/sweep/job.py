@@ -81,7 +81,8 @@ def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: Session,
         record = evaluate.collect(requests, run)
     record.times.scoring_s, record.times.metrics_s = scored - started, time.perf_counter() - scored
     finished = store.utcnow()
-    record.run = replace(run, finished_at=finished, duration_s=(finished - run.started_at).total_seconds())
+    duration = (finished - run.started_at).total_seconds() if run.started_at else None
+    record.run = replace(run, finished_at=finished, duration_s=duration)
     return record
 
 

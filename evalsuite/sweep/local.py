@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from evalsuite import store
 from evalsuite.errors import CheckpointError

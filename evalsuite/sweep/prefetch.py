@@ -20,7 +20,8 @@ import queue
 import threading
 import weakref
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 
 class _Slot:

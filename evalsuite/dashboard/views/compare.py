@@ -27,7 +27,7 @@ def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> 
     b = _best(scores[scores["source"] == reference])[KEYS + ["value", "stderr", "n"]]
     both = a.merge(b, on=KEYS, suffixes=("_local", "_published"))
     both["diff"] = both["value_local"] - both["value_published"]
-    se = np.sqrt(both["stderr_local"].astype(float) ** 2 + both["stderr_published"].astype(float) ** 2)
+    se = (both["stderr_local"].astype(float) ** 2 + both["stderr_published"].astype(float) ** 2).pow(0.5)
     both["combined_stderr"] = se
     both["diff_in_stderr"] = both["diff"] / se.replace(0, np.nan)
     both["flag"] = both["diff"].abs() > se

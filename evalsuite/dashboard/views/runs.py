@@ -4,7 +4,7 @@ sweep that is writing to the store right now is progressing.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -65,7 +65,7 @@ def _provenance(runs: pd.DataFrame, source: str) -> pd.DataFrame:
 @st.fragment(run_every=5)
 def _progress(path: Path) -> None:
     """Re-read every few seconds: a sweep counts each checkpoint it stores in the sweeps table."""
-    now = pd.Timestamp(datetime.now(timezone.utc).replace(tzinfo=None))  # the store keeps naive UTC
+    now = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None))  # the store keeps naive UTC
     sweeps = load_sweeps(path)
     running = sweeps[sweeps["status"] == "running"]
     if running.empty:

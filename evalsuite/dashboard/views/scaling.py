@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from evalsuite.catalog.pythia import FINAL_STEP
 from evalsuite.dashboard import charts, download, pickers, state
 from evalsuite.dashboard.data import options, pick
 from evalsuite.dashboard.text import code, codes
-from evalsuite.catalog.pythia import FINAL_STEP
 
 CARD = "model card: all five"
 FAMILIES = ["Pythia", "Pythia (deduped)", "OPT", "BLOOM"]
@@ -45,7 +45,7 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     return rows
 
 
-def _step_name(step: int) -> str:
+def _step_name(step: int | None) -> str:
     return f"{step} (final)" if step == FINAL_STEP else str(step)
 
 

@@ -53,7 +53,7 @@ def _model_filter(rows: pd.DataFrame) -> pd.DataFrame:
 def _notes(rows: pd.DataFrame, log_y: bool) -> None:
     notes = []
     per_series = rows.groupby(["model", "source"])["step"].nunique()
-    single = [f"{code(m)} ({code(s)})" for (m, s), k in per_series.items() if k == 1]
+    single = [f"{code(m)} ({code(s)})" for m, s in per_series[per_series == 1].index]
     if single:
         notes.append(f"Only one checkpoint stored for {', '.join(single)}: drawn as a point, not a line.")
     limited = rows[rows["doc_limit"].notna()]
