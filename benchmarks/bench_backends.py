@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-SHAPES = {"14m": dict(layers=6, width=128, heads=4), "70m": dict(layers=6, width=512, heads=8)}
+import machine
+
+from evalsuite.lmeval.demo import shapes
+
+SHAPES = shapes()
 
 
 def build_requests(limit: int | None):
@@ -179,9 +182,7 @@ def main() -> None:
 
     from evalsuite.lmeval.demo import tiny_model, tokenizer
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(machine.describe())
     print(f"model: pythia-{args.shape} shape {SHAPES[args.shape]}, random weights, float32; "
           f"documents per task: {args.limit or 'all'}")
     requests, build_s, _ = timed(lambda: build_requests(args.limit))

@@ -33,18 +33,12 @@ import platform
 import time
 import warnings
 
+from evalsuite.lmeval.demo import shapes
+
+SHAPES = shapes()
+
 FP16_RTOL = 2.0 ** -11  # as tests/test_fast_backend.py: at most one float16 rounding
 KERNELS = ("MATH", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "FLASH_ATTENTION")
-
-
-def shapes() -> dict[str, dict]:
-    from evalsuite.catalog.pythia import MODELS
-
-    out = {"14m": dict(layers=6, width=128, heads=4)}  # pythia-14m is not in the registry
-    for size in ("70m", "160m", "410m", "1b", "1.4b"):
-        m = MODELS[f"pythia-{size}"]
-        out[size] = dict(layers=m.layers, width=m.width, heads=m.heads)
-    return out
 
 
 def build_requests(limit: int):
@@ -179,7 +173,7 @@ def report(requests, fast, hf, reference, lm) -> tuple[float, float]:
 
 def parity(args, tok, requests) -> list[str]:
     """Everything; returns the reasons for FAIL (empty: PASS)."""
-    model16, model32 = models(shapes()[args.shape], args.seed, args.device)
+    model16, model32 = models(SHAPES[args.shape], args.seed, args.device)
     reference = run_hf(model32, tok, requests, args.hf_batch)
     del model32
     hf = run_hf(model16, tok, requests, args.hf_batch)
@@ -218,7 +212,7 @@ def cuda_checks(args, model16, tok, requests, fast) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    parser.add_argument("--shape", choices=tuple(shapes()), default="14m")
+    parser.add_argument("--shape", choices=tuple(SHAPES), default="14m")
     parser.add_argument("--limit", type=int, default=30, help="documents per task (default 30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hf-batch", type=int, default=None, help="default 32 on CUDA, 8 on CPU")
@@ -236,7 +230,7 @@ def main() -> None:
 
     gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "no GPU"
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}")
-    print(f"model: pythia-{args.shape} shape {shapes()[args.shape]}, random weights (seed {args.seed}), "
+    print(f"model: pythia-{args.shape} shape {SHAPES[args.shape]}, random weights (seed {args.seed}), "
           f"float16 on {args.device}; reference: hf in float32; documents per task: {args.limit}")
     start = time.perf_counter()
     requests = build_requests(args.limit)

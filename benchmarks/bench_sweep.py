@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-SHAPES = {"14m": dict(layers=6, width=128, heads=4), "70m": dict(layers=6, width=512, heads=8),
-          "410m": dict(layers=24, width=1024, heads=16), "1.4b": dict(layers=24, width=2048, heads=16)}
+import machine
+
+from evalsuite.lmeval.demo import shapes
+
+SHAPES = shapes()
 STAND_IN = "pythia-70m"  # the registry name the stand-in checkpoints are evaluated under
 
 
@@ -120,9 +122,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(machine.describe())
     print(f"{args.checkpoints} checkpoints, pythia-{args.shape} shape {SHAPES[args.shape]}, random weights "
           f"(one seed each), {args.dtype} on {args.device}, backend {args.backend}; documents per task: "
           f"{args.limit or 'all'}")

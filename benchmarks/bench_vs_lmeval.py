@@ -24,7 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-SHAPES = {"tiny": dict(layers=2, width=64, heads=2), "14m": dict(layers=6, width=128, heads=4)}
+from evalsuite.lmeval.demo import shapes
+
+# Pythia's shapes, and a "tiny" one below them (where fixed per-run costs dominate scoring)
+SHAPES = {"tiny": dict(layers=2, width=64, heads=2), **shapes()}
 STAND_IN = "pythia-70m"  # the registry name evalsuite evaluates the stand-in checkpoints under
 SPLITS = ("training_split", "validation_split", "test_split")
 
