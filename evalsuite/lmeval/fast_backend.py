@@ -33,16 +33,16 @@ and generate_until raise NotImplementedError (evalsuite's five tasks use neither
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from evalsuite.lmeval.rows import MAX_LENGTH, Row, plan_rows, truncate
 from evalsuite.lmeval.token_cache import TokenCache, shared_token_cache
 
-__all__ = ["FastLM", "ScoringStats", "TokenCache", "shared_token_cache", "plan_rows"]
+__all__ = ["MAX_LENGTH", "FastLM", "ScoringStats", "TokenCache", "shared_token_cache", "plan_rows"]
 
-MAX_LENGTH = 2048  # Pythia's context; HFLM's left-truncation limit
 CPU_TOKEN_BUDGET = 8192  # tokens (rows x padded length) per forward batch
 GPU_TOKEN_BUDGET = 65536
 # Scored positions per LM-head matmul, which bounds the [positions, vocab] buffer. On a CPU a
@@ -65,54 +65,6 @@ class ScoringStats:
     oom_retries: int = 0
     tokenize_s: float = 0.0
     forward_s: float = 0.0
-
-
-@dataclass
-class _Row:
-    """One packed sequence: a shared prefix (segment 0) then each member's own suffix."""
-
-    tokens: list[int] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
-    segments: list[int] = field(default_factory=list)
-    scored: list[tuple[int, list[int], tuple]] = field(default_factory=list)  # (request, indices, targets)
-
-
-def _truncate(ctx: tuple, cont: tuple) -> tuple[tuple, tuple]:
-    """HFLM's left truncation: input is (ctx + cont)[-(MAX_LENGTH + 1):][:-1]."""
-    whole = (ctx + cont)[-(MAX_LENGTH + 1):]
-    return whole[: len(whole) - len(cont)], cont
-
-
-def _common_prefix(seqs: list[tuple]) -> int:
-    first, n = seqs[0], min(len(s) for s in seqs)
-    for i in range(n):
-        if any(s[i] != first[i] for s in seqs):
-            return i
-    return n
-
-
-def _pack(members: list[int], pairs: list[tuple[tuple, tuple]]) -> list[_Row]:
-    """Rows for one document's requests: one row around their common prefix when they share one."""
-    inputs = [(pairs[m][0] + pairs[m][1])[:-1] for m in members]
-    shared = min(_common_prefix(inputs), min(len(pairs[m][0]) for m in members))
-    if shared == 0 and len(members) > 1:
-        return [row for m in members for row in _pack([m], pairs)]
-    row = _Row(list(inputs[0][:shared]), list(range(shared)), [0] * shared)
-    for k, (m, x) in enumerate(zip(members, inputs), start=1):
-        start, ctx_len = len(row.tokens), len(pairs[m][0])
-        row.tokens += x[shared:]
-        row.positions += range(shared, len(x))
-        row.segments += [k] * (len(x) - shared)
-        # logits at input position j predict token j + 1: positions ctx_len-1 .. len(x)-1 are scored
-        idx = [j if j < shared else start + j - shared for j in range(ctx_len - 1, len(x))]
-        row.scored.append((m, idx, pairs[m][1]))
-    return [row]
-
-
-def plan_rows(pairs: list[tuple[tuple, tuple]], groups: list[list[int]]) -> list[_Row]:
-    """Packed rows, longest first, for unique (ctx, cont) token pairs grouped by document."""
-    rows = [row for members in groups for row in _pack(members, pairs)]
-    return sorted(rows, key=lambda r: -len(r.tokens))
 
 
 # What torch raises when the accelerator runs out of memory. The allocator's own error is a
@@ -188,7 +140,7 @@ class FastLM(LM):
             self.cache_hook.add_partial("loglikelihood", tuple(req.args), answer)
         return results
 
-    def plan(self, requests) -> tuple[list[_Row], int, list[int]]:
+    def plan(self, requests) -> tuple[list[Row], int, list[int]]:
         """(packed rows longest first, number of unique requests, request -> unique index)."""
         encoded = self.token_cache.encode(self.tokenizer, [tuple(r.args) for r in requests])
         pairs, groups, where = self._dedupe(requests, encoded)
@@ -202,7 +154,7 @@ class FastLM(LM):
         by_doc: dict[tuple, int] = {}
         where: list[int] = []
         for req, (ctx, cont) in zip(requests, encoded):
-            key = _truncate(ctx, cont)
+            key = truncate(ctx, cont)
             if key not in index:
                 index[key] = len(pairs)
                 pairs.append(key)
@@ -217,7 +169,7 @@ class FastLM(LM):
         self.stats.unique_requests = len(pairs)
         return pairs, groups, where
 
-    def _score_rows(self, rows: list[_Row], n: int) -> list[tuple[float, bool]]:
+    def _score_rows(self, rows: list[Row], n: int) -> list[tuple[float, bool]]:
         """Run the rows in token-budget batches; halve the budget and retry on out-of-memory.
 
         Each batch leaves its per-request sums on the device; they are read back once, at the
@@ -241,7 +193,7 @@ class FastLM(LM):
             i += take
         return self._read_back(n, owners, sums, greedy)
 
-    def _try_batch(self, rows: list[_Row]):
+    def _try_batch(self, rows: list[Row]):
         """`_run_batch(rows)`, or None when it ran out of memory and a smaller batch may fit."""
         try:
             return self._run_batch(rows)
@@ -268,7 +220,7 @@ class FastLM(LM):
         if self._device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def _run_batch(self, rows: list[_Row]):
+    def _run_batch(self, rows: list[Row]):
         """(unique request indices, their loglikelihood sums, their is-greedy flags), the last two
         left on the device. Every tensor made here has an explicit dtype and device: transformers
         switches torch's process-wide default dtype while another thread loads a model."""
@@ -285,7 +237,7 @@ class FastLM(LM):
         self.stats.scored_positions += len(logprob)
         return batch.owners, sums, ~any_wrong
 
-    def _to_device(self, rows: list[_Row]) -> _BatchInputs:
+    def _to_device(self, rows: list[Row]) -> _BatchInputs:
         """The batch's integers in ONE host buffer (pinned on CUDA), copied without blocking; the
         tree mask is then built on the device from the segment ids."""
         import torch
