@@ -57,11 +57,12 @@ def pick_dtype(dtype: str | None, device: str) -> str:
     return "float16" if device.startswith("cuda") else "float32"
 
 
-def load_tokenizer():
-    """Every Pythia checkpoint uses the same GPT-NeoX-20B tokenizer: the shipped copy is it."""
+def load_tokenizer(folder: Path = TOKENIZER_DIR):
+    """Every Pythia checkpoint uses the same GPT-NeoX-20B tokenizer: the shipped copy is it (a Ray
+    worker passes the copy the driver sent it)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(TOKENIZER_DIR)
+    return AutoTokenizer.from_pretrained(folder)
 
 
 @dataclass

@@ -20,7 +20,7 @@ import duckdb
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import DEFAULT_DB
-from evalsuite.records import JobKey, JobRecord, Run, Sample, Score, Sweep, as_tuple, columns
+from evalsuite.records import JobKey, JobRecord, Run, Sample, Score, Sweep, WorkerState, as_tuple, columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE TABLE IF NOT EXISTS sweeps (
     sweep_id VARCHAR PRIMARY KEY, models VARCHAR, planned INTEGER, done INTEGER, status VARCHAR,
     started_at TIMESTAMP, updated_at TIMESTAMP, hostname VARCHAR
+);
+CREATE TABLE IF NOT EXISTS workers (
+    sweep_id VARCHAR NOT NULL, worker INTEGER NOT NULL, state VARCHAR, node VARCHAR, node_id VARCHAR,
+    gpu VARCHAR, pid INTEGER, model VARCHAR, step INTEGER, done INTEGER, updated_at TIMESTAMP,
+    PRIMARY KEY (sweep_id, worker)
 );
 CREATE TABLE IF NOT EXISTS samples (
     run_id VARCHAR NOT NULL, model VARCHAR NOT NULL, step INTEGER, task VARCHAR NOT NULL,
@@ -251,6 +256,13 @@ def end_sweep(path: Path, sweep_id: str, status: str) -> None:
     with connect(path) as con:
         con.execute("UPDATE sweeps SET status = ?, updated_at = ? WHERE sweep_id = ?",
                     [status, utcnow(), sweep_id]).fetchall()
+
+
+def set_worker(path: Path, worker: WorkerState) -> None:
+    """Record a Ray sweep's worker as its driver sees it now (one row per worker, replaced)."""
+    with connect(path) as con:
+        con.execute(f"INSERT OR REPLACE INTO workers ({', '.join(columns(WorkerState))}) "
+                    f"VALUES ({', '.join('?' for _ in columns(WorkerState))})", list(as_tuple(worker))).fetchall()
 
 
 def scores_where(models: list[str] | None = None, tasks: list[str] | None = None,

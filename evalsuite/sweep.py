@@ -295,7 +295,7 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
             elif isinstance(loaded, BaseException):
                 raise loaded  # every checkpoint would fail the same way; a rerun resumes here
             else:
-                record = _evaluate_loaded(cfg, job, loaded, session, prepared, waited)
+                record = evaluate_loaded(cfg, job, loaded, session, prepared, waited)
                 del loaded
                 committer.submit(record)
                 _cleanup(cfg, job)
@@ -306,8 +306,9 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
     report.jobs = committer.committed
 
 
-def _evaluate_loaded(cfg: RunConfig, job: Job, loaded, session: Session, prepared, waited: float) -> JobRecord:
-    """Place the host-loaded checkpoint on the device, evaluate it, release it."""
+def evaluate_loaded(cfg: RunConfig, job: Job, loaded, session: Session, prepared, waited: float) -> JobRecord:
+    """Place the host-loaded checkpoint on the device, evaluate it, release it (this loop's and
+    each Ray worker's way to score a checkpoint)."""
     from evalsuite import runner
 
     started = time.perf_counter()
