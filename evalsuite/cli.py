@@ -74,6 +74,9 @@ def _add_run(sub) -> None:
     run.add_argument("--db", default=None, help=DB_HELP)
     run.add_argument("--force", action="store_true", help="re-evaluate and replace what is already stored")
     run.add_argument("--cleanup", action="store_true", help="delete each Hub revision from the HF cache once evaluated")
+    run.add_argument("--ray", default=None, metavar="ADDRESS",
+                     help="run on Ray workers: local (a private instance on this machine), auto or HOST:PORT (a running cluster)")
+    run.add_argument("--workers", type=int, default=None, metavar="N", help="with --ray: at most N workers (default: one per GPU slot or CPU)")
     run.set_defaults(func=cmd_run)
 
 

@@ -334,8 +334,9 @@ def _cleanup(cfg: RunConfig, job: Job) -> None:
 
 def run_from_args(args) -> None:
     from evalsuite.inspect import print_run_summary
+    from evalsuite.ray_sweep import options_from_args
 
-    cfg = config_from_args(args)
+    cfg, ray_opts = config_from_args(args), options_from_args(args)
     if cfg.models == [demo.DEMO_NAME]:
         print(f"Evaluating the demo model ({demo.DEMO_NAME}): a tiny GPT-NeoX built here with the "
               f"real Pythia tokenizer, NOT Pythia; {cfg.limit} documents per task.")
@@ -343,8 +344,15 @@ def run_from_args(args) -> None:
     if demo.DEMO_NAME in cfg.models and not cfg.model_path and not demo.is_built():
         print(f"Building the demo model's checkpoints in {demo.DEMO_MODEL_DIR} (once, a minute or two).")
         demo.build_demo_checkpoints(progress=True)
-    report = run_sweep(cfg)
+    if ray_opts:
+        from evalsuite.ray_sweep import run_ray_sweep
+
+        report = run_ray_sweep(cfg, ray_opts)
+    else:
+        report = run_sweep(cfg)
     print_run_summary(cfg.db, report, shots=cfg.shots)
+    if ray_opts:
+        print(report.cluster_summary())
     for failure in report.failed:
         print(f"not evaluated: {failure.model} step {failure.step}: {failure.reason}", file=sys.stderr)
     if report.failed:

@@ -15,6 +15,10 @@ import pytest
 
 from evalsuite.demo import tiny_model, tokenizer
 
+# Ray, wherever a test starts it (a test cluster, or `--ray local` in a subprocess, which
+# inherits this), binds 127.0.0.1 only. Read once when ray is imported: set before any test does.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
 CACHED_STEPS = [1000, 2000, 3000]  # in the fake cache; any other step is "not downloaded"
 CLOSED_PORT_HUB = "http://127.0.0.1:9"  # an unreachable Hub that answers at once
 
