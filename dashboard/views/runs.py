@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, download, state
-from dashboard.data import PUBLISHED, load_scores, load_sweeps
+from dashboard.data import PUBLISHED, load_scores, load_sweeps, load_workers
 from evalsuite.registry import ALL_STEPS, MODELS
 
 STALLED_FACTOR = 5  # a running sweep silent for 5 checkpoints' time may have been killed
@@ -77,6 +77,7 @@ def _progress(path: Path) -> None:
     st.markdown("**Sweep progress**")
     for sweep in running.itertuples():
         _sweep_bar(now, sweep)
+        _workers(path, sweep.sweep_id)
     _per_model(path, sorted({m for s in running["models"] for m in s.split(",")}))
 
 
@@ -90,6 +91,17 @@ def _sweep_bar(now: pd.Timestamp, sweep) -> None:
             text += (f"; no checkpoint stored for {_ago(now, sweep.updated_at).removesuffix(' ago')}: "
                      "if it was killed, the same command resumes it")
     st.progress(min(done / max(planned, 1), 1.0), text=text)
+
+
+def _workers(path: Path, sweep_id: str) -> None:
+    """A Ray sweep's workers: where each runs and the checkpoint it is on (lost ones stay listed)."""
+    workers = load_workers(path, sweep_id)
+    if workers.empty:
+        return
+    live = workers[~workers["state"].isin(["lost", "stopped"])]
+    st.caption(f"Ray workers: {(live['state'] == 'evaluating').sum()} of {len(live)} busy, "
+               f"{(workers['state'] == 'lost').sum()} lost")
+    st.dataframe(workers, width="stretch", hide_index=True)
 
 
 def _duration(seconds: float) -> str:
