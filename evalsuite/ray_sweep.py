@@ -124,7 +124,7 @@ def connected(opts: RayOptions, device: str | None):
         (folder / "workers").mkdir()
         marker = uuid.uuid4().hex
         guard = reaper.start(marker, folder)
-        os.environ.update({reaper.MARKER_VAR: marker, **_LOCAL_ENV, "RAY_AUTH_TOKEN": secrets.token_hex(32)})
+        os.environ.update({reaper.MARKER_VAR: marker, **_LOCAL_ENV, "RAY_AUTH_TOKEN": _LOCAL_TOKEN})
     else:
         _check_reachable(opts.address)
     import ray
@@ -136,7 +136,7 @@ def connected(opts: RayOptions, device: str | None):
                      num_gpus=0 if device == "cpu" else None, include_dashboard=False,
                      _temp_dir=str(folder), logging_level=logging.WARNING)
         else:
-            ray.init(address=opts.address, logging_level=logging.WARNING)
+            _join(ray, opts.address)
         yield ray, folder / "workers" if local else None
     finally:
         ray.shutdown()
@@ -144,12 +144,21 @@ def connected(opts: RayOptions, device: str | None):
             guard.finish()
 
 
+# A random token for private instances, one per process: Ray reads it once, at the first one.
+_LOCAL_TOKEN = secrets.token_hex(32)
 # Set before a private instance starts; each child process inherits them.
 _LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every Ray process binds 127.0.0.1, not all interfaces
     "RAY_AUTH_MODE": "token",  # plus a random RAY_AUTH_TOKEN: nothing is written to ~/.ray
     "RAY_USAGE_STATS_ENABLED": "0",  # no usage report to anyscale
 }
+
+
+def _join(ray, address: str) -> None:
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except Exception as exc:  # no cluster there, another Ray version, a wrong token, ...
+        raise EvalsuiteError(f"cannot join the Ray cluster at {address}: {_first_line(str(exc))}") from None
 
 
 def _check_loopback() -> None:
@@ -373,6 +382,10 @@ def _worker_count(ray, phase: packing.Phase, jobs: int, opts: RayOptions) -> int
     resources = ray.cluster_resources()
     slots = int(resources.get("GPU", 0)) * phase.per_gpu if phase.per_gpu else int(resources.get("CPU", 1))
     return max(1, min(slots, jobs, opts.workers or slots))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else "unknown error"
 
 
 def _last_line(text: str) -> str:

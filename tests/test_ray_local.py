@@ -148,8 +148,11 @@ def test_local_instance_on_loopback_stopped_killed_and_resumed(tmp_path, checkpo
     (["--workers", "2"], "--workers needs --ray"),
     (["--ray", "local", "--workers", "0"], "--workers must be at least 1"),
     (["--ray", "127.0.0.1:9"], "--ray 127.0.0.1:9: nothing answers there"),
+    (["--ray", "auto"], "cannot join the Ray cluster at auto: "),  # none running (none recorded here)
 ])
-def test_bad_ray_arguments_are_one_line_errors(tmp_path, capsys, args, message):
+def test_bad_ray_arguments_are_one_line_errors(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # where `auto` looks for a cluster started here
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     status = main(["run", "--model", "pythia-70m", "--steps", "1000", "--db", str(tmp_path / "s.duckdb"), *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and err[-1].startswith(f"evalsuite: error: {message}")
