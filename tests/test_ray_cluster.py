@@ -3,7 +3,8 @@
 GPU slots (packing: 1/4 of a GPU each for pythia-70m) but score on the CPU, in float32, one
 thread each (tests/ray_driver.py). The driver is a separate process, as on a real cluster.
 
-Proves: the same stored scores and samples as a single-process sweep, bit for bit; a worker
+The cluster runs in a process of its own (tests/ray_cluster_host.py): Ray never enters the
+pytest process. Proves: the same stored scores and samples as a single-process sweep, bit for bit; a worker
 SIGKILLed mid-job and a node lost mid-sweep cost nothing (every checkpoint stored once, none
 twice); a corrupt checkpoint is reported once, by name, while the others finish.
 """
@@ -20,48 +21,58 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CLOSED_PORT_HUB, cli_env
+from conftest import cli_env
 
 from evalsuite import store
 from evalsuite.ray_worker import remove_stale_folders
 
 DRIVER = Path(__file__).resolve().parent / "ray_driver.py"
+HOST = Path(__file__).resolve().parent / "ray_cluster_host.py"
 ARGS = ["--model", "pythia-70m", "--tasks", "arc_easy", "--limit", "6"]
 METRICS = 2  # arc_easy: acc, acc_norm
 
 
+class HostedCluster:
+    """The cluster of tests/ray_cluster_host.py, driven through its stdin; `env` is what a driver
+    joining it needs besides its own (Ray's temp dir, no token)."""
+
+    def __init__(self, process: subprocess.Popen, env: dict, log: Path):
+        self.process, self.env = process, env
+        self.address = process.stdout.readline().strip()
+        assert self.address, f"the cluster did not start: {log.read_text()[-3000:]}"
+
+    def command(self, line: str) -> None:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == "ok"
+
+
 @pytest.fixture(scope="module")
 def cluster(hf_home):
-    """Head (CPU only) + two nodes with 4 CPUs and 1 GPU each; every node's workers read the
-    fake HF cache (their environment is the one they start with, as on a real node). Loopback
-    only (conftest); no token (Ray reads the auth mode once per process: the tests of
-    `--ray local` cover token authentication)."""
-    env = {"HF_HOME": str(hf_home), "HF_ENDPOINT": CLOSED_PORT_HUB, "HF_HUB_DISABLE_TELEMETRY": "1",
-           "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    """Head (CPU only) + two nodes with 4 CPUs and 1 GPU each, in their own process; every
+    node's workers read the fake HF cache (their environment is the one they start with, as on
+    a real node). Loopback only (conftest); no token (the tests of `--ray local` cover Ray's
+    token authentication)."""
     temp = Path(tempfile.mkdtemp(prefix="esrt-"))  # Ray's temp dir, and where it records the cluster's
     (temp / "ray").mkdir()  # address for ray.init(): not /tmp/ray, where others' ray.init() would look
-    env["RAY_TMPDIR"] = str(temp)
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        patch.delenv("HF_HUB_OFFLINE", raising=False)
-        from ray.cluster_utils import Cluster
-
-        ray_cluster = Cluster()
-        try:
-            ray_cluster.add_node(num_cpus=1, include_dashboard=False)  # the head
-            for _ in range(2):
-                ray_cluster.add_node(num_cpus=4, num_gpus=1)
-            yield ray_cluster
-        finally:
-            ray_cluster.shutdown()
-            remove_stale_folders(Path(tempfile.gettempdir()))  # the killed and the lost worker's
-            shutil.rmtree(temp, ignore_errors=True)
+    ray_env = dict(RAY_TMPDIR=str(temp), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env = {**cli_env(hf_home, temp / "unused.duckdb"), **ray_env}
+    log = temp / "host.log"  # a file, not a pipe: Ray's logs would fill a pipe nobody reads
+    with open(log, "w") as sink:
+        process = subprocess.Popen([sys.executable, str(HOST), "2"], env=env, stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=sink, text=True)
+    try:
+        yield HostedCluster(process, ray_env, log)
+    finally:
+        process.stdin.close()
+        process.wait(timeout=60)
+        remove_stale_folders(Path(tempfile.gettempdir()))  # the killed and the lost worker's
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _driver(cluster, hf_home: Path, db: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(DRIVER), *ARGS, "--db", str(db), "--ray", cluster.address, *args],
-                            env=cli_env(hf_home, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**cli_env(hf_home, db), **cluster.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, stdin=subprocess.DEVNULL)
 
 
@@ -177,12 +188,11 @@ def test_a_node_lost_mid_sweep(cluster, hf_home, checkpoints, tmp_path):
     db = tmp_path / "s.duckdb"
     proc = _driver(cluster, hf_home, db, "--model-path", str(root), "--steps", "1000:6000", "--workers", "2")
     victim = _wait_for_a_busy_worker(db, proc)
-    node, = [n for n in cluster.worker_nodes if n.node_id == victim.node_id]
     try:
-        cluster.remove_node(node, allow_graceful=False)
+        cluster.command(f"remove {victim.node_id}")
         status, out, err = _finish(proc)
     finally:
-        cluster.add_node(num_cpus=4, num_gpus=1)
+        cluster.command("add")
     assert status == 0, err[-3000:]
     _stored_once(db, [1000, 2000, 3000, 4000, 5000, 6000])
     assert "re-run after their worker was lost" in out

@@ -148,14 +148,22 @@ def test_local_instance_on_loopback_stopped_killed_and_resumed(tmp_path, checkpo
     (["--workers", "2"], "--workers needs --ray"),
     (["--ray", "local", "--workers", "0"], "--workers must be at least 1"),
     (["--ray", "127.0.0.1:9"], "--ray 127.0.0.1:9: nothing answers there"),
-    (["--ray", "auto"], "cannot join the Ray cluster at auto: "),  # none running (none recorded here)
 ])
-def test_bad_ray_arguments_are_one_line_errors(tmp_path, capsys, monkeypatch, args, message):
-    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # where `auto` looks for a cluster started here
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+def test_bad_ray_arguments_are_one_line_errors(tmp_path, capsys, args, message):
+    """Checked before ray is imported: in this process, which must never import it (its threads
+    would deadlock a later test's fork)."""
     status = main(["run", "--model", "pythia-70m", "--steps", "1000", "--db", str(tmp_path / "s.duckdb"), *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and err[-1].startswith(f"evalsuite: error: {message}")
+
+
+def test_no_cluster_to_join_is_a_one_line_error(tmp_path, hf_home):
+    env = dict(cli_env(hf_home, tmp_path / "s.duckdb"), RAY_TMPDIR=str(tmp_path))  # where `auto` looks
+    env.pop("RAY_ADDRESS", None)
+    result = subprocess.run(evalsuite_cmd("run", "--model", "pythia-70m", "--steps", "1000", "--ray", "auto"),
+                            env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last.startswith("evalsuite: error: cannot join the Ray cluster at auto: ")
 
 
 def test_workers_are_sent_the_tokenizer_and_only_the_chosen_tasks_data(tmp_path):
