@@ -17,10 +17,11 @@ def cmd_run(args) -> None:
     from evalsuite import store
     from evalsuite.io.report import print_run_summary
     from evalsuite.lmeval import demo
+    from evalsuite.sweep.cluster import options_from_args
     from evalsuite.sweep.config import config_from_args
-    from evalsuite.sweep.local import run_sweep
+    from evalsuite.sweep.local import SweepReport, run_sweep
 
-    cfg = config_from_args(args)
+    cfg, ray_opts = config_from_args(args), options_from_args(args)
     if cfg.models == [demo.DEMO_NAME]:
         print(f"Evaluating the demo model ({demo.DEMO_NAME}): a tiny GPT-NeoX built here with the "
               f"real Pythia tokenizer, NOT Pythia; {cfg.limit} documents per task.")
@@ -28,8 +29,16 @@ def cmd_run(args) -> None:
     if demo.DEMO_NAME in cfg.models and not cfg.model_path and not demo.is_built():
         print(f"Building the demo model's checkpoints in {demo.DEMO_MODEL_DIR} (once, a minute or two).")
         demo.build_demo_checkpoints(progress=True)
-    report = run_sweep(cfg, say=print)
-    print_run_summary(cfg.db, report, shots=cfg.shots)
+    if ray_opts:
+        from evalsuite.sweep.cluster import run_ray_sweep  # imports ray only when asked for
+
+        on_ray = run_ray_sweep(cfg, ray_opts, say=print)
+        print_run_summary(cfg.db, on_ray, shots=cfg.shots)
+        print(on_ray.cluster_summary())
+        report: SweepReport = on_ray
+    else:
+        report = run_sweep(cfg, say=print)
+        print_run_summary(cfg.db, report, shots=cfg.shots)
     for failure in report.failed:
         print(f"not evaluated: {failure.model} step {failure.step}: {failure.reason}", file=sys.stderr)
     if report.failed:
@@ -95,6 +104,11 @@ def _add_run(sub) -> None:
     run.add_argument("--db", default=None, help=DB_HELP)
     run.add_argument("--force", action="store_true", help="re-evaluate and replace what is already stored")
     run.add_argument("--cleanup", action="store_true", help="delete each Hub revision from the HF cache once evaluated")
+    run.add_argument("--ray", default=None, metavar="ADDRESS",
+                     help="run on Ray workers: local (a private instance on this machine), auto or "
+                          "HOST:PORT (a running cluster)")
+    run.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="with --ray: at most N workers (default: one per GPU slot or CPU)")
     run.set_defaults(func=cmd_run)
 
 

@@ -87,6 +87,23 @@ class Sweep:
     hostname: str | None = None
 
 
+@dataclass
+class WorkerState:
+    """One worker of a Ray sweep as its driver last saw it: what the dashboard's Runs view lists."""
+
+    sweep_id: str
+    worker: int  # 0, 1, ... in the order started; a replacement for a lost worker gets a new number
+    state: str  # starting, idle, evaluating, lost, stopped
+    node: str | None = None  # host name of the worker's machine
+    node_id: str | None = None  # Ray's node id (several nodes may share a host name)
+    gpu: str | None = None  # the GPU it sees and its share ("0 (1/4)"), or "cpu"
+    pid: int | None = None
+    model: str | None = None  # the checkpoint it is scoring now (or loading, before the first)
+    step: int | None = None
+    done: int = 0  # checkpoints it evaluated
+    updated_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class JobKey:
     """What makes two evaluations the same: resuming skips a task whose key is already stored."""

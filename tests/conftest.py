@@ -15,8 +15,21 @@ import pytest
 
 from evalsuite.lmeval.demo import tiny_model, tokenizer
 
+# Ray, wherever a test starts it (always in a subprocess, which inherits this: the test cluster,
+# a driver, `--ray local`), binds 127.0.0.1 only. Ray reads it once, when imported.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
 CACHED_STEPS = [1000, 2000, 3000]  # in the fake cache; any other step is "not downloaded"
 CLOSED_PORT_HUB = "http://127.0.0.1:9"  # an unreachable Hub that answers at once
+
+
+@pytest.fixture(autouse=True)
+def ray_stays_out_of_this_process():
+    """Tests reach Ray only through subprocesses: the threads Ray's clients start in a process
+    would deadlock a later test's fork there (lm-eval's bootstrap uses a process pool), a hang
+    far from its cause. This names the test that imported it instead."""
+    yield
+    assert "ray" not in sys.modules, "this test imported ray into the pytest process: use a subprocess"
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "lm_eval", "transformers", "streamlit", "duckdb", "pandas", "datasets")
+HEAVY = ("torch", "lm_eval", "transformers", "streamlit", "duckdb", "pandas", "datasets", "ray")
 
 
 def test_help_imports_nothing_heavy():

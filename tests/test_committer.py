@@ -75,3 +75,28 @@ def test_stopping_still_stores_the_checkpoint_in_flight(tmp_path, gated):
             raise KeyboardInterrupt  # Ctrl-C while the next checkpoint was being evaluated
     assert _steps(db) == [1000]
     assert store.read_df(db, "SELECT count(*) AS n FROM samples").n[0] == 2
+
+
+def test_notes_are_written_on_the_commit_thread_in_order(tmp_path, gated):
+    """A Ray sweep's worker states go through the same thread as the commits, after the commit
+    queued before them: the driver writes the store from one thread."""
+    from evalsuite.records import WorkerState
+
+    gate, entered = gated
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    threads = []
+
+    def note(state: WorkerState):
+        threads.append(threading.current_thread().name)
+        store.set_worker(db, state)
+
+    with Committer(db) as committer:
+        committer.submit(_record(1000))
+        assert entered.wait(30)
+        committer.note(lambda: note(WorkerState("sw", 0, "evaluating", model="pythia-70m", step=2000)))
+        committer.note(lambda: note(WorkerState("sw", 0, "idle", done=1)))  # the same worker, later
+        assert store.read_df(db, "SELECT count(*) AS n FROM workers").n[0] == 0  # behind the commit
+        gate.set()
+    workers = store.read_df(db, "SELECT worker, state, step IS NULL AS no_step, done FROM workers")
+    assert workers.values.tolist() == [[0, "idle", True, 1]]
+    assert threads and all(name.startswith("evalsuite-commit") for name in threads)

@@ -24,7 +24,7 @@ from evalsuite.catalog.pythia import FINAL_STEP
 from evalsuite.dashboard import download
 from evalsuite.dashboard.data import add_model_columns
 from evalsuite.dashboard.views.compare import differences
-from evalsuite.records import Sweep
+from evalsuite.records import Sweep, WorkerState
 
 import factory
 
@@ -151,6 +151,27 @@ def test_runs_view_shows_coverage_provenance_and_the_sweep(db, monkeypatch):
     bar, = [p for p in at.get("progress") if "lab-gpu-3" in p.proto.text]
     assert bar.proto.text.startswith("` pythia-demo ` on ` lab-gpu-3 `: 4 of 8 checkpoints stored, ")
     assert "left" in bar.proto.text and bar.proto.value == 50
+
+
+def test_runs_view_lists_the_workers_of_a_ray_sweep(tmp_path, monkeypatch):
+    path = store.init(tmp_path / "ray.duckdb", seed=False)
+    now = store.utcnow()
+    store.start_sweep(path, Sweep("sw2", "pythia-70m", planned=6, started_at=now, updated_at=now,
+                                  hostname="head-1"))
+    _job(path, "pythia-70m", 1000, [("piqa", "acc", 0.5, 0.1)], 10, sweep_id="sw2")
+    for worker, state, node, step in [(0, "evaluating", "gpu-a", 2000), (1, "lost", "gpu-b", None),
+                                      (2, "idle", "gpu-a", None)]:
+        store.set_worker(path, WorkerState("sw2", worker, state, node=node, node_id=f"id-{node}", gpu="0 (1/4)",
+                                           pid=100 + worker, model="pythia-70m" if step else None, step=step,
+                                           updated_at=now))
+    store.set_worker(path, WorkerState("sw2", 0, "evaluating", node="gpu-a", gpu="0 (1/4)", model="pythia-70m",
+                                       step=3000, done=1, updated_at=now))  # the driver moved it on
+    at = _app(path, monkeypatch, view="runs")
+    _clean(at)
+    assert any(c.value == "Ray workers: 1 of 2 busy, 1 lost" for c in at.caption)
+    workers = at.dataframe[0].value
+    assert list(workers["worker"]) == [0, 1, 2] and list(workers["state"]) == ["evaluating", "lost", "idle"]
+    assert (workers.loc[0, "node"], workers.loc[0, "step"], workers.loc[0, "done"]) == ("gpu-a", 3000, 1)
 
 
 def test_url_reproduces_the_view_and_follows_the_pickers(db, monkeypatch):

@@ -74,6 +74,16 @@ def load_sweeps(path: Path) -> pd.DataFrame:
                                      "started_at", "updated_at", "hostname"])
 
 
+def load_workers(path: Path, sweep_id: str) -> pd.DataFrame:
+    """A Ray sweep's workers as its driver last recorded them (empty for a local sweep, or a store
+    made before workers were kept)."""
+    try:
+        return store.read_df(path, "SELECT worker, state, node, gpu, pid, model, step, done, updated_at "
+                                   "FROM workers WHERE sweep_id = ? ORDER BY worker", [sweep_id])
+    except Exception:  # no such table in an older store
+        return pd.DataFrame()
+
+
 # The stamp is part of the cache key, so a commit by a sweep invalidates the cache at once.
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _load_scores(path: str, stamp: tuple) -> pd.DataFrame:

@@ -51,6 +51,8 @@ def print_run_summary(db: Path, report: SweepReport, shots: int) -> None:
     scoring = sum(d.times.scoring_s for d in done)
     print(f"evaluated {n} checkpoint(s), {wall / n:.1f} s each on average ({scoring / n:.1f} s of "
           f"it scoring; {shots}-shot); stored in {db}")
+    if not up.total_s:
+        return  # a Ray sweep: start-up happens on each worker
     print(f"start-up {up.total_s:.1f} s: libraries {up.libraries_s:.1f}, store {up.store_s:.1f}, "
           f"tokenizer {up.tokenizer_s:.1f}, lm-eval requests {up.requests_s:.1f} (while the first "
           f"checkpoint loads), rest of the first load {up.first_load_s:.1f}")

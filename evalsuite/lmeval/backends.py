@@ -5,6 +5,8 @@ reference the sweep's prepared requests are tested against).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import TOKENIZER_DIR
 
@@ -25,11 +27,12 @@ def quiet_libraries() -> None:
     transformers.logging.disable_progress_bar()  # "Loading weights" on the prefetch thread
 
 
-def load_tokenizer():
-    """Every Pythia checkpoint uses the same GPT-NeoX-20B tokenizer: the shipped copy is it."""
+def load_tokenizer(folder: Path = TOKENIZER_DIR):
+    """Every Pythia checkpoint uses the same GPT-NeoX-20B tokenizer: the shipped copy is it (a
+    cluster worker passes the copy the driver sent it)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(TOKENIZER_DIR)
+    return AutoTokenizer.from_pretrained(folder)
 
 
 def make_lm(model, tokenizer, backend: str, batch_size: str):

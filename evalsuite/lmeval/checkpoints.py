@@ -198,3 +198,20 @@ def environment(device: str) -> dict:
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else None
     return dict(lm_eval_version=lm_eval.__version__, transformers_version=transformers.__version__,
                 torch_version=torch.__version__, gpu_name=gpu, hostname=platform.node())
+
+
+def gpu_memory_gib() -> float | None:
+    """The memory of this process's first CUDA device in GiB; None without one."""
+    import torch
+
+    return torch.cuda.get_device_properties(0).total_memory / 2**30 if torch.cuda.is_available() else None
+
+
+def share_device(device: str, threads: int, memory_share: float) -> None:
+    """This process's torch threads and, on CUDA, its share of the GPU's memory: workers that share
+    a GPU each keep to theirs, so one cannot take a neighbour's."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if device.startswith("cuda") and 0 < memory_share < 1:
+        torch.cuda.set_per_process_memory_fraction(memory_share)

@@ -20,11 +20,11 @@ from evalsuite.store.db import LOCK_WAIT_S, LOCKED, PROBLEMS, connect, db_path, 
 from evalsuite.store.queries import scores_where, scores_with_representative, stored_tasks, stored_tasks_by_step
 from evalsuite.store.schema import MIGRATIONS, create_all
 from evalsuite.store.seed import seed_store
-from evalsuite.store.writes import end_sweep, insert, start_sweep, write_job, write_jobs
+from evalsuite.store.writes import end_sweep, insert, set_worker, start_sweep, write_job, write_jobs
 
 __all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "connect", "db_path",
            "end_sweep", "init", "insert", "problem", "read_df", "scores_where", "scores_with_representative",
-           "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
+           "set_worker", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
            "write_job", "write_jobs"]
 
 

@@ -11,10 +11,11 @@ import typing
 from dataclasses import fields
 from datetime import datetime
 
-from evalsuite.records import Run, Sample, Score, Sweep
+from evalsuite.records import Run, Sample, Score, Sweep, WorkerState
 
-TABLES: dict[str, type] = {"runs": Run, "scores": Score, "sweeps": Sweep, "samples": Sample}
-PRIMARY_KEYS = {"runs": "run_id", "sweeps": "sweep_id"}
+TABLES: dict[str, type] = {"runs": Run, "scores": Score, "sweeps": Sweep, "samples": Sample,
+                           "workers": WorkerState}
+PRIMARY_KEYS = {"runs": ("run_id",), "sweeps": ("sweep_id",), "workers": ("sweep_id", "worker")}
 SQL_TYPES = {str: "VARCHAR", int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", datetime: "TIMESTAMP"}
 
 # Columns added after the first release: a store made before them gains them on the next init.
@@ -47,11 +48,11 @@ def column_types(record_type: type) -> dict[str, str]:
 def create_statement(table: str) -> str:
     record_type = TABLES[table]
     hints = typing.get_type_hints(record_type)
-    cols = []
-    for name, sql in column_types(record_type).items():
-        optional = _base(hints[name])[1]
-        key = " PRIMARY KEY" if PRIMARY_KEYS.get(table) == name else ("" if optional else " NOT NULL")
-        cols.append(f"{name} {sql}{key}")
+    key = PRIMARY_KEYS.get(table, ())
+    cols = [f"{name} {sql}" + ("" if _base(hints[name])[1] or name in key else " NOT NULL")
+            for name, sql in column_types(record_type).items()]
+    if key:
+        cols.append(f"PRIMARY KEY ({', '.join(key)})")
     return f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)});"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalsuite.records import JobKey, JobRecord, Run, Sample, Score, Sweep, columns
+from evalsuite.records import JobKey, JobRecord, Run, Sample, Score, Sweep, WorkerState, columns
 from evalsuite.store.db import connect, transaction, utcnow
 from evalsuite.store.schema import arrow_schema
 
@@ -81,11 +81,12 @@ def _write(con, record: JobRecord, replace: bool) -> list[str]:
     return written
 
 
-TABLE_OF = {Run: "runs", Score: "scores", Sweep: "sweeps", Sample: "samples"}
+TABLE_OF = {Run: "runs", Score: "scores", Sweep: "sweeps", Sample: "samples", WorkerState: "workers"}
 
 
-def insert(con, record_type: type, records: list) -> None:
-    """Insert records of one type into their table through one columnar Arrow table."""
+def insert(con, record_type: type, records: list, replace: bool = False) -> None:
+    """Insert records of one type into their table through one columnar Arrow table (with
+    replace, a row whose primary key is stored already is replaced)."""
     import pyarrow as pa
 
     if not records:
@@ -93,7 +94,8 @@ def insert(con, record_type: type, records: list) -> None:
     cols = columns(record_type)
     table = pa.table({c: [getattr(r, c) for r in records] for c in cols}, schema=arrow_schema(record_type))
     con.register("incoming", table)
-    con.execute(f"INSERT INTO {TABLE_OF[record_type]} ({', '.join(cols)}) "
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    con.execute(f"{verb} INTO {TABLE_OF[record_type]} ({', '.join(cols)}) "
                 f"SELECT {', '.join(cols)} FROM incoming").fetchall()
     # not in a `finally`: after a failed insert the transaction is aborted and unregistering
     # would raise, hiding the real error; the connection, and the registration, close anyway
@@ -103,6 +105,12 @@ def insert(con, record_type: type, records: list) -> None:
 def start_sweep(path: Path, sweep: Sweep) -> None:
     with transaction(path) as con:
         insert(con, Sweep, [sweep])
+
+
+def set_worker(path: Path, worker: WorkerState) -> None:
+    """Record a Ray sweep's worker as its driver sees it now (one row per worker, replaced)."""
+    with transaction(path) as con:
+        insert(con, WorkerState, [worker], replace=True)
 
 
 def end_sweep(path: Path, sweep_id: str, status: str) -> None:

@@ -12,6 +12,7 @@ elsewhere) hands records here; nothing else writes the store during a sweep.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,17 +38,26 @@ class Committer:
         self.committed: list[Committed] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalsuite-commit")
         self._pending: Future | None = None
+        self._notes: list[Future] = []
 
     def submit(self, record: JobRecord) -> None:
         """Queue `record` for its own transaction, once the previous commit has finished."""
         self.wait()
         self._pending = self._pool.submit(self._commit, record)
 
+    def note(self, write: Callable[[], object]) -> None:
+        """Queue a small write (a Ray worker's state) on the commit thread, in order with the
+        commits, so that one thread writes the store; its error surfaces at the next wait."""
+        self._notes.append(self._pool.submit(write))
+
     def wait(self) -> None:
         """Block until the commit in flight (if any) is done; raise its error if it failed."""
         pending, self._pending = self._pending, None
         if pending is not None:
             self.committed.append(pending.result())
+        notes, self._notes = self._notes, []
+        for note in notes:
+            note.result()
 
     def close(self) -> None:
         try:

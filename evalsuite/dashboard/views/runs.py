@@ -12,7 +12,7 @@ import streamlit as st
 
 from evalsuite.catalog.pythia import ALL_STEPS, MODELS
 from evalsuite.dashboard import charts, download, state
-from evalsuite.dashboard.data import PUBLISHED, load_scores, load_sweeps
+from evalsuite.dashboard.data import PUBLISHED, load_scores, load_sweeps, load_workers
 from evalsuite.dashboard.text import code
 from evalsuite.records import Run, columns
 
@@ -74,6 +74,7 @@ def _progress(path: Path) -> None:
     st.markdown("**Sweep progress**")
     for sweep in running.itertuples():
         _sweep_bar(now, sweep)
+        _workers(path, str(sweep.sweep_id))
     _per_model(path, sorted({m for s in running["models"] for m in s.split(",")}))
 
 
@@ -96,6 +97,18 @@ def _sweep_bar(now: pd.Timestamp, sweep) -> None:
             text += (f"; no checkpoint stored for {_ago(now, sweep.updated_at).removesuffix(' ago')}: "
                      "if it was killed, the same command resumes it")
     st.progress(min(done / max(planned, 1), 1.0), text=text)
+
+
+def _workers(path: Path, sweep_id: str) -> None:
+    """A Ray sweep's workers: where each runs and the checkpoint it is on (lost ones stay listed).
+    A table shows the stored names as data, never as markdown."""
+    workers = load_workers(path, sweep_id)
+    if workers.empty:
+        return
+    live = workers[~workers["state"].isin(["lost", "stopped"])]
+    st.caption(f"Ray workers: {(live['state'] == 'evaluating').sum()} of {len(live)} busy, "
+               f"{(workers['state'] == 'lost').sum()} lost")
+    st.dataframe(workers, width="stretch", hide_index=True)
 
 
 def _duration(seconds: float) -> str:

@@ -1,0 +1,195 @@
+"""One phase of a Ray sweep (sweep/cluster.py): its workers, the queue of jobs, what comes back.
+
+Each worker keeps IN_FLIGHT jobs (one scored, the next loading); a finished job's record goes to
+the sweep's Committer (the store's one writer), a CheckpointError is reported once, and a worker
+that dies gives its jobs back to the front of the queue while a replacement starts in its place
+(a job whose worker died MAX_ATTEMPTS times is reported instead). Every worker's state goes into
+the store's `workers` table through the Committer's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from evalsuite import store
+from evalsuite.errors import EvalsuiteError
+from evalsuite.records import WorkerState
+from evalsuite.sweep import packing
+from evalsuite.sweep.committer import Committer
+from evalsuite.sweep.config import RunConfig
+from evalsuite.sweep.local import Failure
+from evalsuite.sweep.plan import Job
+
+if TYPE_CHECKING:
+    from evalsuite.sweep.cluster import RayOptions, RaySweepReport
+
+IN_FLIGHT = 2  # jobs per worker: one scored, the next one loading meanwhile
+MAX_ATTEMPTS = 3  # a job whose worker died this many times is reported, not run again
+
+
+@dataclass
+class Shared:
+    """What every phase of one Ray sweep uses."""
+
+    ray: Any
+    cfg: RunConfig
+    opts: RayOptions
+    setup_args: dict  # WorkerSetup's fields but the per-phase ones
+    files: Any  # the object ref of ray_worker.pack_files(cfg)
+    committer: Committer
+    bar: Any
+    report: RaySweepReport
+    say: Callable[[str], None]
+    numbers: itertools.count = field(default_factory=itertools.count)  # worker numbers, sweep-wide
+
+
+@dataclass
+class _Worker:
+    handle: Any
+    state: WorkerState
+    jobs: list[Job] = field(default_factory=list)  # in flight, oldest (the one scored now) first
+    tickets: int = 0
+
+
+class Pool:
+    """One phase: its workers, the jobs queued and in flight, and what comes back from them."""
+
+    def __init__(self, shared: Shared, jobs: list[Job], phase: packing.Phase):
+        from evalsuite.sweep.cluster_worker import EvalWorker, WorkerSetup
+
+        self.shared, self.ray, self.report, self.queue = shared, shared.ray, shared.report, deque(jobs)
+        share = 1 / phase.per_gpu if phase.per_gpu else 0.0
+        self.setup = WorkerSetup(threads=1, gpu_share=share, **shared.setup_args)
+        self.gpu_label = f" (1/{phase.per_gpu})" if phase.per_gpu else ""
+        self.actor = self.ray.remote(EvalWorker).options(
+            num_cpus=1, num_gpus=share, max_concurrency=IN_FLIGHT, max_restarts=0,
+            scheduling_strategy="SPREAD")  # over nodes first: more disks, links and host memory
+        self.size = _worker_count(self.ray, phase, len(jobs), shared.opts)
+        self.waiting: dict[Any, tuple[_Worker, Job | None]] = {}  # result ref -> worker, job (None: its info)
+        self.workers: list[_Worker] = []
+        self.deaths: Counter = Counter()
+
+    def run(self) -> None:
+        try:
+            for _ in range(self.size):
+                self._start()
+            while self.queue or any(w.jobs for w in self.workers):
+                if not self.waiting:
+                    raise EvalsuiteError("no worker left to run the remaining checkpoints; run the same command again")
+                ready, _ = self.ray.wait(list(self.waiting), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    self._settle(ref)
+        except BaseException:
+            self._stop(graceful=False)  # an error or Ctrl-C: no waiting on workers
+            raise
+        self._stop(graceful=True)
+
+    def _start(self) -> None:
+        worker = _Worker(self.actor.remote(self.setup, self.shared.files),
+                         WorkerState(self.setup.sweep_id, next(self.shared.numbers), "starting"))
+        self.workers.append(worker)
+        self.report.workers += 1
+        self.waiting[worker.handle.info.remote()] = (worker, None)
+        self._note(worker)
+
+    def _settle(self, ref) -> None:
+        from ray.exceptions import RayActorError, RayTaskError
+
+        worker, job = self.waiting.pop(ref)
+        try:
+            result = self.ray.get(ref)
+        except RayActorError as exc:
+            return self._lost(worker, exc)
+        except RayTaskError as exc:  # raised by our code on the worker: stop, as a local sweep does
+            if isinstance(exc.cause, EvalsuiteError):
+                raise exc.cause from None
+            raise
+        if job is None:
+            worker.state = replace(worker.state, state="idle", node=result.node, node_id=result.node_id,
+                                   pid=result.pid, gpu=result.gpus + self.gpu_label)
+            self.report.nodes.add(result.node_id)
+        else:
+            self._done(worker, job, result)
+        self._feed(worker)
+
+    def _feed(self, worker: _Worker) -> None:
+        """Keep IN_FLIGHT jobs on the worker; its state names the job it scores now."""
+        while len(worker.jobs) < IN_FLIGHT and self.queue:
+            job = self.queue.popleft()
+            self.waiting[worker.handle.evaluate.remote(job, worker.tickets)] = (worker, job)
+            worker.tickets += 1
+            worker.jobs.append(job)
+        first = worker.jobs[0] if worker.jobs else None
+        worker.state = replace(worker.state, state="evaluating" if first else "idle",
+                               model=first.model if first else None, step=first.step if first else None)
+        self._note(worker)
+
+    def _done(self, worker: _Worker, job: Job, outcome) -> None:
+        worker.jobs.remove(job)
+        if outcome.record is None:  # this checkpoint only: reported once, never retried
+            self.report.failed.append(Failure(job.model, job.step, outcome.failure))
+        else:
+            self.shared.committer.submit(outcome.record)
+            worker.state = replace(worker.state, done=worker.state.done + 1)
+            if outcome.freed:
+                self.shared.say(f"removed {job.model} step {job.step} from the HF cache of {worker.state.node} "
+                                f"({outcome.freed / 2**20:.0f} MiB)")
+        self.shared.bar.update()
+
+    def _lost(self, worker: _Worker, exc) -> None:
+        """A dead worker's jobs go back to the front of the queue; a replacement takes its place."""
+        if exc.actor_init_failed:  # it could not even start: every replacement would fail alike
+            raise EvalsuiteError(f"a Ray worker could not start: {_last_line(str(exc))}") from None
+        self.ray.kill(worker.handle)  # an unreachable one may still be running: no second result
+        self.waiting = {r: (w, j) for r, (w, j) in self.waiting.items() if w is not worker}
+        for job in reversed(worker.jobs):
+            self.deaths[(job.model, job.step)] += 1
+            self.report.requeued.append((job.model, job.step))
+            if self.deaths[(job.model, job.step)] >= MAX_ATTEMPTS:
+                self.report.failed.append(Failure(job.model, job.step, f"its worker died {MAX_ATTEMPTS} times"))
+                self.shared.bar.update()
+            else:
+                self.queue.appendleft(job)
+        worker.jobs = []
+        worker.state = replace(worker.state, state="lost", model=None, step=None)
+        self._note(worker)
+        self.workers.remove(worker)
+        if self.queue:
+            self._start()
+
+    def _stop(self, graceful: bool) -> None:
+        """Every worker of the phase ends; gracefully, each first removes its scratch folder."""
+        closing = [w.handle.close.remote() for w in self.workers if graceful and w.state.state != "starting"]
+        with contextlib.suppress(Exception):
+            if closing:
+                self.ray.wait(closing, num_returns=len(closing), timeout=10)
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                self.ray.kill(worker.handle)
+            worker.state = replace(worker.state, state="stopped", model=None, step=None)
+            self._note(worker)
+
+    def _note(self, worker: _Worker) -> None:
+        """The worker's state into the store, written on the commit thread (the one writer)."""
+        worker.state = replace(worker.state, updated_at=store.utcnow())
+        self.shared.committer.note(functools.partial(store.set_worker, self.shared.cfg.db, worker.state))
+        busy = sum(1 for w in self.workers if w.jobs)
+        self.shared.bar.set_description(f"{busy} of {len(self.workers)} workers busy")
+
+
+def _worker_count(ray, phase: packing.Phase, jobs: int, opts: RayOptions) -> int:
+    """One per CPU (CPU workers) or per GPU slot, at most --workers and no more than jobs."""
+    resources = ray.cluster_resources()
+    slots = int(resources.get("GPU", 0)) * phase.per_gpu if phase.per_gpu else int(resources.get("CPU", 1))
+    return max(1, min(slots, jobs, opts.workers or slots))
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "unknown error"

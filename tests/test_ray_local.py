@@ -1,0 +1,188 @@
+"""`evalsuite run --ray local`: a private Ray instance on this machine, and what it must never do
+(listen beyond 127.0.0.1, outlive its sweep); the --ray/--workers arguments; what a worker is sent.
+
+The lifecycle test runs the real command three times on ten tiny checkpoints with two CPU
+workers: stopped by Ctrl-C, then SIGKILLed, then to the end. Every process of a run (the driver,
+the reaper, every Ray process) carries a marker in its environment, so the test finds them all,
+even those orphaned by a killed driver.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from evalsuite import store
+from evalsuite.cli import main
+from evalsuite.sweep.cluster_worker import pack_files, unpack_files
+
+from conftest import cli_env, evalsuite_cmd
+
+pytestmark = pytest.mark.slow
+
+STEPS = list(range(1000, 11000, 1000))
+METRICS = 4  # arc_easy acc, acc_norm; lambada_openai acc, perplexity
+
+
+def _marked(mark: str) -> list[int]:
+    needle = f"EVALSUITE_TEST_MARK={mark}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _gone(mark: str, within_s: float = 30) -> bool:
+    """No marked process left (checked until `within_s`; the reaper takes well under a second)."""
+    deadline = time.monotonic() + within_s
+    while _marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not _marked(mark)
+
+
+def _listening(pids: list[int]) -> set:
+    """The addresses these processes accept TCP connections on (IPv4 and IPv6)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        inodes |= {link[8:-1] for link in links if link.startswith("socket:[")}
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                raw = bytes.fromhex(fields[1].split(":")[0])
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # host-order words
+                found.add(ipaddress.ip_address(words))
+    return found
+
+
+def _on_loopback(address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def _stored(db: Path) -> int:
+    try:
+        return int(store.read_df(db, "SELECT count(DISTINCT step) AS n FROM scores WHERE source = 'local'").n[0])
+    except Exception:  # no store yet
+        return 0
+
+
+def _start(root: Path, db: Path, hf_home: Path, mark: str) -> subprocess.Popen:
+    args = ["run", "--model", "pythia-70m", "--model-path", str(root), "--steps", "1000:10000",
+            "--tasks", "arc_easy,lambada_openai", "--limit", "40", "--device", "cpu", "--ray", "local"]
+    env = dict(cli_env(hf_home, db), EVALSUITE_TEST_MARK=mark)
+    return subprocess.Popen(evalsuite_cmd(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait_until_stored(db: Path, proc: subprocess.Popen, n: int, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while _stored(db) < n and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, f"the sweep ended before it could be stopped: {proc.communicate()[1][-2000:]}"
+    assert _stored(db) >= n
+
+
+def test_local_instance_on_loopback_stopped_killed_and_resumed(tmp_path, checkpoints, hf_home):
+    root = tmp_path / "ckpts"
+    root.mkdir()
+    for i, step in enumerate(STEPS):  # ten checkpoints, three distinct weights
+        (root / f"step{step}").symlink_to(checkpoints / f"step{1000 * (i % 3 + 1)}")
+    db = tmp_path / "s.duckdb"
+
+    # Ctrl-C in a terminal: SIGINT to the whole process group
+    mark = uuid.uuid4().hex
+    proc = _start(root, db, hf_home, mark)
+    _wait_until_stored(db, proc, 1)
+    listening = _listening(_marked(mark))
+    assert listening and all(_on_loopback(a) for a in listening), listening
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted; finished checkpoints are stored" in err
+    assert _gone(mark), [Path(f"/proc/{p}/cmdline").read_bytes()[:80] for p in _marked(mark)]
+    first = _stored(db)
+    assert 1 <= first < len(STEPS)
+
+    # the driver SIGKILLed: no cleanup code of its own runs
+    mark = uuid.uuid4().hex
+    proc = _start(root, db, hf_home, mark)
+    _wait_until_stored(db, proc, first + 1)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert _gone(mark), [Path(f"/proc/{p}/cmdline").read_bytes()[:80] for p in _marked(mark)]
+    second = _stored(db)
+    assert second < len(STEPS)
+    sweeps = store.read_df(db, "SELECT status FROM sweeps ORDER BY started_at").status.tolist()
+    assert sweeps == ["stopped", "running"]  # a killed sweep is not marked; the dashboard flags it
+
+    # the same command again: only what is missing, then every checkpoint stored once
+    mark = uuid.uuid4().hex
+    proc = _start(root, db, hf_home, mark)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert f"{second} of {len(STEPS)} checkpoints already stored; {len(STEPS) - second} to evaluate" in out
+    assert "on Ray: 2 worker(s) on 1 node(s)" in out
+    assert not _marked(mark)  # a sweep that ends waits for its reaper
+    scores = store.read_df(db, "SELECT step, task, metric FROM scores WHERE source = 'local'")
+    assert sorted(set(scores.step)) == STEPS and len(scores) == METRICS * len(STEPS)
+    assert not scores.duplicated().any()
+    samples = store.read_df(db, "SELECT step, task, doc_id, count(*) AS n FROM samples GROUP BY ALL")
+    assert len(samples) == 2 * 40 * len(STEPS) and (samples.n == 1).all()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ray", "10.0.0.1"], "--ray '10.0.0.1': use local, auto or HOST:PORT"),
+    (["--workers", "2"], "--workers needs --ray"),
+    (["--ray", "local", "--workers", "0"], "--workers must be at least 1"),
+    (["--ray", "127.0.0.1:9"], "--ray 127.0.0.1:9: nothing answers there"),
+])
+def test_bad_ray_arguments_are_one_line_errors(tmp_path, capsys, args, message):
+    """Checked before ray is imported: in this process, which must never import it (its threads
+    would deadlock a later test's fork)."""
+    status = main(["run", "--model", "pythia-70m", "--steps", "1000", "--db", str(tmp_path / "s.duckdb"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err[-1].startswith(f"evalsuite: error: {message}")
+
+
+def test_no_cluster_to_join_is_a_one_line_error(tmp_path, hf_home):
+    env = dict(cli_env(hf_home, tmp_path / "s.duckdb"), RAY_TMPDIR=str(tmp_path))  # where `auto` looks
+    env.pop("RAY_ADDRESS", None)
+    result = subprocess.run(evalsuite_cmd("run", "--model", "pythia-70m", "--steps", "1000", "--ray", "auto"),
+                            env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last.startswith("evalsuite: error: cannot join the Ray cluster at auto: ")
+
+
+def test_workers_are_sent_the_tokenizer_and_only_the_chosen_tasks_data(tmp_path):
+    from evalsuite.cli import build_parser
+    from evalsuite.lmeval import backends
+    from evalsuite.paths import TASK_DATA_DIR, TOKENIZER_DIR
+    from evalsuite.sweep.config import config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(["run", "--model", "pythia-70m", "--tasks", "arc_easy,piqa"]))
+    unpack_files(pack_files(cfg), tmp_path)
+    shipped = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert [p for p in shipped if p.startswith("tasks/")] == [
+        "tasks/arc_easy/test.jsonl", "tasks/arc_easy/train.jsonl", "tasks/arc_easy/validation.jsonl",
+        "tasks/piqa/validation.jsonl"]
+    for name in ("arc_easy/test.jsonl", "piqa/validation.jsonl"):
+        assert (tmp_path / "tasks" / name).read_bytes() == (TASK_DATA_DIR / name).read_bytes()
+    text = "Question: which gas do plants take in?\nAnswer: carbon dioxide"
+    assert backends.load_tokenizer(tmp_path / "tokenizer")(text)["input_ids"] == \
+        backends.load_tokenizer(TOKENIZER_DIR)(text)["input_ids"]
