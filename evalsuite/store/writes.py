@@ -1,5 +1,6 @@
 """Writing the store: one job (a checkpoint, or an imported file) per transaction, never a
-partial one, never a double count; and the sweeps' progress rows.
+partial one, never a double count; the documents a sweep evaluates, once; and the sweeps'
+progress rows.
 
 Every insert is columnar (an Arrow table built from the records, schema.py's types): DuckDB's
 row-at-a-time paths cost more than the insert itself for a checkpoint's 11,634 samples.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalsuite.records import JobKey, JobRecord, Run, Sample, Score, Sweep, columns
+from evalsuite.records import Document, JobKey, JobRecord, Run, Sample, Score, Sweep, columns
 from evalsuite.store.db import connect, transaction, utcnow
 from evalsuite.store.schema import arrow_schema
 
@@ -44,7 +45,19 @@ def write_jobs(path: Path, records: list[JobRecord]) -> list[list[str]]:
         insert(con, Run, [record.run for record, _ in picked])
         insert(con, Score, [s for record, tasks in picked for s in record.scores if s.task in tasks])
         insert(con, Sample, [s for record, tasks in picked for s in record.samples if s.task in tasks])
+        insert(con, Document, [d for record, tasks in picked for d in record.documents if d.task in tasks],
+               skip_stored=True)
     return written
+
+
+def write_documents(path: Path, documents: list[Document]) -> int:
+    """Store the documents a sweep evaluates (once per sweep, before its jobs); those already
+    stored are left alone. Returns how many were new."""
+    with transaction(path) as con:
+        (before,), = con.execute("SELECT count(*) FROM documents").fetchall()
+        insert(con, Document, documents, skip_stored=True)
+        (after,), = con.execute("SELECT count(*) FROM documents").fetchall()
+        return after - before
 
 
 def _new_tasks(stored: set, key: JobKey, scores: list[Score]) -> list[str]:
@@ -78,14 +91,19 @@ def _write(con, record: JobRecord, replace: bool) -> list[str]:
         insert(con, Run, [record.run])
         insert(con, Score, [s for s in record.scores if s.task in written])
         insert(con, Sample, [s for s in record.samples if s.task in written])
+        insert(con, Document, [d for d in record.documents if d.task in written], skip_stored=True)
     return written
 
 
-TABLE_OF = {Run: "runs", Score: "scores", Sweep: "sweeps", Sample: "samples"}
+TABLE_OF = {Run: "runs", Score: "scores", Sweep: "sweeps", Sample: "samples", Document: "documents"}
 
 
-def insert(con, record_type: type, records: list) -> None:
-    """Insert records of one type into their table through one columnar Arrow table."""
+def insert(con, record_type: type, records: list, skip_stored: bool = False) -> None:
+    """Insert records of one type into their table through one columnar Arrow table.
+
+    skip_stored: rows whose primary key is stored already, or repeated in `records`, are left
+    out instead of failing the insert (documents: every checkpoint's file describes them again).
+    """
     import pyarrow as pa
 
     if not records:
@@ -93,7 +111,8 @@ def insert(con, record_type: type, records: list) -> None:
     cols = columns(record_type)
     table = pa.table({c: [getattr(r, c) for r in records] for c in cols}, schema=arrow_schema(record_type))
     con.register("incoming", table)
-    con.execute(f"INSERT INTO {TABLE_OF[record_type]} ({', '.join(cols)}) "
+    verb = "INSERT OR IGNORE" if skip_stored else "INSERT"
+    con.execute(f"{verb} INTO {TABLE_OF[record_type]} ({', '.join(cols)}) "
                 f"SELECT {', '.join(cols)} FROM incoming").fetchall()
     # not in a `finally`: after a failed insert the transaction is aborted and unregistering
     # would raise, hiding the real error; the connection, and the registration, close anyway
