@@ -436,7 +436,9 @@ def test_items_view_shows_what_evalsuite_items_computes(learning_db, monkeypatch
     heat, learned_bars, flips, scale, curves, margins = _charts(at)  # the page's order
     cells = heat[1]
     assert cells["doc_id"].nunique() == 60 and set(cells["step"]) == set(ITEM_STEPS)  # 60 < 200: all shown
-    assert learned_bars[1]["documents"].sum() == 60 and flips[1]["documents"].sum() == 60
+    never = int(table["learned_at"].isna().sum())
+    assert learned_bars[1]["documents"].sum() == 60 - never and f"({never:,} not learned" in learned_bars[0]["title"]
+    assert flips[1]["documents"].sum() == 60
     assert set(scale[1]["model"]) == {"pythia-70m", "pythia-160m"}
     assert [b.proto.label for b in at.download_button][-2:] == ["Download CSV", "Download JSON"]
 
@@ -497,3 +499,14 @@ def test_items_link_values_and_stored_names_render_inert(hostile_db, learning_db
     _clean(at)
     assert LINK in at.info[0].value and IMAGE in at.info[0].value
     _inert(_markdown_shown(at))
+
+
+def test_a_choice_with_its_own_context_is_shown_by_what_differs():
+    """WinoGrande puts each option into the sentence and scores the same ending after each."""
+    from evalsuite.dashboard.views.items import _prompt_and_choices
+
+    contexts = ["Sarah was a better surgeon than Maria so Sarah", "Sarah was a better surgeon than Maria so Maria"]
+    ending = " always got the harder cases."
+    assert _prompt_and_choices(contexts[0], [ending, ending], contexts) == (
+        "Sarah was a better surgeon than Maria so ", ["...Sarah" + ending, "...Maria" + ending])
+    assert _prompt_and_choices("Q?\nAnswer:", [" a", " b"], None) == ("Q?\nAnswer:", [" a", " b"])

@@ -173,7 +173,6 @@ def _step_key(label: str) -> float:
 # --- Items: per-document training dynamics ---
 
 RIGHT_WRONG = alt.Scale(domain=["right", "wrong"], range=["#3b75af", "#f2b880"])
-NOT_LEARNED = "not learned"  # the learned_at histogram's bar for documents wrong at their last step
 
 
 def _outcome(correct: pd.Series) -> pd.Series:
@@ -203,19 +202,16 @@ def item_heatmap(cells: pd.DataFrame, order: list[int], steps: list[int]) -> alt
 
 
 def learned_histogram(learned_at: pd.Series, steps: list[int]) -> alt.Chart:
-    """How many documents were learned (for good) at each checkpoint, and how many never were."""
-    labels = learned_at.map(lambda s: NOT_LEARNED if pd.isna(s) else str(int(s)))
-    counts = labels.value_counts().rename_axis("step_label").reset_index(name="documents")
-    sort = [str(s) for s in steps] + [NOT_LEARNED]
-    return alt.Chart(counts).mark_bar().encode(
-        alt.X("step_label:O", title="learned at (first step right at every later one)", sort=sort,
-              axis=alt.Axis(values=sort[:-1][:: max(1, len(sort) // 12)] + [NOT_LEARNED], labelAngle=-45,
-                            labelExpr=f"datum.value == '{NOT_LEARNED}' ? datum.value : "
-                            + _STEPS_LABEL.replace("datum.value", "toNumber(datum.value)"))),
-        alt.Y("documents:Q", title="documents"),
-        alt.Color("is_never:N", legend=None, scale=alt.Scale(domain=[False, True], range=["#3b75af", "#bbbbbb"])),
-        tooltip=[alt.Tooltip("step_label:N", title="learned at"), "documents"],
-    ).transform_calculate(is_never=f"datum.step_label == '{NOT_LEARNED}'").properties(height=240)
+    """How many documents were learned (for good) at each checkpoint; those never learned are
+    counted in the title (a bar for them would dwarf the others)."""
+    learned = learned_at.dropna().astype(int)
+    counts = learned.value_counts().rename_axis("step").reset_index(name="documents")
+    counts["step_label"] = counts["step"].astype(str)
+    never = int(learned_at.isna().sum())
+    return alt.Chart(counts).mark_bar(color="#3b75af").encode(
+        _step_axis(steps, "learned at: the first checkpoint right at every later one"),
+        alt.Y("documents:Q", title="documents"), tooltip=[alt.Tooltip("step:Q", title="learned at"), "documents"],
+    ).properties(height=240, title=f"When documents were learned ({never:,} not learned by their last checkpoint)")
 
 
 def flips_histogram(flips: pd.Series) -> alt.Chart:
@@ -225,10 +221,10 @@ def flips_histogram(flips: pd.Series) -> alt.Chart:
     counts = per_count.rename_axis("flips").reset_index(name="documents")
     every = max(1, (top + 1) // 15)
     return alt.Chart(counts).mark_bar(color="#3b75af").encode(
-        alt.X("flips:O", title="flips (changes between right and wrong)",
+        alt.X("flips:O", title="flips: changes between right and wrong",
               axis=alt.Axis(values=list(range(0, top + 1, every)), labelAngle=0)),
         alt.Y("documents:Q", title="documents"), tooltip=["flips", "documents"],
-    ).properties(height=240)
+    ).properties(height=240, title="How often documents flipped")
 
 
 def choice_curves(history: pd.DataFrame, labels: list[str], target: int | None, steps: list[int]) -> AnyChart:
@@ -258,8 +254,9 @@ def outcome_strip(history: pd.DataFrame, steps: list[int]) -> AnyChart:
             tooltip=["step", "outcome", alt.Tooltip("margin:Q", format=".3f")])
         rule = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="black").encode(y="y:Q")
         return alt.layer(bars, rule).properties(height=180, title="Margin: right choice minus the best wrong one")
-    return alt.Chart(data).mark_rect().encode(_step_axis(steps), color, tooltip=["step", "outcome"]
-                                              ).properties(height=60, title="Right or wrong at each checkpoint")
+    return alt.Chart(data).mark_rect().encode(
+        _step_axis(steps), alt.Y("outcome:N", title=None, sort=["right", "wrong"]), color,
+        tooltip=["step", "outcome"]).properties(height=alt.Step(26), title="Right or wrong at each checkpoint")
 
 
 def by_scale(rows: pd.DataFrame) -> alt.Chart:
@@ -268,6 +265,6 @@ def by_scale(rows: pd.DataFrame) -> alt.Chart:
     return alt.Chart(data).mark_rect(stroke="white", strokeWidth=2).encode(
         alt.X("size:N", title="model size", sort=_size_order(data), axis=alt.Axis(labelAngle=0)),
         alt.Y("variant:N", title=None, sort=["standard", "deduped"]),
-        alt.Color("outcome:N", title=None, scale=RIGHT_WRONG),
+        alt.Color("outcome:N", title=None, scale=RIGHT_WRONG, legend=alt.Legend(orient="top")),
         tooltip=["model", "step", "outcome", alt.Tooltip("margin:Q", format=".3f")],
-    ).properties(height=alt.Step(26), width=alt.Step(56))
+    ).properties(height=alt.Step(26), width=alt.Step(42))

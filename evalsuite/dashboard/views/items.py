@@ -10,6 +10,7 @@ numbers are `evalsuite items`' (store/items.py); the view reads only what it dra
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -163,10 +164,10 @@ def _document(path: Path, key: ItemsKey, doc_id: int, table: pd.DataFrame, steps
     row = table[table["doc_id"] == doc_id].iloc[0].to_dict()
     st.markdown(f"**Document {code(doc_id)}** of {code(key.task)}: {_learned(row['learned_at'])}, "
                 f"{int(row['flips'])} flips over {int(row['steps'])} checkpoints")
-    target = _target(history)
+    n = len(history["loglikelihoods"].iloc[-1])
+    target = 0 if n == 1 else _target(history)  # LAMBADA: its one continuation is the right word
     text, curves = st.columns([2, 3])
     with text:
-        n = len(history["loglikelihoods"].iloc[-1])
         labels = _choices(stored, target, n)
         _by_scale(path, key, doc_id)
     with curves:
@@ -190,14 +191,22 @@ def _choices(stored: pd.DataFrame, target: int | None, n: int) -> list[str]:
         st.caption(f"{len(stored)} versions of this doc_id are stored (its data changed between runs); "
                    "the first is shown.")
     doc = stored.iloc[0]
-    contexts = None if doc["contexts"] is pd.NA or doc["contexts"] is None else list(doc["contexts"])
-    st.caption(f"The prompt as lm-eval built it (data fingerprint {code(doc['fingerprint'][:16])}):")
-    st.code(doc["prompt"], language=None, wrap_lines=True)
-    texts = [(contexts[i] if contexts is not None else "") + choice for i, choice in enumerate(doc["choices"])]
-    if contexts is not None:
-        st.caption("Each choice puts its own text into the prompt, then lm-eval scores the same ending.")
+    prompt, texts = _prompt_and_choices(doc["prompt"], list(doc["choices"]), doc["contexts"])
+    st.caption(f"The prompt as lm-eval built it (data fingerprint {code(doc['fingerprint'][:16])})"
+               + (", up to where the choices differ" if len(texts) and texts[0].startswith("...") else "") + ":")
+    st.code(prompt, language=None, wrap_lines=True)
     st.dataframe(pd.DataFrame({"choice": labels[:len(texts)], "text": texts}), hide_index=True, width="stretch")
     return labels
+
+
+def _prompt_and_choices(prompt: str, choices: list[str], contexts) -> tuple[str, list[str]]:
+    """The prompt and each choice's text. Where each choice has its own context (WinoGrande puts
+    each option into the sentence), the prompt is what they share and a choice is the rest."""
+    if contexts is None or contexts is pd.NA:
+        return prompt, choices
+    contexts = list(contexts)
+    shared = os.path.commonprefix(contexts)
+    return shared, ["..." + context[len(shared):] + choice for context, choice in zip(contexts, choices)]
 
 
 def _by_scale(path: Path, key: ItemsKey, doc_id: int) -> None:
