@@ -194,7 +194,7 @@ def item_heatmap(cells: pd.DataFrame, order: list[int], steps: list[int]) -> alt
     labels = len(order) <= 60
     return alt.Chart(data).mark_rect().encode(
         _step_axis(steps),
-        alt.Y("doc_id:O", title=f"document ({len(order)}, ordered by when each was learned)", sort=order,
+        alt.Y("doc_id:O", title=f"{len(order)} documents, by learned_at", sort=order,
               axis=alt.Axis(labels=labels, ticks=labels)),
         alt.Color("outcome:N", title=None, scale=RIGHT_WRONG),
         tooltip=["doc_id", "step", "outcome"],
@@ -211,7 +211,7 @@ def learned_histogram(learned_at: pd.Series, steps: list[int]) -> alt.Chart:
     return alt.Chart(counts).mark_bar(color="#3b75af").encode(
         _step_axis(steps, "learned at: the first checkpoint right at every later one"),
         alt.Y("documents:Q", title="documents"), tooltip=[alt.Tooltip("step:Q", title="learned at"), "documents"],
-    ).properties(height=240, title=f"When documents were learned ({never:,} not learned by their last checkpoint)")
+    ).properties(height=240, title=f"When documents were learned ({never:,} not learned)")
 
 
 def flips_histogram(flips: pd.Series) -> alt.Chart:
