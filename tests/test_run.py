@@ -138,6 +138,8 @@ def test_killed_sweep_resumes_with_nothing_lost_or_duplicated(tmp_path, hf_home)
     assert not scores.duplicated(["step", "task", "metric"]).any()
     samples = store.read_df(db, "SELECT step, task, doc_id, count(*) AS n FROM samples GROUP BY ALL")
     assert len(samples) == 3 * 2 * LIMIT and (samples.n == 1).all()
+    documents = store.read_df(db, "SELECT count(*) AS n FROM documents")  # written by both sweeps, kept once
+    assert documents.n[0] == 2 * LIMIT
     assert f"{len(partial) // 4} of 3 checkpoints already stored" in result.stdout
 
 
