@@ -23,11 +23,12 @@ from evalsuite.store.seed import shipped_run_ids
 
 HEAT_ROWS = 200  # documents in the heat map: 200 x 154 checkpoints is 30,800 cells
 SPREAD = "spread"
-NO_SAMPLES = (
-    "This store holds no per-document samples, only aggregate scores: EleutherAI's published "
-    "numbers are aggregates. A sweep stores every document's outcome: `evalsuite run --model "
-    "pythia-160m --steps published` (or `evalsuite run` for the demo model); so does `evalsuite "
-    "import` of lm-eval output written with `--log_samples`.")
+HOW_TO_GET = (
+    "A sweep stores every document's outcome: `evalsuite run --model pythia-160m --steps published` "
+    "(or `evalsuite run` for the demo model); so does `evalsuite import` of lm-eval output written "
+    "with `--log_samples`.")
+NO_SAMPLES = ("This store holds no per-document samples, only aggregate scores (EleutherAI's published "
+              "numbers are aggregates). " + HOW_TO_GET)
 
 
 def candidates(scores: pd.DataFrame) -> pd.DataFrame:
@@ -52,7 +53,7 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     if stats.empty:
         st.info(f"No per-document samples of {code(key.model)} on {code(key.task)} ({key.shots}-shot, "
                 f"{code(key.metric)}) from source {code(key.source)}: its scores were imported without "
-                "lm-eval's samples files. " + NO_SAMPLES.split(": ", 1)[1])
+                "lm-eval's samples files. " + HOW_TO_GET)
         return stats
     table = ordered(stats.merge(data.item_query(path, "right_by_scale", key), on="doc_id", how="left"))
     steps = _summary(path, key, table)
