@@ -159,7 +159,9 @@ def item_history(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
 
 def _last_checkpoints(key: ItemsKey) -> str:
     """Each model's last checkpoint with this task's scores from the source, and the runs there
-    ranked as _CHOSEN ranks them (SQL for a WITH clause)."""
+    ranked as _CHOSEN ranks them (SQL for a WITH clause). Read from the small runs and scores
+    tables so that the samples are only read at those steps; a model whose last run there has no
+    samples (a results file imported without its samples file) is left out."""
     return """
         last AS (SELECT model, max(step) AS step FROM runs
                  WHERE source = $source AND step IS NOT NULL AND run_id IN
@@ -171,8 +173,8 @@ def _last_checkpoints(key: ItemsKey) -> str:
 
 
 def by_scale(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
-    """Difficulty by scale for one document: model, step (each model's last checkpoint with
-    samples of this task), correct, margin there; key.model is not used."""
+    """Difficulty by scale for one document: model, step (each model's last checkpoint, as
+    _last_checkpoints finds it), correct, margin there; key.model is not used."""
     margin = _MARGIN.format(t="coalesce(s.target, d.target)", lls="s.loglikelihoods")
     sql = f"""
         WITH {_last_checkpoints(key)}
@@ -185,8 +187,9 @@ def by_scale(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
 
 
 def right_by_scale(path: Path, key: ItemsKey) -> pd.DataFrame:
-    """Every document of the task: doc_id, models (with samples at their last checkpoint),
-    right (how many of them answer it correctly there); key.model is not used."""
+    """Every document of the task: doc_id, models (with samples at their last checkpoint, as
+    _last_checkpoints finds it), right (how many of them answer it correctly there); key.model is
+    not used."""
     sql = f"""
         WITH {_last_checkpoints(key)},
         final AS (SELECT s.model, s.doc_id, arg_min(s.{key.column}, k.rank) AS ok
