@@ -59,6 +59,12 @@ def cmd_export(args) -> None:
     export_from_args(args)
 
 
+def cmd_items(args) -> None:
+    from evalsuite.io.items import items_from_args
+
+    print(items_from_args(args))
+
+
 def cmd_import(args) -> int:
     from evalsuite.io.importer import import_from_args
 
@@ -78,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evalsuite", description="Evaluate Pythia checkpoints with lm-eval and store every score.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_ls, _add_export, _add_import, _add_dashboard):
+    for add in (_add_run, _add_ls, _add_items, _add_export, _add_import, _add_dashboard):
         add(sub)
     return parser
 
@@ -120,10 +126,33 @@ def _add_ls(sub) -> None:
     ls.set_defaults(func=cmd_ls)
 
 
+def _add_items(sub) -> None:
+    items = sub.add_parser(
+        "items", help="which documents a model learns and forgets over its checkpoints",
+        description="One row per document of a task, over a model's evaluated checkpoints in order: "
+        "learned_at (the first step from which it is right at every later step; empty when it is "
+        "wrong at the last), flips (how often its correctness changes between consecutive steps), "
+        "final_correct and final_margin (the right choice's loglikelihood minus the best wrong one's, "
+        "at the last step). Needs per-document samples: a sweep stores them, so does an import of "
+        "lm-eval output written with --log_samples.")
+    items.add_argument("--model", required=True, help="the model, e.g. pythia-160m")
+    items.add_argument("--task", required=True, help="the task, e.g. arc_easy")
+    items.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
+    items.add_argument("--metric", default="acc", choices=["acc", "acc_norm"], help="what 'right' means (default: acc)")
+    items.add_argument("--source", default=None, help="whose samples (default: the one source that has some)")
+    items.add_argument("--format", default="table", choices=["table", "json"])
+    items.add_argument("--out", default=None, help="write to this file instead of stdout")
+    items.add_argument("--db", default=None, help=DB_HELP)
+    items.set_defaults(func=cmd_items)
+
+
 def _add_export(sub) -> None:
-    export = sub.add_parser("export", help="write stored scores as JSON or lm-eval result files")
-    export.add_argument("--format", default="json", choices=["json", "lm-eval"])
-    export.add_argument("--out", default=None, help="file (json; default stdout) or folder (lm-eval)")
+    export = sub.add_parser("export", help="write stored scores as JSON or lm-eval result files, or samples")
+    export.add_argument("--format", default="json", choices=["json", "lm-eval", "samples"],
+                        help="json: scores; lm-eval: results files; samples: one row per document "
+                        "per checkpoint (.jsonl or .parquet, by --out's extension)")
+    export.add_argument("--out", default=None,
+                        help="file (json; default stdout), folder (lm-eval) or .jsonl / .parquet file (samples)")
     export.add_argument("--model", default=None, help="only these models (comma list)")
     export.add_argument("--task", default=None, help="only these tasks (comma list)")
     export.add_argument("--source", default=None, help="only this source (default: all)")

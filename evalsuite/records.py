@@ -1,7 +1,8 @@
-"""The typed shape of what evalsuite stores: one run, its scores, its per-document outcomes.
+"""The typed shape of what evalsuite stores: one run, its scores, its per-document outcomes, and
+the documents themselves.
 
 Every row carries its own identity (model, step, task, metric, shots, source, run id); nothing is
-parsed out of file names. store.py maps these to DuckDB tables of the same columns.
+parsed out of file names. store/schema.py maps these to DuckDB tables of the same columns.
 """
 
 from __future__ import annotations
@@ -74,6 +75,26 @@ class Sample:
 
 
 @dataclass
+class Document:
+    """One evaluated document, stored once (not once per checkpoint): what a sample's doc_id is.
+
+    Built from lm-eval's requests for it, as a sweep prepared them or as lm-eval's samples file
+    logs them: each request is a (context, continuation) pair. Multiple-choice tasks share one
+    context (`prompt`) across their choices; WinoGrande puts each option into its own context
+    (`contexts`) and scores the same continuation after each; LAMBADA has one request.
+    """
+
+    task: str
+    shots: int  # few-shot examples in the prompt: the same document has another prompt at 5-shot
+    doc_id: int
+    fingerprint: str  # lm-eval's doc_hash: sha256 of the document's data as JSON
+    prompt: str  # the first request's context, as lm-eval built it (few-shot examples included)
+    choices: list[str]  # each request's continuation, in lm-eval's order
+    contexts: list[str] | None  # each request's own context where they differ (WinoGrande), else None
+    target: int | None  # index of the right choice; None where there is one continuation (LAMBADA)
+
+
+@dataclass
 class Sweep:
     """One `evalsuite run` in flight or over: what the dashboard's progress bar and ETA read."""
 
@@ -143,13 +164,15 @@ class JobTimes:
 @dataclass
 class JobRecord:
     """One evaluated checkpoint (or imported file): its run, scores and per-document samples,
-    committed to the store together in one transaction."""
+    committed to the store together in one transaction. An imported file also carries the
+    documents its samples file describes (a sweep stores its documents once, before its jobs)."""
 
     run: Run
     shots: int
     scores: list[Score]
     samples: list[Sample]
     times: JobTimes = field(default_factory=JobTimes)
+    documents: list[Document] = field(default_factory=list)
 
     @property
     def key(self) -> JobKey:

@@ -31,6 +31,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = RESULTS_DIR / "screenshots"
 CHART = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+ITEM_STEPS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512] + list(range(1000, 143_000, 8000)) + [143_000]
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -59,13 +60,17 @@ def _write(path: Path, model: str, step: int, rows, scale: float, shift_se: floa
 def _store(path: Path) -> Path:
     """A new (seeded) store plus local runs written by the sweep's writer: a pythia-demo curve and a
     pythia-70m final checkpoint half a stderr above the published one; the demo's sweep is still
-    running (4 of 6 checkpoints)."""
+    running (4 of 6 checkpoints); and two sizes learning PIQA's documents over 30 checkpoints."""
     store.init(path)
     now = store.utcnow()
     store.start_sweep(path, Sweep("browser-sweep", "pythia-demo", 6, started_at=now, updated_at=now, hostname="here"))
     for i, step in enumerate([0, 25, 50, 100]):
         _write(path, "pythia-demo", step, _published(path, 0), 1 + 0.02 * i, 0.0, sweep="browser-sweep")
     _write(path, "pythia-70m", 143_000, _published(path, 143_000), 1.0, 0.5)
+    for model, seed in (("pythia-160m", 0), ("pythia-410m", 1)):  # per-document samples for Items
+        for record in factory.learning(model, ITEM_STEPS, "piqa", docs=120, seed=seed):
+            store.write_job(path, record)
+    store.write_documents(path, factory.documents("piqa", 120))
     return path
 
 
@@ -183,3 +188,23 @@ def test_a_crafted_link_shows_its_values_as_text_in_a_real_browser(server, brows
         assert value in warnings
     assert page.locator("a[href*='evil.example']").count() == 0
     assert page.locator("img[src*='evil.example']").count() == 0
+
+
+def test_items_view_renders_and_picking_a_row_shows_that_document(server, browser):
+    """Issue 10 in the real renderer: the heat map, the two distributions, the document table; a
+    click on a table row picks that document (the link follows) and shows its prompt."""
+    page = _open(browser, server + "/?view=items&model=pythia-160m", 6, "items")
+    charts = page.locator("[data-testid='stVegaLiteChart']")
+    assert _colours(charts.first.screenshot()) > 20  # right and wrong cells, not an empty frame
+    assert page.get_by_text("Learned for good").count() == 1
+    table = page.locator("[data-testid='stDataFrame']").first
+    table.scroll_into_view_if_needed()  # Streamlit's page scrolls inside its own container
+    box = table.bounding_box()
+    row_height = 35  # Streamlit's data grid: a header row, then rows of 35 px
+    page.mouse.click(box["x"] + 18, box["y"] + row_height * 3.5)  # the third row's selection box
+    page.wait_for_function("window.location.search.includes('doc=')", timeout=60_000)
+    doc = int(page.url.split("doc=")[1].split("&")[0])
+    page.locator("[data-testid='stCode']", has_text=f"Question {doc} of piqa?").wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(SHOTS / "items_picked.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0

@@ -17,4 +17,4 @@ def test_help_imports_nothing_heavy():
 
 def test_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "evalsuite", "--help"], capture_output=True, text=True, check=True)
-    assert "{run,ls,export,import,dashboard}" in out.stdout
+    assert "{run,ls,items,export,import,dashboard}" in out.stdout

@@ -412,3 +412,122 @@ def test_the_last_sweep_is_named_as_code():
     assert _none_running(now, sweeps.assign(status="<b>odd</b>")).startswith(
         "No sweep running. The last one (` [sign in](https://evil.example/login) `) ` <b>odd</b> ` 30 s ago")
     _inert([_none_running(now, sweeps)])
+
+
+# --- Issue 10: the Items view ---
+
+ITEM_STEPS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 143000]
+
+
+@pytest.fixture(scope="module")
+def learning_db(tmp_path_factory) -> Path:
+    """A seeded store, plus two sizes 'learning' PIQA over 19 checkpoints (60 documents, written
+    by the sweep's writer) and the documents themselves."""
+    path = store.init(tmp_path_factory.mktemp("items") / "store.duckdb")
+    for model, seed in (("pythia-70m", 0), ("pythia-160m", 1)):
+        for record in factory.learning(model, ITEM_STEPS, "piqa", docs=60, seed=seed):
+            store.write_job(path, record)
+    store.write_documents(path, factory.documents("piqa", 60))
+    return path
+
+
+def _items_json(db: Path, capsys, *flags: str) -> pd.DataFrame:
+    from evalsuite.cli import main
+
+    assert main(["items", "--db", str(db), "--task", "piqa", "--format", "json", *flags]) == 0
+    return pd.DataFrame(json.loads(capsys.readouterr().out))
+
+
+def _same_numbers(table: pd.DataFrame, cli: pd.DataFrame) -> bool:
+    both = table.merge(cli, on="doc_id", suffixes=("", "_cli"))
+    return len(both) == len(cli) and all(
+        both[c].astype(float).equals(both[f"{c}_cli"].astype(float)) for c in ("learned_at", "flips", "final_margin"))
+
+
+def test_items_view_shows_what_evalsuite_items_computes(learning_db, monkeypatch, capsys):
+    at = _app(learning_db, monkeypatch, view="items")
+    _clean(at)
+    table = at.dataframe[0].value  # every document, in learning order
+    cli = _items_json(learning_db, capsys, "--model", "pythia-70m")
+    assert len(table) == len(cli) == 60 and _same_numbers(table, cli)
+    assert table.set_index("doc_id")["final_correct"].equals(cli.set_index("doc_id")["final_correct"].reindex(
+        table["doc_id"]))
+    learned = table["learned_at"].dropna().tolist()
+    assert learned == sorted(learned) and table["learned_at"].isna().tolist() == sorted(table["learned_at"].isna())
+    heat, learned_bars, flips, scale, curves, margins = _charts(at)  # the page's order
+    cells = heat[1]
+    assert cells["doc_id"].nunique() == 60 and set(cells["step"]) == set(ITEM_STEPS)  # 60 < 200: all shown
+    never = int(table["learned_at"].isna().sum())
+    assert learned_bars[1]["documents"].sum() == 60 - never and f"({never:,} not learned" in learned_bars[0]["title"]
+    assert flips[1]["documents"].sum() == 60
+    assert set(scale[1]["model"]) == {"pythia-70m", "pythia-160m"}
+    assert [b.proto.label for b in at.download_button][-2:] == ["Download CSV", "Download JSON"]
+
+
+def test_picking_an_item_shows_it_and_the_link_holds_it(learning_db, monkeypatch):
+    from evalsuite.store import items
+
+    at = _app(learning_db, monkeypatch, view="items")
+    doc = int(at.dataframe[0].value["doc_id"].iloc[5])
+    at.selectbox(key="doc").select(doc).run()
+    _clean(at)
+    assert at.query_params["doc"] == str(doc)
+    assert at.code[0].value == f"Question {doc} of piqa?\nAnswer:"  # the prompt, as text
+    assert at.dataframe[1].value["text"].tolist() == [f" yes {doc}", f" no {doc}"]
+    history = items.item_history(learning_db, items.ItemsKey("pythia-70m", "piqa"), doc)
+    curves = _charts(at)[4][1]
+    right = curves[curves["choice"] == "0 (right)"].sort_values("step")
+    assert right["loglikelihood"].tolist() == [lls[0] for lls in history["loglikelihoods"]]
+    again = _app(learning_db, monkeypatch, view="items", doc=str(doc))  # the link reopens it
+    assert again.selectbox(key="doc").value == doc and again.code[0].value == at.code[0].value
+
+
+def test_items_link_picks_model_and_metric(learning_db, monkeypatch, capsys):
+    at = _app(learning_db, monkeypatch, view="items", model="pythia-160m", norm="1")
+    _clean(at)
+    assert "` pythia-160m ` (steps 0 to 143000), source ` local `, right by ` acc_norm `" in at.caption[1].value
+    table = at.dataframe[0].value
+    assert _same_numbers(table, _items_json(learning_db, capsys, "--model", "pythia-160m", "--metric", "acc_norm"))
+    assert not _same_numbers(table, _items_json(learning_db, capsys, "--model", "pythia-160m"))  # acc: others
+
+
+def test_the_heat_map_spreads_its_rows_over_every_document_or_shows_a_page():
+    from evalsuite.dashboard.views.items import HEAT_ROWS, SPREAD, _heat_docs
+
+    table = pd.DataFrame({"doc_id": range(1000, 6153)})  # LAMBADA's 5,153 documents, in learning order
+    spread = _heat_docs(table, SPREAD)
+    assert len(spread) == HEAT_ROWS == len(set(spread)) and spread[0] == 1000 and spread[-1] > 6100
+    assert spread == sorted(spread)  # in learning order, evenly apart
+    assert _heat_docs(table, "2") == list(range(1400, 1600)) and _heat_docs(table, "25") == list(range(6000, 6153))
+
+
+def test_items_view_says_where_there_are_no_samples(db, tmp_path, monkeypatch):
+    seeded = store.init(tmp_path / "published.duckdb")
+    at = _app(seeded, monkeypatch, view="items")
+    _clean(at)
+    assert "holds no per-document samples" in at.info[0].value and "--log_samples" in at.info[0].value
+    at = _app(db, monkeypatch, view="items")  # local scores, but written without samples
+    _clean(at)
+    assert "No per-document samples of ` pythia-70m ` on ` lambada_openai `" in at.info[0].value
+
+
+def test_items_link_values_and_stored_names_render_inert(hostile_db, learning_db, monkeypatch):
+    at = _app(learning_db, monkeypatch, view="items", model=LINK, task=IMAGE, doc=AUTOLINK)
+    _clean(at)
+    assert LINK in " ".join(w.value for w in at.warning)
+    _inert(_markdown_shown(at))
+    at = _app(hostile_db, monkeypatch, view="items")
+    _clean(at)
+    assert LINK in at.info[0].value and IMAGE in at.info[0].value
+    _inert(_markdown_shown(at))
+
+
+def test_a_choice_with_its_own_context_is_shown_by_what_differs():
+    """WinoGrande puts each option into the sentence and scores the same ending after each."""
+    from evalsuite.dashboard.views.items import _prompt_and_choices
+
+    contexts = ["Sarah was a better surgeon than Maria so Sarah", "Sarah was a better surgeon than Maria so Maria"]
+    ending = " always got the harder cases."
+    assert _prompt_and_choices(contexts[0], [ending, ending], contexts) == (
+        "Sarah was a better surgeon than Maria so ", ["...Sarah" + ending, "...Maria" + ending])
+    assert _prompt_and_choices("Q?\nAnswer:", [" a", " b"], None) == ("Q?\nAnswer:", [" a", " b"])

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from evalsuite import store
@@ -22,6 +23,7 @@ from evalsuite.cli import main
 from evalsuite.io.identity import model_name
 from evalsuite.io.importer import import_paths
 from evalsuite.paths import PUBLISHED_RAW_DIR, TOKENIZER_DIR
+from evalsuite.records import Document
 from evalsuite.store.seed import RUNS_CSV, SCORES_CSV
 
 # The README's coverage: zero-shot at every published step, five-shot at 3000, 13000 ... 143000.
@@ -209,6 +211,31 @@ def test_lm_eval_04_results_and_samples_import(lm_eval_04_dir, tmp_path, capsys)
     capsys.readouterr()
     assert len(_scores(db, "source = 'my-lab'")) == len(scores)
     assert len(store.read_df(db, "SELECT * FROM samples")) == 20
+
+
+def stored_documents(db: Path) -> list[Document]:
+    rows = store.read_df(db, "SELECT * FROM documents ORDER BY task, doc_id").to_dict(orient="records")
+    for row in rows:
+        row["choices"] = list(row["choices"])
+        row["contexts"] = None if row["contexts"] is None or row["contexts"] is pd.NA else list(row["contexts"])
+        row["target"] = None if pd.isna(row["target"]) else int(row["target"])
+    return [Document(**row) for row in rows]
+
+
+def test_lm_eval_04_samples_store_the_documents_a_sweep_stores(lm_eval_04_dir, tmp_path):
+    """What each doc_id is (data fingerprint, prompt, choices, right answer) comes out of lm-eval's
+    samples files as a sweep builds it from lm-eval's requests; a second file adds none again."""
+    from evalsuite.lmeval import definitions
+    from evalsuite.lmeval.requests import prepare
+
+    db = tmp_path / "store.duckdb"
+    assert import_paths([lm_eval_04_dir], db, model="pythia-demo", step=100, seed=False).imported
+    suite = load_tasks()
+    configs = definitions.task_configs(suite.select(["arc_easy", "lambada_openai"]), suite.data_dir, 0)
+    swept = sorted(prepare(configs, 0, 5, "local").documents(), key=lambda d: (d.task, d.doc_id))
+    assert stored_documents(db) == swept and len(swept) == 10
+    assert import_paths([lm_eval_04_dir], db, model="pythia-demo", step=100, source="my-lab").imported
+    assert stored_documents(db) == swept
 
 
 def test_lm_eval_04_identity_comes_from_model_args(lm_eval_04_dir, tmp_path):

@@ -229,3 +229,57 @@ def test_names_given_on_the_command_line_are_checked(tmp_path, capsys, flag, val
     assert main(["import", str(folder), "--db", str(tmp_path / "s.duckdb"), flag, value]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"evalsuite: error: {message}: use letters, digits") and err.count("\n") == 1
+
+
+# --- Issue 10: the documents a samples file describes are checked as its rows are ---
+
+DATE = "2024-05-01T00-00-00.000000"
+
+
+def sample_line(doc_id: int = 0, **changes) -> dict:
+    """One line of lm-eval 0.4's samples_piqa_<date>.jsonl, as its EvaluationTracker writes it."""
+    prompt = f"Question: goal {doc_id}?\nAnswer:"
+    line = {"doc_id": doc_id, "doc": {"goal": f"goal {doc_id}?", "sol1": "a", "sol2": "b", "label": 0},
+            "target": "0", "arguments": {"gen_args_0": {"arg_0": prompt, "arg_1": " a"},
+                                         "gen_args_1": {"arg_0": prompt, "arg_1": " b"}},
+            "filtered_resps": [["-1.0", "False"], ["-2.0", "False"]], "acc": 1.0, "acc_norm": 1.0}
+    return {**line, **changes}
+
+
+LONG = "x" * 200_001
+DOCUMENT_PROBLEMS = {
+    "one_argument": ({"arguments": {"gen_args_0": {"arg_0": "Q"}, "gen_args_1": {"arg_0": "Q"}}},
+                     "samples file has an unexpected shape (ValueError: a request's arguments are not a "
+                     "(context, continuation) pair of strings)"),
+    "number_prompt": ({"arguments": [[1, " a"], [1, " b"]]}, "samples file has an unexpected shape"),
+    "long_prompt": ({"arguments": [[LONG, " a"], [LONG, " b"]]},
+                    "piqa document 0: a prompt is not text of at most 200,000 characters"),
+    "three_choices": ({"arguments": [["Q", " a"], ["Q", " b"], ["Q", " c"]]},
+                      "piqa document 0: 3 choices, but its sample scored 2"),
+    "target_5": ({"target": "5"}, "piqa document 0: the right answer 5 is not one of its 2 choices"),
+}
+
+
+@pytest.mark.parametrize("name", list(DOCUMENT_PROBLEMS))
+def test_a_samples_file_describing_its_documents_badly_is_skipped(tmp_path, capsys, name):
+    changes, reason = DOCUMENT_PROBLEMS[name]
+    folder = tmp_path / "in"
+    _write(folder, {f"results_{DATE}.json": GOOD, f"samples_piqa_{DATE}.jsonl":
+                    "\n".join(json.dumps(sample_line(d, **(changes if d == 0 else {}))) for d in range(3))})
+    db = tmp_path / "s.duckdb"
+    assert main(["import", str(folder), "--db", str(db)]) == 2
+    assert _skips(capsys.readouterr().err)[f"results_{DATE}.json"].startswith(reason)
+    assert store.read_df(db, "SELECT count(*) AS n FROM documents").n[0] == 0
+
+
+def test_samples_with_their_documents_are_stored_and_lines_without_keep_their_sample(tmp_path, capsys):
+    bare = {k: v for k, v in sample_line(2).items() if k not in ("doc", "arguments")}
+    folder = _write(tmp_path / "in", {f"results_{DATE}.json": GOOD, f"samples_piqa_{DATE}.jsonl": "\n".join(
+        json.dumps(line) for line in (sample_line(0), sample_line(1), bare))})
+    db = tmp_path / "s.duckdb"
+    assert main(["import", str(folder), "--db", str(db)]) == 0
+    assert capsys.readouterr().out == f"imported 1 file (2 scores, 3 samples) into {db}\n"
+    docs = store.read_df(db, "SELECT doc_id, prompt, choices, contexts, target FROM documents ORDER BY doc_id")
+    assert list(docs.doc_id) == [0, 1] and list(docs.target) == [0, 0]
+    assert docs.prompt[1] == "Question: goal 1?\nAnswer:" and list(docs.choices[1]) == [" a", " b"]
+    assert docs.contexts.isna().all()  # the choices share their prompt

@@ -148,6 +148,10 @@ def test_cluster_stores_what_one_process_stores_bit_for_bit(cluster, hf_home, tm
         want_samples.drop(columns=["loglikelihoods", "is_greedy"]))
     assert [list(x) for x in samples.loglikelihoods] == [list(x) for x in want_samples.loglikelihoods]
     assert [list(x) for x in samples.is_greedy] == [list(x) for x in want_samples.is_greedy]
+    documents = "SELECT task, shots, doc_id, fingerprint, prompt FROM documents ORDER BY ALL"
+    stored = store.read_df(spread, documents)
+    assert len(stored) == len(set(samples.task + samples.doc_id.astype(str)))  # each document once
+    assert stored.equals(store.read_df(alone, documents))  # and the same as one process stores
     # packing: pythia-70m takes a quarter of a GPU, so the third worker shares a node's only GPU
     workers = _workers(spread)
     assert len(workers) == 3 and set(workers.gpu) == {"0 (1/4)"} and set(workers.state) == {"stopped"}

@@ -3,12 +3,15 @@
 The reference is lm-eval's own `simple_evaluate` (through backends.simple_evaluate), run afresh for each
 checkpoint; the prepared path builds the tasks' requests once and reuses them for checkpoints
 with different weights. Every score (value, stderr, n) and every per-document sample
-(loglikelihoods, is_greedy, correctness, target) must be identical, zero- and few-shot.
+(loglikelihoods, is_greedy, correctness, target) must be identical, zero- and few-shot; and the
+documents a sweep stores are the ones lm-eval's own samples describe.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -62,6 +65,34 @@ def test_prepared_requests_equal_a_fresh_lm_eval_run_per_checkpoint(tok, names, 
         record = _prepared(model, tok, prepared)
         _same(record, *_fresh(model, tok, configs, shots))
     assert len(record.samples) == len(prepared.tasks) * LIMIT
+
+
+@pytest.mark.parametrize("names,shots", [(None, 0), (["arc_easy", "lambada_openai"], 2)])
+def test_documents_are_what_lm_eval_logs_about_each(tok, names, shots):
+    """The data's doc_hash, the prompt of prompt_hash, every request's (context, continuation),
+    and the right choice: the one lm-eval's own acc rewards (WinoGrande included, whose logged
+    target is not an index)."""
+    configs = _configs(names, shots)
+    documents = {(d.task, d.doc_id): d for d in prepare(configs, shots, LIMIT, "local").documents()}
+    raw = backends.simple_evaluate(backends.make_lm(tiny_model(seed=3), tok, "fast", "8"), configs, shots, LIMIT)
+    assert len(documents) == LIMIT * len(raw["samples"])
+    for task, lines in raw["samples"].items():
+        for line in lines:
+            doc = documents[(task, line["doc_id"])]
+            assert (doc.task, doc.shots, doc.fingerprint) == (task, shots, line["doc_hash"])
+            assert hashlib.sha256(doc.prompt.encode()).hexdigest() == line["prompt_hash"]
+            contexts = doc.contexts or [doc.prompt] * len(doc.choices)
+            assert list(zip(contexts, doc.choices)) == [tuple(args) for args in line["arguments"]]
+            lls = [resp[0] for resp in line["filtered_resps"]]
+            if len(lls) > 1:
+                assert line["acc"] == (lls.index(max(lls)) == doc.target)
+            else:
+                assert doc.target is None  # LAMBADA: one continuation, the right word
+    logged = {(d.task, d.doc_id): d for d in results.parse_documents(raw["samples"], shots=shots)}
+    assert logged.keys() == documents.keys()
+    for key, doc in logged.items():  # read from lm-eval's samples, as `evalsuite import` reads them:
+        # the same, but for WinoGrande's right choice, which lm-eval's samples do not say
+        assert doc == (replace(documents[key], target=None) if key[0] == "winogrande" else documents[key])
 
 
 def test_hf_backend_through_prepared_requests(tok):

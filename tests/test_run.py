@@ -50,6 +50,8 @@ def test_run_stores_every_score_with_provenance(first_run):
     assert runs.device.eq("cpu").all() and runs.duration_s.gt(0).all() and runs.hostname.notna().all()
     samples = store.read_df(db, "SELECT task, count(*) AS n FROM samples GROUP BY task ORDER BY task")
     assert list(samples.n) == [2 * LIMIT, 2 * LIMIT]
+    documents = store.read_df(db, "SELECT task, count(*) AS n FROM documents GROUP BY task ORDER BY task")
+    assert list(documents.n) == [LIMIT, LIMIT]  # once per sweep, not once per checkpoint
     sweep = store.read_df(db, "SELECT * FROM sweeps")
     assert (list(sweep.models), list(sweep.planned), list(sweep.done), list(sweep.status)) == (
         ["pythia-70m"], [2], [2], ["done"])
@@ -93,6 +95,24 @@ def test_second_run_skips_everything(first_run, hf_home):
     assert len(_scores(db)) == before
 
 
+def test_items_of_a_sweep_are_its_samples_in_order(first_run, hf_home):
+    """A researcher runs a sweep, then asks when each document was learned: `evalsuite items`
+    agrees with the samples the sweep stored (two checkpoints: learned at the first when right at
+    both, at the second when wrong then right, never when wrong at the second)."""
+    import json
+
+    db, _ = first_run
+    result = run_evalsuite(hf_home, db, "items", "--model", "pythia-70m", "--task", "arc_easy", "--format", "json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {r["doc_id"]: r for r in json.loads(result.stdout)}
+    samples = store.read_df(db, "SELECT doc_id, step, correct FROM samples WHERE task = 'arc_easy' ORDER BY step")
+    for doc_id, group in samples.groupby("doc_id"):
+        first, second = group["correct"].tolist()
+        learned = (1000 if first else 2000) if second else None
+        assert (rows[doc_id]["learned_at"], rows[doc_id]["flips"]) == (learned, int(first != second))
+    assert sorted(rows) == list(range(LIMIT))
+
+
 def test_killed_sweep_resumes_with_nothing_lost_or_duplicated(tmp_path, hf_home):
     db = tmp_path / "store.duckdb"
     args = [*ARGS, "--backend", "hf"]  # lm-eval's own backend through the CLI, too
@@ -118,6 +138,8 @@ def test_killed_sweep_resumes_with_nothing_lost_or_duplicated(tmp_path, hf_home)
     assert not scores.duplicated(["step", "task", "metric"]).any()
     samples = store.read_df(db, "SELECT step, task, doc_id, count(*) AS n FROM samples GROUP BY ALL")
     assert len(samples) == 3 * 2 * LIMIT and (samples.n == 1).all()
+    documents = store.read_df(db, "SELECT count(*) AS n FROM documents")  # written by both sweeps, kept once
+    assert documents.n[0] == 2 * LIMIT
     assert f"{len(partial) // 4} of 3 checkpoints already stored" in result.stdout
 
 

@@ -1,4 +1,6 @@
-"""What the dashboard reads: the store's scores and runs, as pandas frames, plus model metadata.
+"""What the dashboard reads: the store's scores and runs, as pandas frames, plus model metadata;
+and for the Items view, the per-document statistics store/items.py computes in DuckDB (only what
+the view shows: never every sample).
 
 The store is only ever opened read-only, for one query, through evalsuite.store.read_df (which
 retries while a sweep holds the write lock). Results are cached keyed on the file's size and
@@ -8,6 +10,7 @@ without every rerun of the page hitting the file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from evalsuite.catalog import baselines
 from evalsuite.catalog.pythia import MODELS, TOKENS_PER_STEP
 from evalsuite.dashboard.text import code
 from evalsuite.errors import EvalsuiteError
+from evalsuite.store import items
 
 CACHE_TTL_S = 5
 PUBLISHED = "published"
@@ -151,3 +155,40 @@ def options(scores: pd.DataFrame, column: str, **where) -> list:
         rows = rows[rows[col] == value]
     values = rows[column].dropna().unique().tolist()
     return sorted(values)
+
+
+# The Items view's queries (store/items.py), by name: each takes (path, ItemsKey, *args).
+ITEM_QUERIES: dict[str, Callable[..., pd.DataFrame]] = {
+    "stats": items.item_stats, "cells": items.item_cells, "history": items.item_history,
+    "by_scale": items.by_scale, "right_by_scale": items.right_by_scale}
+
+
+def item_query(path: Path, name: str, key: items.ItemsKey, *args) -> pd.DataFrame:
+    """One of ITEM_QUERIES, cached until the store changes (lists in `args` as tuples)."""
+    frozen = tuple(tuple(a) if isinstance(a, list) else a for a in args)
+    return _item_query(str(path), file_stamp(path), name, key, frozen)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
+def _item_query(path: str, stamp: tuple, name: str, key: items.ItemsKey, args: tuple) -> pd.DataFrame:
+    return ITEM_QUERIES[name](Path(path), key, *(list(a) if isinstance(a, tuple) else a for a in args))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
+def _documents(path: str, stamp: tuple, task: str, shots: int, doc_ids: tuple) -> pd.DataFrame:
+    return items.documents(Path(path), task, shots, list(doc_ids))
+
+
+def documents(path: Path, task: str, shots: int, doc_ids: list[int]) -> pd.DataFrame:
+    """The stored documents asked for (store/items.documents), cached until the store changes."""
+    return _documents(str(path), file_stamp(path), task, shots, tuple(doc_ids))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
+def _prompt_ends(path: str, stamp: tuple, task: str, shots: int) -> pd.DataFrame:
+    return items.prompt_ends(Path(path), task, shots)
+
+
+def prompt_ends(path: Path, task: str, shots: int) -> pd.DataFrame:
+    """Each stored document's last prompt characters (store/items.prompt_ends), cached."""
+    return _prompt_ends(str(path), file_stamp(path), task, shots)

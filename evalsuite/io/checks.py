@@ -1,24 +1,30 @@
 """What a row may hold before it reaches the store: the checks `evalsuite import` runs on every
-run, score and sample of a file before writing any of them.
+run, score, sample and document of a file before writing any of them.
 
 A file that passes cannot make an insert fail (every number fits its DuckDB column: INTEGER is
 32-bit) and cannot store nonsense: names follow evalsuite.names, numbers are finite, accuracies
 lie in [0, 1], perplexities are positive, stderrs are not negative, shots, limits, document
-counts and ids are non-negative integers, and a Pythia model's step is one Pythia published.
+counts and ids are non-negative integers, and a Pythia model's step is one Pythia published. A
+document's texts are strings of bounded length, its fingerprint a sha256 in hex, its right answer
+one of its choices, and it has as many choices as its samples have loglikelihoods.
 Each check raises BadRow with one line saying what is wrong.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 from evalsuite import names
 from evalsuite.catalog.pythia import ALL_STEPS, MODELS
-from evalsuite.records import Run, Sample, Score
+from evalsuite.records import Document, Run, Sample, Score
 
 INT32_MAX = 2**31 - 1  # DuckDB INTEGER
 INT64_MAX = 2**63 - 1  # DuckDB BIGINT
 MAX_TEXT = 1000  # characters in a free-text provenance field (device, batch size, model path)
+MAX_PROMPT = 200_000  # characters in a document's prompt or choice (a 25-shot ARC prompt: about 10,000)
+MAX_CHOICES = 100  # requests per document (the five tasks: 1, 2 or 4)
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # lm-eval's doc_hash: sha256, hex
 TEXT_FIELDS = ("backend", "model_source", "data_source", "batch_size", "device", "gpu_name", "hostname",
                "evalsuite_commit", "lm_eval_version", "transformers_version", "torch_version")
 _PYTHIA_STEPS = frozenset(ALL_STEPS)
@@ -28,12 +34,15 @@ class BadRow(ValueError):
     """A value the store must not hold; the message says which and why."""
 
 
-def check_job(run: Run, scores: list[Score], samples: list[Sample]) -> None:
+def check_job(run: Run, scores: list[Score], samples: list[Sample], documents: list[Document] | None = None) -> None:
     check_run(run)
     for score in scores:
         check_score(score)
     for sample in samples:
         check_sample(sample)
+    choices = {(s.task, s.doc_id): len(s.loglikelihoods) for s in samples}
+    for document in documents or []:
+        check_document(document, choices.get((document.task, document.doc_id)))
 
 
 def check_run(run: Run) -> None:
@@ -79,6 +88,33 @@ def check_sample(sample: Sample) -> None:
         raise BadRow(f"{where}: is_greedy does not hold one flag per choice")
     if not isinstance(sample.correct, bool) or not isinstance(sample.correct_norm, (bool, type(None))):
         raise BadRow(f"{where}: acc / acc_norm are not true or false")
+
+
+def check_document(document: Document, n_choices: int | None = None) -> None:
+    """A document as an lm-eval samples line describes it; n_choices: what its sample scored."""
+    _name("task", document.task)
+    for what, value in (("shots", document.shots), ("doc_id", document.doc_id), ("target", document.target)):
+        _count(what, value, optional=what == "target")
+    where = f"{document.task} document {document.doc_id}"
+    if not isinstance(document.fingerprint, str) or not FINGERPRINT.fullmatch(document.fingerprint):
+        raise BadRow(f"{where}: the fingerprint {names.shown(document.fingerprint)} is not a sha256 in hex")
+    _prompt(where, "prompt", document.prompt)
+    choices = document.choices
+    if not isinstance(choices, list) or not 0 < len(choices) <= MAX_CHOICES:
+        raise BadRow(f"{where}: it does not have 1 to {MAX_CHOICES} choices")
+    for text in choices + (document.contexts or []):
+        _prompt(where, "choice", text)
+    if document.contexts is not None and len(document.contexts) != len(choices):
+        raise BadRow(f"{where}: {len(document.contexts)} contexts for {len(choices)} choices")
+    if n_choices is not None and n_choices != len(choices):
+        raise BadRow(f"{where}: {len(choices)} choices, but its sample scored {n_choices}")
+    if document.target is not None and document.target >= len(choices):
+        raise BadRow(f"{where}: the right answer {document.target} is not one of its {len(choices)} choices")
+
+
+def _prompt(where: str, what: str, text: object) -> None:
+    if not isinstance(text, str) or len(text) > MAX_PROMPT:
+        raise BadRow(f"{where}: a {what} is not text of at most {MAX_PROMPT:,} characters")
 
 
 def _value(task: str, metric: str, value: object) -> None:

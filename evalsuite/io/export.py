@@ -1,19 +1,24 @@
-"""`evalsuite export`: stored scores as a JSON array, or as lm-eval-style results files.
+"""`evalsuite export`: stored scores as a JSON array, or as lm-eval-style results files; stored
+samples (one row per document per checkpoint) as JSON Lines or Parquet.
 
 The lm-eval format is lm-eval 0.4's results shape (`"acc,none"`, `"acc_stderr,none"`, `n-shot`,
 `n-samples`, `config.model_args` with `pretrained=` and `revision=`), one file per (model, step)
 and shot count, so `evalsuite import` and other lm-eval tooling read them back.
 
-Both formats are strict JSON: a value that is not a finite number is written as null. File and
+Every JSON written is strict: a value that is not a finite number is written as null. File and
 folder names come from stored names, so each name is checked (evalsuite.names) and each path is
-checked to resolve inside --out before the first file is written.
+checked to resolve inside --out before the first file is written. The samples file is written by
+DuckDB straight from the store (28.7 million rows at full scale never pass through Python) into a
+temporary file beside --out, renamed into place once complete.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sys
+import uuid
 from pathlib import Path
 
 from evalsuite import names, store
@@ -22,6 +27,10 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.records import Score, columns
 
 SCORE_FIELDS = columns(Score)  # every column of the scores table, in the schema's order
+# One row per stored sample: its checkpoint, the document, the outcome; the source from its run.
+SAMPLE_FIELDS = ["r.source", "s.run_id", "s.model", "s.step", "s.task", "s.shots", "s.doc_id", "s.target",
+                 "s.correct", "s.correct_norm"]
+SAMPLE_FORMATS = {".jsonl": "FORMAT json", ".parquet": "FORMAT parquet"}  # by --out's extension
 
 
 def score_rows(db: Path, models: list[str] | None = None, tasks: list[str] | None = None,
@@ -79,7 +88,7 @@ def write_lm_eval(rows: list[dict], out_dir: Path) -> list[Path]:
         path = names.inside(out_dir, out_dir / model / f"results_{step_part}_{shots}shot_{source}.json")
         files[path] = json.dumps(doc, indent=2, allow_nan=False) + "\n"
     for path, text in files.items():
-        _write(path, text, mkdir=True)
+        write_text(path, text, mkdir=True)
     return list(files)
 
 
@@ -92,7 +101,7 @@ def _check_names(rows: list[dict]) -> None:
                                      f"({names.RULE}); leave it out with --model/--task/--source")
 
 
-def _write(path: Path, text: str, mkdir: bool = False) -> None:
+def write_text(path: Path, text: str, mkdir: bool = False) -> None:
     try:
         if mkdir:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,9 +110,59 @@ def _write(path: Path, text: str, mkdir: bool = False) -> None:
         raise EvalsuiteError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def samples_file(out: Path) -> tuple[Path, str]:
+    """--out for the samples format, checked: (the path, DuckDB's COPY format for its extension)."""
+    kind = SAMPLE_FORMATS.get(out.suffix.lower())
+    if kind is None:
+        raise EvalsuiteError(f"--out {out}: --format samples writes .jsonl or .parquet (by the extension)")
+    if out.is_dir():
+        raise EvalsuiteError(f"--out {out} is a folder; --format samples writes one file (e.g. --out samples.parquet)")
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise EvalsuiteError(f"cannot write {out}: {out.parent} is not a writable folder")
+    return names.inside(out.parent, out), kind
+
+
+def write_samples(db: Path, out: Path, models: list[str] | None = None, tasks: list[str] | None = None,
+                  source: str | None = None) -> int:
+    """Every stored sample matching the filters into one file (JSON Lines or Parquet, by the
+    extension); returns the rows written. Nothing is written when no sample matches."""
+    out, kind = samples_file(out)
+    where, params = _samples_where(models, tasks, source)
+    finite = "list_transform(s.loglikelihoods, lambda x: CASE WHEN isfinite(x) THEN x END) AS loglikelihoods"
+    query = (f"SELECT {', '.join(SAMPLE_FIELDS)}, {finite} FROM samples s LEFT JOIN runs r USING (run_id) "
+             f"{where}")
+    partial = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
+    quoted = str(partial).replace("'", "''")
+    try:
+        with store.connect(db, read_only=True) as con:
+            (rows,), = con.execute(f"COPY ({query}) TO '{quoted}' ({kind})", params).fetchall()
+        if rows:
+            os.replace(partial, out)
+    except OSError as exc:
+        raise EvalsuiteError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows
+
+
+def _samples_where(models: list[str] | None, tasks: list[str] | None, source: str | None) -> tuple[str, list]:
+    clauses, params = [], []
+    for column, values in (("s.model", models), ("s.task", tasks)):
+        if values:
+            clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            params += values
+    if source:
+        clauses.append("r.source = ?")
+        params.append(source)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
 def export_from_args(args) -> None:
     models, tasks = names.check_list("model", args.model), names.check_list("task", args.task)
     source = names.check("source", args.source) if args.source is not None else None
+    if args.format == "samples":
+        _export_samples(args, models, tasks, source)
+        return
     rows = score_rows(store.db_path(args.db), models, tasks, source)
     if not rows:
         raise EvalsuiteError("no stored scores match; see 'evalsuite ls'")
@@ -118,7 +177,19 @@ def export_from_args(args) -> None:
         if Path(args.out).is_dir():
             raise EvalsuiteError(f"--out {args.out} is a folder; --format json writes one file "
                                  "(e.g. --out scores.json)")
-        _write(Path(args.out), text)
+        write_text(Path(args.out), text)
         print(f"wrote {len(rows)} scores to {args.out}")
     else:
         sys.stdout.write(text)
+
+
+def _export_samples(args, models: list[str] | None, tasks: list[str] | None, source: str | None) -> None:
+    if not args.out:
+        raise EvalsuiteError("--format samples needs --out FILE (.jsonl or .parquet)")
+    db = store.db_path(args.db)
+    if not db.exists():
+        raise EvalsuiteError(f"no store at {db}: run 'evalsuite run' or 'evalsuite import' first")
+    rows = write_samples(db, Path(args.out), models, tasks, source)
+    if not rows:
+        raise EvalsuiteError("no stored samples match (published scores have none); see 'evalsuite ls'")
+    print(f"wrote {rows} samples to {args.out}")

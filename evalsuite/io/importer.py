@@ -1,7 +1,8 @@
 """`evalsuite import`: lm-eval result files (0.3 and 0.4) into the store.
 
 Reads lm-eval 0.3 files (EleutherAI's published Pythia, OPT and BLOOM results) and lm-eval 0.4
-`results_*.json` files, with the `samples_<task>_<date>.jsonl` written beside them. Which model,
+`results_*.json` files, with the `samples_<task>_<date>.jsonl` written beside them (each
+document's outcome, and the document itself: its prompt, choices and answer). Which model,
 step and shot count a file holds comes from its content (`config.model_args`: `pretrained=`,
 `revision=stepN`; `num_fewshot` / `n-shot`), never from its name. Only the tasks of tasks.yaml
 are imported. Each file becomes one run whose id hashes the file's bytes and the source, so
@@ -53,9 +54,10 @@ def _select(metrics, suite) -> list:
 
 
 def _samples(path: Path, tasks: set[str], ident: Identity, shots: int, run_id: str,
-             max_mb: float) -> list:
-    """The per-document samples lm-eval 0.4 wrote beside results_<date>.json, where present."""
-    from evalsuite.lmeval.results import parse_samples
+             max_mb: float) -> tuple[list, list]:
+    """The per-document samples lm-eval 0.4 wrote beside results_<date>.json, where present, and
+    the documents they describe."""
+    from evalsuite.lmeval.results import parse_documents, parse_samples
 
     date = path.stem.removeprefix("results_")
     docs = {}
@@ -68,7 +70,8 @@ def _samples(path: Path, tasks: set[str], ident: Identity, shots: int, run_id: s
             except SkipFile as exc:
                 raise SkipFile(f"{names.printable(file.name)}: {exc}") from None
     try:
-        return parse_samples(docs, model=ident.model, step=ident.step, shots=shots, run_id=run_id)
+        return (parse_samples(docs, model=ident.model, step=ident.step, shots=shots, run_id=run_id),
+                parse_documents(docs, shots=shots))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
         raise SkipFile(f"samples file has an unexpected shape ({type(exc).__name__}: "
                        f"{names.printable(exc)[:200]})") from None
@@ -95,12 +98,12 @@ def load_file(path: Path, suite, source: str | None = None, model: str | None = 
     run = make_run(raw, ident, run_id_for(data, source), source)
     scores = to_scores(metrics, model=ident.model, step=ident.step, run_id=run.run_id, source=source,
                        doc_limit=run.doc_limit, dtype=run.dtype)
-    samples = _samples(path, {m.task for m in metrics}, ident, shots.pop(), run.run_id, max_mb)
+    samples, documents = _samples(path, {m.task for m in metrics}, ident, shots.pop(), run.run_id, max_mb)
     try:
-        check_job(run, scores, samples)
+        check_job(run, scores, samples, documents)
     except BadRow as exc:
         raise SkipFile(str(exc)) from None
-    return JobRecord(run, scores[0].shots, scores, samples)
+    return JobRecord(run, scores[0].shots, scores, samples, documents=documents)
 
 
 def _stored_run_ids(db: Path) -> set[str]:

@@ -28,7 +28,7 @@ def print_listing(db: str | None, model: str | None = None, source: str | None =
     if frame.empty:
         print(f"no scores stored in {path}")
         return
-    print(_table(frame.fillna({"step": -1}).astype({"step": int}).replace({"step": {-1: "-"}})))
+    print(text_table(frame.fillna({"step": -1}).astype({"step": int}).replace({"step": {-1: "-"}})))
     print(f"{len(frame)} (model, step, shots) groups, {int(frame.scores.sum())} scores in {path}")
 
 
@@ -45,7 +45,7 @@ def print_run_summary(db: Path, report: SweepReport, shots: int) -> None:
         WHERE run_id IN ({', '.join('?' for _ in ids)}) ORDER BY model, step, task, metric""", ids)
     frame = frame.pivot_table(index=["model", "step"], columns=["task", "metric"], values="value")
     frame.columns = [f"{t}:{m}" for t, m in frame.columns]
-    print(_table(frame.reset_index(), floatfmt="{:.4g}"))
+    print(text_table(frame.reset_index(), floatfmt="{:.4g}"))
     n, up = len(done), report.startup
     wall = sum(d.times.wall_s for d in done) - up.first_load_s
     scoring = sum(d.times.scoring_s for d in done)
@@ -58,7 +58,7 @@ def print_run_summary(db: Path, report: SweepReport, shots: int) -> None:
           f"checkpoint loads), rest of the first load {up.first_load_s:.1f}")
 
 
-def _table(frame, floatfmt: str = "{:.4f}") -> str:
+def text_table(frame, floatfmt: str = "{:.4f}") -> str:
     """A plain fixed-width table (no extra dependency)."""
     cells = [[names.printable(c) for c in frame.columns]]
     for row in frame.itertuples(index=False):

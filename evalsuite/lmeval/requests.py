@@ -5,7 +5,7 @@ model (load each task with its data, set the few-shot count and lm-eval's seeds,
 `Instance`) and keeps the result: the documents in lm-eval's order, each with its requests.
 Scoring a checkpoint (evaluate.py) then only resets the responses and asks the model. Nothing
 here depends on a checkpoint; it depends on the sweep's task set, shots, limit and data source,
-which `RequestsKey` names.
+which `RequestsKey` names. `documents()` is what the store keeps about each document.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalsuite.lmeval import templates
+from evalsuite.lmeval.results import make_document
+from evalsuite.records import Document
 
 # simple_evaluate's default seeds: Python's and numpy's RNGs, and the few-shot sampler's.
 RANDOM_SEED, NUMPY_SEED, FEWSHOT_SEED = 0, 1234, 1234
@@ -36,6 +38,7 @@ class PreparedDoc:
     doc: dict
     requests: list[Any]  # lm-eval Instances, in lm-eval's order (by idx)
     target: Any  # task.doc_to_target(doc): what lm-eval logs as this document's target
+    gold: int | None = None  # the right choice's index, as lm-eval's metrics find it (multiple choice)
 
 
 @dataclass
@@ -58,6 +61,13 @@ class PreparedRequests:
             raise ValueError(f"tasks not prepared for this sweep: {', '.join(sorted(missing))}")
         key = RequestsKey(tuple(t.name for t in tasks), self.key.shots, self.key.limit, self.key.data_source)
         return PreparedRequests(key, tasks)
+
+    def documents(self) -> list[Document]:
+        """Every prepared document as the store keeps it: its data's fingerprint, the prompt
+        and choices lm-eval built, the right answer (what lm-eval's samples file logs)."""
+        return [make_document(task=t.name, shots=self.key.shots, doc_id=d.doc_id, doc=d.doc,
+                              arguments=[inst.args for inst in d.requests], target=d.gold)
+                for t in self.tasks for d in t.docs]
 
     @property
     def instances(self) -> list[Any]:
@@ -96,5 +106,18 @@ def _documents(task, limit: int | None) -> list[PreparedDoc]:
     docs = []
     for doc_id, doc in task.doc_iterator(rank=0, limit=limit, world_size=1):
         requests = sorted(by_doc[doc_id], key=lambda inst: inst.idx)
-        docs.append(PreparedDoc(doc_id, doc, requests, task.doc_to_target(doc)))
+        docs.append(PreparedDoc(doc_id, doc, requests, task.doc_to_target(doc), _gold(task, doc)))
     return docs
+
+
+def _gold(task, doc) -> int | None:
+    """The right choice's index as lm-eval's process_results finds it: from doc_to_target, or
+    for a task that puts each choice into the context (WinoGrande: `multiple_input`) from
+    doc_to_text; None for a task that is not multiple choice, or a label lm-eval cannot place."""
+    if task.OUTPUT_TYPE != "multiple_choice":
+        return None
+    gold = task.doc_to_text(doc) if task.multiple_input else task.doc_to_target(doc)
+    choices = task.doc_to_choice(doc)
+    if isinstance(gold, str):
+        gold = choices.index(gold) if gold in choices else None
+    return gold if isinstance(gold, int) and 0 <= gold < len(choices) else None

@@ -5,15 +5,21 @@ lm-eval 0.4 writes `{"results": {task: {"acc,none": .., "acc_stderr,none": ..}},
 Pythia files) writes `{"results": {task: {"acc": .., "acc_stderr": .., "ppl": ..}}, "config":
 {"num_fewshot": ..}}`. Both become `Metric`s; metric names are normalised (0.3's `ppl` is
 `perplexity`).
+
+A sample also says what its document is (`doc`, `arguments`: the (context, continuation) of
+each request, `target`); `make_document` turns that into a Document, the same one whether it
+comes from a sweep's own requests or from lm-eval's samples file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 
 from evalsuite.catalog.pythia import tokens_seen
-from evalsuite.records import Sample, Score
+from evalsuite.records import Document, Sample, Score
 
 METRIC_ALIASES = {"ppl": "perplexity"}
 
@@ -122,3 +128,58 @@ def _target(target, n_choices: int) -> int | None:
 
 def _flag(value) -> bool:
     return value.strip() == "True" if isinstance(value, str) else bool(value)
+
+
+def parse_documents(raw_samples: dict[str, list[dict]], *, shots: int) -> list[Document]:
+    """The documents lm-eval 0.4's samples describe: one per sample that logs its `doc` and
+    `arguments` (lm-eval always does; a line without them yields a Sample and no Document)."""
+    return [
+        make_document(task=task, shots=shots, doc_id=int(line["doc_id"]), doc=line["doc"],
+                      arguments=line["arguments"], target=line["target"])
+        for task, lines in raw_samples.items() for line in lines
+        if "doc" in line and "arguments" in line
+    ]
+
+
+def make_document(*, task: str, shots: int, doc_id: int, doc, arguments, target) -> Document:
+    """One Document from a document's data and its requests' arguments: a list of (context,
+    continuation) pairs in memory, or `{"gen_args_0": {"arg_0": context, "arg_1": continuation}}`
+    as lm-eval's samples file writes them."""
+    pairs = _argument_pairs(arguments)
+    if not pairs:
+        raise ValueError("a document without requests")
+    contexts = [str(context) for context, _ in pairs]
+    shared = all(c == contexts[0] for c in contexts)
+    return Document(task=task, shots=shots, doc_id=doc_id, fingerprint=doc_hash(doc), prompt=contexts[0],
+                    choices=[str(continuation) for _, continuation in pairs],
+                    contexts=None if shared else contexts, target=_target(target, len(pairs)))
+
+
+def _argument_pairs(arguments) -> list[tuple]:
+    if isinstance(arguments, dict):  # the samples file: {"gen_args_<i>": {"arg_<j>": ...}} in order
+        arguments = [[arg[f"arg_{j}"] for j in range(len(arg))]
+                     for arg in (arguments[f"gen_args_{i}"] for i in range(len(arguments)))]
+    pairs = [tuple(args) for args in arguments]
+    if not all(len(pair) == 2 and all(isinstance(part, str) for part in pair) for pair in pairs):
+        raise ValueError("a request's arguments are not a (context, continuation) pair of strings")
+    return pairs
+
+
+def doc_hash(doc) -> str:
+    """lm-eval's `doc_hash` of a document: sha256 of its JSON as lm-eval writes it (indented,
+    non-ASCII kept, numpy scalars as numbers and anything else unserialisable as text)."""
+    text = json.dumps(doc, indent=2, default=_serialisable, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _serialisable(value):
+    # lm_eval.utils.handle_non_serializable, without importing lm-eval (the importer does not need it)
+    import numpy as np
+
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, set):
+        return list(value)
+    return str(value)

@@ -2,8 +2,9 @@
 
     schema.py    tables derived from the records (records.py); migrations for older stores
     db.py        connections, the transaction helper, named errors, read-only queries
-    writes.py    one job per transaction (never partial, never double-counted); sweeps' progress
+    writes.py    one job per transaction (never partial, never double-counted); documents; sweeps
     queries.py   what is stored under a key; score filters; which run stands for a checkpoint
+    items.py     per-document training dynamics: learned_at, flips, margins, difficulty by scale
     seed.py      the shipped published scores, seeded into every new store
 
 The names below are the store's API; callers use `from evalsuite import store` and `store.X`.
@@ -20,12 +21,12 @@ from evalsuite.store.db import LOCK_WAIT_S, LOCKED, PROBLEMS, connect, db_path, 
 from evalsuite.store.queries import scores_where, scores_with_representative, stored_tasks, stored_tasks_by_step
 from evalsuite.store.schema import MIGRATIONS, create_all
 from evalsuite.store.seed import seed_store
-from evalsuite.store.writes import end_sweep, insert, set_worker, start_sweep, write_job, write_jobs
+from evalsuite.store.writes import end_sweep, insert, set_worker, start_sweep, write_documents, write_job, write_jobs
 
 __all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "connect", "db_path",
            "end_sweep", "init", "insert", "problem", "read_df", "scores_where", "scores_with_representative",
            "set_worker", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
-           "write_job", "write_jobs"]
+           "write_documents", "write_job", "write_jobs"]
 
 
 def init(path: Path, seed: bool = True) -> Path:

@@ -1,6 +1,6 @@
 """The store's tables, derived from the record dataclasses in records.py: one column per field, in
 field order; its SQL type from the field's Python type (a field's `sql` metadata overrides it);
-NOT NULL where the field is not optional; the primary keys named here. The Arrow schemas that
+NOT NULL where the field is not optional; the primary keys named here (one column, or several). The Arrow schemas that
 bulk inserts use come from the same place, so a field added to a record is a column everywhere.
 """
 
@@ -11,11 +11,15 @@ import typing
 from dataclasses import fields
 from datetime import datetime
 
-from evalsuite.records import Run, Sample, Score, Sweep, WorkerState
+from evalsuite.records import Document, Run, Sample, Score, Sweep, WorkerState
 
 TABLES: dict[str, type] = {"runs": Run, "scores": Score, "sweeps": Sweep, "samples": Sample,
-                           "workers": WorkerState}
-PRIMARY_KEYS = {"runs": ("run_id",), "sweeps": ("sweep_id",), "workers": ("sweep_id", "worker")}
+                           "documents": Document, "workers": WorkerState}
+# A document is stored once per task, shot count and content: the same doc_id of other data (a
+# changed data set) is another row, and writers skip rows whose key is stored (writes.insert).
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {"runs": ("run_id",), "sweeps": ("sweep_id",),
+                                            "documents": ("task", "shots", "doc_id", "fingerprint"),
+                                            "workers": ("sweep_id", "worker")}
 SQL_TYPES = {str: "VARCHAR", int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", datetime: "TIMESTAMP"}
 
 # Columns added after the first release: a store made before them gains them on the next init.
@@ -49,9 +53,12 @@ def create_statement(table: str) -> str:
     record_type = TABLES[table]
     hints = typing.get_type_hints(record_type)
     key = PRIMARY_KEYS.get(table, ())
-    cols = [f"{name} {sql}" + ("" if _base(hints[name])[1] or name in key else " NOT NULL")
-            for name, sql in column_types(record_type).items()]
-    if key:
+    cols = []
+    for name, sql in column_types(record_type).items():
+        optional = _base(hints[name])[1]
+        constraint = " PRIMARY KEY" if key == (name,) else ("" if optional else " NOT NULL")
+        cols.append(f"{name} {sql}{constraint}")
+    if len(key) > 1:
         cols.append(f"PRIMARY KEY ({', '.join(key)})")
     return f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)});"
 

@@ -1,5 +1,6 @@
 """Writing the store: one job (a checkpoint, or an imported file) per transaction, never a
-partial one, never a double count; and the sweeps' progress rows.
+partial one, never a double count; the documents a sweep evaluates, once; and the sweeps'
+progress rows.
 
 Every insert is columnar (an Arrow table built from the records, schema.py's types): DuckDB's
 row-at-a-time paths cost more than the insert itself for a checkpoint's 11,634 samples.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalsuite.records import JobKey, JobRecord, Run, Sample, Score, Sweep, WorkerState, columns
+from evalsuite.records import Document, JobKey, JobRecord, Run, Sample, Score, Sweep, WorkerState, columns
 from evalsuite.store.db import connect, transaction, utcnow
 from evalsuite.store.schema import arrow_schema
 
@@ -44,7 +45,19 @@ def write_jobs(path: Path, records: list[JobRecord]) -> list[list[str]]:
         insert(con, Run, [record.run for record, _ in picked])
         insert(con, Score, [s for record, tasks in picked for s in record.scores if s.task in tasks])
         insert(con, Sample, [s for record, tasks in picked for s in record.samples if s.task in tasks])
+        insert(con, Document, [d for record, tasks in picked for d in record.documents if d.task in tasks],
+               on_key="skip")
     return written
+
+
+def write_documents(path: Path, documents: list[Document]) -> int:
+    """Store the documents a sweep evaluates (once per sweep, before its jobs); those already
+    stored are left alone. Returns how many were new."""
+    with transaction(path) as con:
+        (before,), = con.execute("SELECT count(*) FROM documents").fetchall()
+        insert(con, Document, documents, on_key="skip")
+        (after,), = con.execute("SELECT count(*) FROM documents").fetchall()
+        return after - before
 
 
 def _new_tasks(stored: set, key: JobKey, scores: list[Score]) -> list[str]:
@@ -78,15 +91,21 @@ def _write(con, record: JobRecord, replace: bool) -> list[str]:
         insert(con, Run, [record.run])
         insert(con, Score, [s for s in record.scores if s.task in written])
         insert(con, Sample, [s for s in record.samples if s.task in written])
+        insert(con, Document, [d for d in record.documents if d.task in written], on_key="skip")
     return written
 
 
-TABLE_OF = {Run: "runs", Score: "scores", Sweep: "sweeps", Sample: "samples", WorkerState: "workers"}
+TABLE_OF = {Run: "runs", Score: "scores", Sweep: "sweeps", Sample: "samples", Document: "documents",
+            WorkerState: "workers"}
+# What an insert does with a row whose primary key is stored already (or repeated in the rows):
+VERBS = {"fail": "INSERT",
+         "skip": "INSERT OR IGNORE",  # documents: every checkpoint's file describes them again
+         "replace": "INSERT OR REPLACE"}  # a Ray worker's state: the latest counts
 
 
-def insert(con, record_type: type, records: list, replace: bool = False) -> None:
-    """Insert records of one type into their table through one columnar Arrow table (with
-    replace, a row whose primary key is stored already is replaced)."""
+def insert(con, record_type: type, records: list, on_key: str = "fail") -> None:
+    """Insert records of one type into their table through one columnar Arrow table; `on_key`
+    says what a row whose primary key is stored already does (VERBS)."""
     import pyarrow as pa
 
     if not records:
@@ -94,7 +113,7 @@ def insert(con, record_type: type, records: list, replace: bool = False) -> None
     cols = columns(record_type)
     table = pa.table({c: [getattr(r, c) for r in records] for c in cols}, schema=arrow_schema(record_type))
     con.register("incoming", table)
-    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    verb = VERBS[on_key]
     con.execute(f"{verb} INTO {TABLE_OF[record_type]} ({', '.join(cols)}) "
                 f"SELECT {', '.join(cols)} FROM incoming").fetchall()
     # not in a `finally`: after a failed insert the transaction is aborted and unregistering
@@ -110,7 +129,7 @@ def start_sweep(path: Path, sweep: Sweep) -> None:
 def set_worker(path: Path, worker: WorkerState) -> None:
     """Record a Ray sweep's worker as its driver sees it now (one row per worker, replaced)."""
     with transaction(path) as con:
-        insert(con, WorkerState, [worker], replace=True)
+        insert(con, WorkerState, [worker], on_key="replace")
 
 
 def end_sweep(path: Path, sweep_id: str, status: str) -> None:

@@ -140,7 +140,9 @@ class EvalWorker:
                 raise loaded  # every checkpoint would fail the same way: the driver stops
             waited = max(0.0, loaded_at - self._free_since)
             record = evaluate_loaded(self.setup.cfg, job, loaded, self.session,
-                                           self._requests.result(), waited)
+                                     self._requests.result(), waited)
+            if ticket == 0:  # what each document is, sent once per worker; the store keeps one copy
+                record.documents = self._requests.result().documents()
             del loaded
         freed = self._cleanup(job)
         record.times.wall_s = time.perf_counter() - started

@@ -34,7 +34,7 @@ class Startup:
     libraries_s: float = 0.0  # importing torch, transformers, datasets, lm-eval
     store_s: float = 0.0  # opening the store, planning, registering the sweep
     tokenizer_s: float = 0.0
-    requests_s: float = 0.0  # building lm-eval's requests, once per sweep, while the first loads
+    requests_s: float = 0.0  # lm-eval's requests and their documents, once per sweep, while the first loads
     first_load_s: float = 0.0  # what is left of the first checkpoint's load after that
 
     @property
@@ -120,6 +120,9 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
                  file=sys.__stderr__) as bar:
         loads, started = iter(Prefetcher(load, jobs)), time.perf_counter()  # the first load starts
         prepared = prepare_requests(cfg)  # ... and lm-eval's requests are built meanwhile
+        # What each doc_id is, stored once per sweep (those stored already are skipped). No commit
+        # is in flight yet, so the committer is not writing: this process has one writer at a time.
+        store.write_documents(cfg.db, prepared.documents())
         report.startup.requests_s = time.perf_counter() - started
         mark = time.perf_counter()
         for job, loaded in loads:

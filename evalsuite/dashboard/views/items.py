@@ -1,0 +1,220 @@
+"""Items: which documents each checkpoint of a model gets right, and when each one is learned.
+
+For one model, task, shot count and source: a heat map of documents x checkpoints (right or
+wrong, documents ordered by when each was learned), how learning times and flips are spread, and
+a table of every document; one picked from it shows its prompt and choices, each choice's
+loglikelihood over training, and which model sizes get it right at their last checkpoint. The
+numbers are `evalsuite items`' (store/items.py); the view reads only what it draws.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from evalsuite.dashboard import charts, data, download, pickers, state
+from evalsuite.dashboard.text import code
+from evalsuite.store.items import ItemsKey
+from evalsuite.store.seed import shipped_run_ids
+
+HEAT_ROWS = 200  # documents in the heat map: 200 x 154 checkpoints is 30,800 cells
+SPREAD = "spread"
+HOW_TO_GET = (
+    "A sweep stores every document's outcome: `evalsuite run --model pythia-160m --steps published` "
+    "(or `evalsuite run` for the demo model); so does `evalsuite import` of lm-eval output written "
+    "with `--log_samples`.")
+NO_SAMPLES = ("This store holds no per-document samples, only aggregate scores (EleutherAI's published "
+              "numbers are aggregates). " + HOW_TO_GET)
+
+
+def candidates(scores: pd.DataFrame) -> pd.DataFrame:
+    """Scores whose runs may hold samples: not the shipped published ones, accuracies, with a step."""
+    rows = scores[~scores["run_id"].isin(shipped_run_ids()) & scores["metric"].isin(["acc", "acc_norm"])]
+    return rows[rows["step"].notna()]
+
+
+def ordered(stats: pd.DataFrame) -> pd.DataFrame:
+    """Documents by when they were learned (never last), then fewer flips, then doc_id."""
+    return stats.sort_values(["learned_at", "flips", "doc_id"], na_position="last").reset_index(drop=True)
+
+
+def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
+    st.subheader("Items: which documents each checkpoint gets right")
+    rows = candidates(scores)
+    if rows.empty:
+        st.info(NO_SAMPLES)
+        return rows
+    key = _pick(rows)
+    stats = data.item_query(path, "stats", key)
+    if stats.empty:
+        st.info(f"No per-document samples of {code(key.model)} on {code(key.task)} ({key.shots}-shot, "
+                f"{code(key.metric)}) from source {code(key.source)}: its scores were imported without "
+                "lm-eval's samples files. " + HOW_TO_GET)
+        return stats
+    table = ordered(stats.merge(data.item_query(path, "right_by_scale", key), on="doc_id", how="left"))
+    steps = _summary(path, key, table)
+    _heat_map(path, key, table, steps)
+    left, right = st.columns(2)
+    left.altair_chart(charts.learned_histogram(table["learned_at"], steps), width="stretch")
+    right.altair_chart(charts.flips_histogram(table["flips"]), width="stretch")
+    doc_id = _document_table(path, key, table)
+    _document(path, key, doc_id, table, steps)
+    download.offer(table, f"items_{key.model}_{key.task}_{key.metric}_{key.shots}shot", "items")
+    return table
+
+
+def _pick(rows: pd.DataFrame) -> ItemsKey:
+    cols = st.columns([3, 2, 1, 2, 2])
+    models = list(dict.fromkeys(rows.sort_values(["params", "model"], na_position="last")["model"]))
+    model = state.choice(cols[0].selectbox, "Model", "model", models, models[0])
+    mine = rows[rows["model"] == model]
+    tasks = pickers.ordered(sorted(set(mine["task"])), pickers.TASK_ORDER)
+    task = state.choice(cols[1].selectbox, "Task", "task", tasks, tasks[0])
+    mine = mine[mine["task"] == task]
+    shots = state.choice(cols[2].selectbox, "Shots", "shots", sorted(int(s) for s in set(mine["shots"])), 0,
+                         format_func=lambda s: f"{s}-shot")
+    mine = mine[mine["shots"] == shots]
+    sources = sorted(set(mine["source"]))
+    source = state.choice(cols[3].selectbox, "Source", "source", sources, "local")
+    has_norm = "acc_norm" in set(mine.loc[mine["source"] == source, "metric"])
+    norm = has_norm and state.flag(cols[4].toggle, "acc_norm", "norm", False,
+                                   help="Right by acc_norm (each choice's loglikelihood divided by its "
+                                   "length) instead of acc.")
+    return ItemsKey(model, task, shots, "acc_norm" if norm else "acc", source)
+
+
+def _summary(path: Path, key: ItemsKey, table: pd.DataFrame) -> list[int]:
+    """Four numbers over every document; returns the evaluated steps, in order."""
+    cells = data.item_query(path, "cells", key, _heat_docs(table, SPREAD))
+    steps = sorted(set(cells["step"].astype(int)) | set(table["learned_at"].dropna().astype(int)))
+    n, learned = len(table), table["learned_at"].notna()
+    again = learned & (table["flips"] >= 2)  # right at the end, and it went right, wrong, right
+    tiles = st.columns(4)
+    tiles[0].metric("Learned for good", f"{learned.mean():.0%}", help="Right from some checkpoint to the last.")
+    tiles[1].metric("Wrong at the last checkpoint", f"{(~learned).sum():,}")
+    tiles[2].metric("Median flips", f"{table['flips'].median():g}")
+    tiles[3].metric("Learned, forgotten, learned again", f"{again.sum():,}",
+                    help="Learned for good after at least two changes between right and wrong.")
+    st.caption(f"{n:,} documents of {code(key.task)} x {len(steps)} checkpoints of {code(key.model)} "
+               f"(steps {steps[0]} to {steps[-1]}), source {code(key.source)}, right by {code(key.metric)}, "
+               f"{key.shots}-shot.")
+    return steps
+
+
+def _heat_docs(table: pd.DataFrame, shown: str) -> list[int]:
+    """The heat map's documents: an even spread over the whole order, or one page of it."""
+    ids = table["doc_id"].astype(int).tolist()
+    if shown == SPREAD:
+        count = min(len(ids), HEAT_ROWS)
+        return [ids[i * len(ids) // count] for i in range(count)]
+    page = int(shown)
+    return ids[page * HEAT_ROWS:(page + 1) * HEAT_ROWS]
+
+
+def _heat_map(path: Path, key: ItemsKey, table: pd.DataFrame, steps: list[int]) -> None:
+    n = len(table)
+    pages = [SPREAD] + [str(p) for p in range(-(-n // HEAT_ROWS))] if n > HEAT_ROWS else [SPREAD]
+    shown = state.choice(st.selectbox, "Documents in the heat map", "docs", pages, SPREAD,
+                         format_func=lambda p: (f"an even spread of {min(n, HEAT_ROWS)} of all {n:,}"
+                                                if p == SPREAD else
+                                                f"{int(p) * HEAT_ROWS + 1:,} to {min(n, (int(p) + 1) * HEAT_ROWS):,}"
+                                                " in learning order"))
+    doc_ids = _heat_docs(table, shown)
+    cells = data.item_query(path, "cells", key, doc_ids)
+    st.altair_chart(charts.item_heatmap(cells, doc_ids, steps), width="stretch")
+
+
+def _document_table(path: Path, key: ItemsKey, table: pd.DataFrame) -> int:
+    """Every document, a row each; picking a row (or the selector below) shows that document."""
+    st.markdown("**Documents** (pick a row, or a document below)")
+    ends = data.prompt_ends(path, key.task, key.shots)
+    shown = table.merge(ends, on="doc_id", how="left") if not ends.empty else table.assign(prompt_end=None)
+    ids = table["doc_id"].astype(int).tolist()
+    st.dataframe(shown, hide_index=True, width="stretch", height=280, key="items_table",
+                 on_select=functools.partial(_picked_row, ids), selection_mode="single-row",
+                 column_config={"right": st.column_config.NumberColumn("sizes right", help="models right at "
+                                                                        "their last checkpoint"),
+                                "models": st.column_config.NumberColumn("sizes"),
+                                "prompt_end": st.column_config.TextColumn("prompt (end)")})
+    labels = {doc: _doc_label(doc, learned, flips) for doc, learned, flips
+              in zip(ids, table["learned_at"].tolist(), table["flips"].tolist())}
+    return state.choice(st.selectbox, "Document", "doc", ids, ids[0], format_func=labels.get)
+
+
+def _picked_row(ids: list[int]) -> None:
+    rows = st.session_state["items_table"].selection.rows
+    if rows and rows[0] < len(ids):
+        st.session_state["doc"] = ids[rows[0]]
+
+
+def _doc_label(doc_id, learned_at, flips) -> str:
+    return f"{doc_id}: {_learned(learned_at)}, {int(flips)} flips"
+
+
+def _learned(learned_at) -> str:
+    return "not learned (wrong at its last checkpoint)" if pd.isna(learned_at) else f"learned at step {int(learned_at)}"
+
+
+def _document(path: Path, key: ItemsKey, doc_id: int, table: pd.DataFrame, steps: list[int]) -> None:
+    history = data.item_query(path, "history", key, doc_id)
+    stored = data.documents(path, key.task, key.shots, [doc_id])
+    row = table[table["doc_id"] == doc_id].iloc[0].to_dict()
+    st.markdown(f"**Document {code(doc_id)}** of {code(key.task)}: {_learned(row['learned_at'])}, "
+                f"{int(row['flips'])} flips over {int(row['steps'])} checkpoints")
+    n = len(history["loglikelihoods"].iloc[-1])
+    target = 0 if n == 1 else _target(history)  # LAMBADA: its one continuation is the right word
+    text, curves = st.columns([2, 3])
+    with text:
+        labels = _choices(stored, target, n)
+        _by_scale(path, key, doc_id)
+    with curves:
+        st.altair_chart(charts.choice_curves(history, labels, target, steps), width="stretch")
+        st.altair_chart(charts.outcome_strip(history, steps), width="stretch")
+
+
+def _target(history: pd.DataFrame) -> int | None:
+    known = history["target"].dropna()
+    return int(known.iloc[-1]) if len(known) else None
+
+
+def _choices(stored: pd.DataFrame, target: int | None, n: int) -> list[str]:
+    """Show the prompt and choices (as text, never markdown); return a short label per choice."""
+    labels = [f"{i} (right)" if i == target else str(i) for i in range(n)]
+    if stored.empty:
+        st.caption("The document's text is not stored (a store written before documents were kept, "
+                   "or samples imported without lm-eval's `doc` and `arguments`).")
+        return labels
+    if len(stored) > 1:
+        st.caption(f"{len(stored)} versions of this doc_id are stored (its data changed between runs); "
+                   "the first is shown.")
+    doc = stored.iloc[0]
+    prompt, texts = _prompt_and_choices(doc["prompt"], list(doc["choices"]), doc["contexts"])
+    st.caption(f"The prompt as lm-eval built it (data fingerprint {code(doc['fingerprint'][:16])})"
+               + (", up to where the choices differ" if len(texts) and texts[0].startswith("...") else "") + ":")
+    st.code(prompt, language=None, wrap_lines=True)
+    st.dataframe(pd.DataFrame({"choice": labels[:len(texts)], "text": texts}), hide_index=True, width="stretch")
+    return labels
+
+
+def _prompt_and_choices(prompt: str, choices: list[str], contexts) -> tuple[str, list[str]]:
+    """The prompt and each choice's text. Where each choice has its own context (WinoGrande puts
+    each option into the sentence), the prompt is what they share and a choice is the rest."""
+    if contexts is None or contexts is pd.NA:
+        return prompt, choices
+    contexts = list(contexts)
+    shared = os.path.commonprefix(contexts)
+    return shared, ["..." + context[len(shared):] + choice for context, choice in zip(contexts, choices)]
+
+
+def _by_scale(path: Path, key: ItemsKey, doc_id: int) -> None:
+    rows = data.item_query(path, "by_scale", key, doc_id)
+    if rows.empty:
+        return
+    rows = data.add_model_columns(rows.assign(step=rows["step"].astype("Int64")))
+    right = int(rows["correct"].sum())
+    st.markdown(f"**By scale**: right at their last checkpoint in {right} of {len(rows)} models")
+    st.altair_chart(charts.by_scale(rows), width="content")

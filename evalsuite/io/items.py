@@ -1,0 +1,98 @@
+"""`evalsuite items`: which documents one model learns and forgets over its checkpoints, one row per
+document (store/items.py computes them in DuckDB), as a table or JSON, on stdout or in a file.
+
+The numbers are the dashboard's Items view's: the same query, the same run standing for each
+checkpoint. Returns the text to print; the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from evalsuite import names, store
+from evalsuite.errors import EvalsuiteError
+from evalsuite.io.export import write_text
+from evalsuite.io.report import text_table
+from evalsuite.store import items
+
+COLUMNS = ["doc_id", "steps", "learned_at", "flips", "final_correct", "final_margin"]
+
+
+def pick_source(db: Path, model: str, task: str, shots: int) -> str:
+    """The one source holding samples of this model and task; an error naming the choice when
+    there are several, or how to get samples when there are none."""
+    sources = items.sample_sources(db, model, task, shots)
+    if len(sources) == 1:
+        return sources[0]
+    if sources:
+        raise EvalsuiteError(f"samples of {model} on {task} ({shots}-shot) come from several sources "
+                             f"({', '.join(sources)}): pick one with --source")
+    raise EvalsuiteError(
+        f"no per-document samples of {model} on {task} ({shots}-shot) in {db}: published scores are "
+        f"aggregates only. 'evalsuite run --model {model} --tasks {task}' stores them, and so does "
+        "'evalsuite import' of lm-eval output written with --log_samples")
+
+
+def stats_rows(frame: pd.DataFrame) -> list[dict]:
+    """The statistics as plain JSON-ready dicts (null for a missing learned_at or margin)."""
+    rows = []
+    for row in frame[COLUMNS].to_dict(orient="records"):
+        rows.append({k: _plain(v) for k, v in row.items()})
+    return rows
+
+
+def _plain(value):
+    if value is None or value is pd.NA:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def summary(rows: list[dict], key: items.ItemsKey) -> str:
+    """One line: how many documents are right from some step to the last, wrong at the last, flipped."""
+    learned = sum(r["learned_at"] is not None for r in rows)
+    flipped = sum(r["flips"] > 0 for r in rows)
+    return (f"{len(rows)} documents of {key.task} ({key.shots}-shot, {key.metric}), {key.model} from source "
+            f"{key.source}: {learned} learned for good ({learned / len(rows):.0%}), {len(rows) - learned} "
+            f"wrong at their last step; {flipped} changed at least once")
+
+
+def _table(rows: list[dict]) -> str:
+    def cell(column: str, value) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.4f}" if column == "final_margin" else str(value)
+
+    frame = pd.DataFrame([{c: cell(c, r[c]) for c in COLUMNS} for r in rows], columns=COLUMNS)
+    return text_table(frame)
+
+
+def items_from_args(args) -> str:
+    """`evalsuite items`: the text to print (the table or JSON, or where it was written)."""
+    model, task = names.check("model", args.model), names.check("task", args.task)
+    if args.shots < 0:
+        raise EvalsuiteError(f"bad --shots {args.shots}: shots are not negative")
+    db = store.db_path(args.db)
+    if not db.exists():
+        raise EvalsuiteError(f"no store at {db}: run 'evalsuite run' or 'evalsuite import' first")
+    source = names.check("source", args.source) if args.source else pick_source(db, model, task, args.shots)
+    key = items.ItemsKey(model, task, args.shots, args.metric, source)
+    rows = stats_rows(items.item_stats(db, key))
+    if not rows:
+        raise EvalsuiteError(f"no per-document {args.metric} of {model} on {task} ({args.shots}-shot) "
+                             f"from source {source} in {db}")
+    text = (json.dumps(rows, indent=1, allow_nan=False) if args.format == "json"
+            else _table(rows) + "\n" + summary(rows, key)) + "\n"
+    if not args.out:
+        return text.rstrip("\n")
+    if Path(args.out).is_dir():
+        raise EvalsuiteError(f"--out {args.out} is a folder; give a file (e.g. --out items.json)")
+    write_text(Path(args.out), text)
+    return f"wrote {len(rows)} documents to {args.out}"

@@ -1,0 +1,236 @@
+"""Item-level training dynamics: which documents each checkpoint of a model gets right, computed
+in DuckDB over the samples table (one row per document per checkpoint).
+
+For one (model, task, shots, metric, source), `ItemsKey`, over the evaluated steps in order:
+
+- `learned_at`: the first evaluated step from which the document is answered correctly at every
+  later evaluated step; null when it is wrong at its last one;
+- `flips`: how often its correctness changes between consecutive evaluated steps;
+- `final_correct`, and the `margin`: the right choice's loglikelihood minus the best wrong one's
+  (raw loglikelihoods, the quantity `acc` compares; `acc_norm` divides each by its choice's length
+  first, so near ties can disagree in sign). Null where there is no wrong choice (LAMBADA).
+
+Plus the same documents' correctness at each model's last checkpoint (difficulty by scale).
+
+One run stands for each checkpoint: of the source's runs with samples for the task at that step,
+the one on the full set (else the most documents), then the latest. Every function reads only
+the rows it returns or aggregates, through one read-only connection; at full scale (28.7M sample
+rows) each one is timed by benchmarks/bench_items.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from evalsuite.errors import EvalsuiteError
+from evalsuite.store.db import connect
+
+METRICS = {"acc": "correct", "acc_norm": "correct_norm"}  # metric -> the samples column holding it
+MAX_DOCS_PER_QUERY = 10_000  # documents one cells/documents query may ask for
+
+# The run standing for each checkpoint of $model (see the module docstring).
+_CHOSEN = """
+    present AS (SELECT DISTINCT run_id FROM samples
+                WHERE model = $model AND task = $task AND shots = $shots),
+    chosen AS (SELECT run_id FROM runs SEMI JOIN present USING (run_id)
+               WHERE model = $model AND source = $source
+               QUALIFY row_number() OVER (PARTITION BY step ORDER BY doc_limit IS NULL DESC,
+                   doc_limit DESC, finished_at DESC NULLS LAST, run_id DESC) = 1)"""
+
+# Right minus best wrong loglikelihood, `t` the right choice's index (0-based).
+_MARGIN = ("CASE WHEN {t} IS NOT NULL AND len({lls}) > 1 THEN {lls}[{t} + 1] - "
+           "list_max(list_filter({lls}, lambda x, i: i <> {t} + 1)) END")
+
+
+@dataclass(frozen=True)
+class ItemsKey:
+    """Whose documents: one model's checkpoints on one task, scored by one metric."""
+
+    model: str
+    task: str
+    shots: int = 0
+    metric: str = "acc"  # acc or acc_norm
+    source: str = "local"
+
+    def params(self, every_model: bool = False, **extra) -> dict:
+        """The SQL parameters ($model, $task, $shots, $source, and `extra`); DuckDB refuses
+        unused ones, so a query over every model leaves $model out."""
+        left_out = {"metric", "model"} if every_model else {"metric"}
+        return {**{k: v for k, v in asdict(self).items() if k not in left_out}, **extra}
+
+    @property
+    def column(self) -> str:
+        if self.metric not in METRICS:
+            raise EvalsuiteError(f"bad metric {self.metric!r}: per-document statistics are for "
+                                 f"{' or '.join(METRICS)}")
+        return METRICS[self.metric]
+
+
+def _read(path: Path, sql: str, params: dict) -> pd.DataFrame:
+    """Run one read-only query; `TARGETS` in it names the documents' right answers (_targets)."""
+    if not path.exists():
+        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    with connect(path, read_only=True) as con:
+        if "TARGETS" in sql:
+            sql = sql.replace("TARGETS", _targets(con))
+        return con.execute(sql, params).df()
+
+
+def _has_documents(con) -> bool:
+    # a store made before documents were kept has no such table until it is next written
+    (found,), = con.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_name = 'documents'").fetchall()
+    return bool(found)
+
+
+def _targets(con) -> str:
+    """The right answers the documents table knows, per doc_id of $task at $shots, as a relation:
+    WinoGrande's samples hold none (lm-eval logs its shared continuation as the target)."""
+    if _has_documents(con):
+        return ("(SELECT doc_id, any_value(target) AS target FROM documents "
+                "WHERE task = $task AND shots = $shots GROUP BY doc_id)")
+    return "(SELECT NULL::INTEGER AS doc_id, NULL::INTEGER AS target WHERE false)"
+
+
+def sample_sources(path: Path, model: str, task: str, shots: int) -> list[str]:
+    """The sources whose runs hold samples of this model, task and shot count."""
+    frame = _read(path, """
+        SELECT DISTINCT r.source FROM samples s JOIN runs r USING (run_id)
+        WHERE s.model = $model AND s.task = $task AND s.shots = $shots ORDER BY 1""",
+                  {"model": model, "task": task, "shots": shots})
+    return list(frame["source"])
+
+
+def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
+    """One row per document: doc_id, steps (evaluated), learned_at, flips, final_correct,
+    final_margin; ordered by doc_id. Empty when nothing is stored for the key."""
+    margin = _MARGIN.format(t="coalesce(f.target, d.target)", lls="f.lls")
+    sql = f"""
+        WITH {_CHOSEN},
+        ordered AS (
+            SELECT doc_id, step, {key.column} AS ok, target, loglikelihoods,
+                   lag({key.column}) OVER (PARTITION BY doc_id ORDER BY step) AS before
+            FROM samples
+            WHERE model = $model AND task = $task AND shots = $shots
+              AND run_id IN (SELECT run_id FROM chosen) AND {key.column} IS NOT NULL),
+        per_doc AS (
+            SELECT doc_id, count(*) AS steps, arg_max(ok, step) AS final_correct,
+                   -- correct at its last step: learned where it last went from wrong to right,
+                   -- or at its first step if it was never wrong
+                   CASE WHEN NOT arg_max(ok, step) THEN NULL WHEN bool_and(ok) THEN min(step)
+                        ELSE max(step) FILTER (WHERE ok AND NOT before) END AS learned_at,
+                   count(*) FILTER (WHERE ok <> before) AS flips,
+                   arg_max(target, step) AS target, arg_max(loglikelihoods, step) AS lls
+            FROM ordered GROUP BY doc_id)
+        SELECT f.doc_id, f.steps, f.learned_at, f.flips, f.final_correct, {margin} AS final_margin
+        FROM per_doc f LEFT JOIN TARGETS d USING (doc_id)
+        ORDER BY f.doc_id"""
+    return _read(path, sql, key.params())
+
+
+def item_cells(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:
+    """doc_id, step, correct for the documents asked (a heat map's rows), every evaluated step."""
+    sql = f"""
+        WITH {_CHOSEN}
+        SELECT doc_id, step, {key.column} AS correct FROM samples
+        WHERE model = $model AND task = $task AND shots = $shots AND list_contains($docs, doc_id)
+          AND run_id IN (SELECT run_id FROM chosen) AND {key.column} IS NOT NULL
+        ORDER BY doc_id, step"""
+    return _read(path, sql, key.params(docs=_doc_list(doc_ids)))
+
+
+def item_history(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
+    """One document at every evaluated step: step, correct, margin, loglikelihoods (one per
+    choice), target."""
+    margin = _MARGIN.format(t="coalesce(s.target, d.target)", lls="s.loglikelihoods")
+    sql = f"""
+        WITH {_CHOSEN}
+        SELECT s.step, s.{key.column} AS correct, {margin} AS margin, s.loglikelihoods,
+               coalesce(s.target, d.target) AS target
+        FROM samples s LEFT JOIN TARGETS d USING (doc_id)
+        WHERE s.model = $model AND s.task = $task AND s.shots = $shots AND s.doc_id = $doc
+          AND s.run_id IN (SELECT run_id FROM chosen)
+        ORDER BY s.step"""
+    return _read(path, sql, key.params(doc=doc_id))
+
+
+def _last_checkpoints(key: ItemsKey) -> str:
+    """Each model's last checkpoint with this task's scores from the source, and the runs there
+    ranked as _CHOSEN ranks them (SQL for a WITH clause). Read from the small runs and scores
+    tables so that the samples are only read at those steps; a model whose last run there has no
+    samples (a results file imported without its samples file) is left out."""
+    return """
+        last AS (SELECT model, max(step) AS step FROM runs
+                 WHERE source = $source AND step IS NOT NULL AND run_id IN
+                       (SELECT run_id FROM scores WHERE task = $task AND shots = $shots)
+                 GROUP BY model),
+        ranked AS (SELECT r.run_id, row_number() OVER (PARTITION BY r.model ORDER BY r.doc_limit IS NULL DESC,
+                          r.doc_limit DESC, r.finished_at DESC NULLS LAST, r.run_id DESC) AS rank
+                   FROM runs r JOIN last USING (model, step) WHERE r.source = $source)"""
+
+
+def by_scale(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
+    """Difficulty by scale for one document: model, step (each model's last checkpoint, as
+    _last_checkpoints finds it), correct, margin there; key.model is not used."""
+    margin = _MARGIN.format(t="coalesce(s.target, d.target)", lls="s.loglikelihoods")
+    sql = f"""
+        WITH {_last_checkpoints(key)}
+        SELECT s.model, s.step, arg_min(s.{key.column}, k.rank) AS correct, arg_min({margin}, k.rank) AS margin
+        FROM samples s JOIN last USING (model, step) JOIN ranked k USING (run_id)
+             LEFT JOIN TARGETS d USING (doc_id)
+        WHERE s.task = $task AND s.shots = $shots AND s.doc_id = $doc AND s.{key.column} IS NOT NULL
+        GROUP BY s.model, s.step ORDER BY s.model"""
+    return _read(path, sql, key.params(every_model=True, doc=doc_id))
+
+
+def right_by_scale(path: Path, key: ItemsKey) -> pd.DataFrame:
+    """Every document of the task: doc_id, models (with samples at their last checkpoint, as
+    _last_checkpoints finds it), right (how many of them answer it correctly there); key.model is
+    not used."""
+    sql = f"""
+        WITH {_last_checkpoints(key)},
+        final AS (SELECT s.model, s.doc_id, arg_min(s.{key.column}, k.rank) AS ok
+                  FROM samples s JOIN last USING (model, step) JOIN ranked k USING (run_id)
+                  WHERE s.task = $task AND s.shots = $shots AND s.{key.column} IS NOT NULL
+                  GROUP BY s.model, s.doc_id)
+        SELECT doc_id, count(*) AS models, count(*) FILTER (WHERE ok) AS "right"
+        FROM final GROUP BY doc_id ORDER BY doc_id"""
+    return _read(path, sql, key.params(every_model=True))
+
+
+def documents(path: Path, task: str, shots: int, doc_ids: list[int]) -> pd.DataFrame:
+    """The stored documents asked for: doc_id, fingerprint, prompt, choices, contexts, target
+    (several rows for a doc_id whose data changed between runs; none for a store made before
+    documents were kept)."""
+    if not path.exists():
+        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    with connect(path, read_only=True) as con:
+        if not _has_documents(con):
+            return pd.DataFrame(columns=["doc_id", "fingerprint", "prompt", "choices", "contexts", "target"])
+        return con.execute("""
+            SELECT doc_id, fingerprint, prompt, choices, contexts, target FROM documents
+            WHERE task = $task AND shots = $shots AND list_contains($docs, doc_id)
+            ORDER BY doc_id, fingerprint""", {"task": task, "shots": shots, "docs": _doc_list(doc_ids)}).df()
+
+
+def prompt_ends(path: Path, task: str, shots: int, chars: int = 100) -> pd.DataFrame:
+    """doc_id, prompt_end: the last characters of each stored document's prompt (where the
+    question is, after any few-shot examples), to tell documents apart in a table."""
+    if not path.exists():
+        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    with connect(path, read_only=True) as con:
+        if not _has_documents(con):
+            return pd.DataFrame(columns=["doc_id", "prompt_end"])
+        return con.execute("""
+            SELECT doc_id, right(any_value(prompt), $chars) AS prompt_end FROM documents
+            WHERE task = $task AND shots = $shots GROUP BY doc_id ORDER BY doc_id""",
+                           {"task": task, "shots": shots, "chars": chars}).df()
+
+
+def _doc_list(doc_ids: list[int]) -> list[int]:
+    if len(doc_ids) > MAX_DOCS_PER_QUERY:
+        raise EvalsuiteError(f"{len(doc_ids)} documents asked at once; at most {MAX_DOCS_PER_QUERY}")
+    return [int(d) for d in doc_ids]
