@@ -62,18 +62,20 @@ def marked(marker: str, spare: tuple[int, ...] = ()) -> list[int]:
     return pids
 
 
-def reap(marker: str, folder: Path, sweep_pid: int, rounds: int = 20) -> None:
-    """SIGKILL every marked process but the sweep's own, again while new ones appear (a raylet
-    may be forking)."""
-    for _ in range(rounds):
+def reap(marker: str, folder: Path, sweep_pid: int, quiet_s: float = 5.0, limit_s: float = 120.0) -> None:
+    """SIGKILL every marked process but the sweep's own, and go on looking until none has been
+    seen for `quiet_s`: a raylet may be forking an agent as it dies, and on a busy machine that
+    child shows up seconds later (seen: a DashboardAgent, 30 s after a SIGKILLed driver)."""
+    deadline, quiet_since = time.monotonic() + limit_s, time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s and time.monotonic() < deadline:
         pids = marked(marker, spare=(sweep_pid,))
-        if not pids:
-            break
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        if pids:
+            quiet_since = time.monotonic()
         time.sleep(0.2)
     shutil.rmtree(folder, ignore_errors=True)
 
