@@ -15,7 +15,7 @@ from evalsuite.errors import EvalsuiteError
 
 def cmd_run(args) -> None:
     from evalsuite import store
-    from evalsuite.io.report import print_run_summary
+    from evalsuite.io.report import run_summary
     from evalsuite.lmeval import demo
     from evalsuite.sweep.cluster import options_from_args
     from evalsuite.sweep.config import config_from_args
@@ -33,12 +33,13 @@ def cmd_run(args) -> None:
         from evalsuite.sweep.cluster import run_ray_sweep  # imports ray only when asked for
 
         on_ray = run_ray_sweep(cfg, ray_opts, say=print)
-        print_run_summary(cfg.db, on_ray, shots=cfg.shots)
-        print(on_ray.cluster_summary())
+        summary = "\n".join(filter(None, [run_summary(cfg.db, on_ray, shots=cfg.shots), on_ray.cluster_summary()]))
         report: SweepReport = on_ray
     else:
         report = run_sweep(cfg, say=print)
-        print_run_summary(cfg.db, report, shots=cfg.shots)
+        summary = run_summary(cfg.db, report, shots=cfg.shots)
+    if summary:
+        print(summary)
     for failure in report.failed:
         print(f"not evaluated: {failure.model} step {failure.step}: {failure.reason}", file=sys.stderr)
     if report.failed:
@@ -48,9 +49,9 @@ def cmd_run(args) -> None:
 
 
 def cmd_ls(args) -> None:
-    from evalsuite.io.report import print_listing
+    from evalsuite.io.report import listing
 
-    print_listing(args.db, model=args.model, source=args.source)
+    print(listing(args.db, model=args.model, source=args.source))
 
 
 def cmd_export(args) -> None:

@@ -1,4 +1,4 @@
-"""Text views of the store: `evalsuite ls` and the summary table printed after a run.
+"""Text views of the store: `evalsuite ls` and the summary after a run, as text the CLI prints.
 
 Every cell is passed through names.printable: a name stored before names were checked may hold
 terminal escape sequences, which are shown escaped (\\x1b), never sent to the terminal.
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from evalsuite.sweep.local import SweepReport
 
 
-def print_listing(db: str | None, model: str | None = None, source: str | None = None) -> None:
+def listing(db: str | None, model: str | None = None, source: str | None = None) -> str:
     """One line per (source, model, step): which tasks are stored, and at which shots."""
     path = store.db_path(db)
     models = names.check_list("model", model)
@@ -26,36 +26,34 @@ def print_listing(db: str | None, model: str | None = None, source: str | None =
                count(*) AS scores
         FROM scores {where} GROUP BY ALL ORDER BY source, model, step NULLS LAST, shots""", params)
     if frame.empty:
-        print(f"no scores stored in {path}")
-        return
-    print(text_table(frame.fillna({"step": -1}).astype({"step": int}).replace({"step": {-1: "-"}})))
-    print(f"{len(frame)} (model, step, shots) groups, {int(frame.scores.sum())} scores in {path}")
+        return f"no scores stored in {path}"
+    table = text_table(frame.fillna({"step": -1}).astype({"step": int}).replace({"step": {-1: "-"}}))
+    return f"{table}\n{len(frame)} (model, step, shots) groups, {int(frame.scores.sum())} scores in {path}"
 
 
-def print_run_summary(db: Path, report: SweepReport, shots: int) -> None:
+def run_summary(db: Path, report: SweepReport, shots: int) -> str:
     """After a sweep: the headline scores of what was just run, and where the time went."""
     done = report.jobs
     if not done:
-        if not report.failed:
-            print("nothing to do: every requested checkpoint is already stored (use --force to redo)")
-        return
+        return "" if report.failed else \
+            "nothing to do: every requested checkpoint is already stored (use --force to redo)"
     ids = [d.run_id for d in done]
     frame = store.read_df(db, f"""
         SELECT model, step, task, metric, value, stderr FROM scores
         WHERE run_id IN ({', '.join('?' for _ in ids)}) ORDER BY model, step, task, metric""", ids)
     frame = frame.pivot_table(index=["model", "step"], columns=["task", "metric"], values="value")
     frame.columns = [f"{t}:{m}" for t, m in frame.columns]
-    print(text_table(frame.reset_index(), floatfmt="{:.4g}"))
     n, up = len(done), report.startup
     wall = sum(d.times.wall_s for d in done) - up.first_load_s
     scoring = sum(d.times.scoring_s for d in done)
-    print(f"evaluated {n} checkpoint(s), {wall / n:.1f} s each on average ({scoring / n:.1f} s of "
-          f"it scoring; {shots}-shot); stored in {db}")
-    if not up.total_s:
-        return  # a Ray sweep: start-up happens on each worker
-    print(f"start-up {up.total_s:.1f} s: libraries {up.libraries_s:.1f}, store {up.store_s:.1f}, "
-          f"tokenizer {up.tokenizer_s:.1f}, lm-eval requests {up.requests_s:.1f} (while the first "
-          f"checkpoint loads), rest of the first load {up.first_load_s:.1f}")
+    lines = [text_table(frame.reset_index(), floatfmt="{:.4g}"),
+             f"evaluated {n} checkpoint(s), {wall / n:.1f} s each on average ({scoring / n:.1f} s of "
+             f"it scoring; {shots}-shot); stored in {db}"]
+    if up.total_s:  # (a Ray sweep's start-up happens on each worker)
+        lines.append(f"start-up {up.total_s:.1f} s: libraries {up.libraries_s:.1f}, store {up.store_s:.1f}, "
+                     f"tokenizer {up.tokenizer_s:.1f}, lm-eval requests {up.requests_s:.1f} (while the "
+                     f"first checkpoint loads), rest of the first load {up.first_load_s:.1f}")
+    return "\n".join(lines)
 
 
 def text_table(frame, floatfmt: str = "{:.4f}") -> str:
