@@ -57,7 +57,7 @@ def cmd_ls(args) -> None:
 def cmd_export(args) -> None:
     from evalsuite.io.export import export_from_args
 
-    export_from_args(args)
+    sys.stdout.write(export_from_args(args))
 
 
 def cmd_items(args) -> None:
@@ -67,15 +67,22 @@ def cmd_items(args) -> None:
 
 
 def cmd_import(args) -> int:
+    from evalsuite import names
     from evalsuite.io.importer import import_from_args
 
-    return import_from_args(args)
+    def skip(path, reason: str) -> None:
+        print(f"evalsuite: skipped {names.printable(path)}: {names.printable(reason)[:500]}", file=sys.stderr)
+
+    report = import_from_args(args, on_skip=skip)
+    print(report.summary())
+    return report.exit_status()
 
 
 def cmd_dashboard(args) -> None:
     from evalsuite.dashboard.launch import launch
 
-    launch(args.db, host=args.host, port=args.port)
+    launch(args.db, host=args.host, port=args.port, say=lambda line: print(line, flush=True),
+           warn=lambda line: print(line, file=sys.stderr))
 
 
 DB_HELP = "DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)"

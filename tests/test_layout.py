@@ -1,5 +1,5 @@
 """The package's shape holds: only lmeval/ imports the heavy ML libraries, nothing imports in a
-circle, and the folders' modules import at the top what is light (read by parsing the source)."""
+circle, and only the CLI prints (read by parsing the source)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,20 @@ def test_no_import_cycles_at_module_level():
     for name in graph:
         visit(name, [])
     assert cycles == []
+
+
+def test_only_the_cli_prints():
+    """The package returns text and reports through callbacks; cli.py decides what reaches the
+    terminal. (A module's own `main()`, run with `python -m`, is a command line too.)"""
+    printing = set()
+    for name, path in _modules().items():
+        if name == "evalsuite.cli":
+            continue
+        for func in ast.walk(ast.parse(path.read_text())):
+            if isinstance(func, (ast.FunctionDef, ast.Module)) and getattr(func, "name", "") != "main":
+                body = func.body if isinstance(func, ast.FunctionDef) else [
+                    n for n in func.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+                calls = [n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+                if any(isinstance(c.func, ast.Name) and c.func.id in ("print", "input") for c in calls):
+                    printing.add(name)
+    assert printing == set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError
@@ -44,18 +45,20 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def launch(db: str | None = None, host: str = "127.0.0.1", port: int = 8501) -> None:
-    """Replace this process with the Streamlit server; returns only if that cannot start."""
+def launch(db: str | None = None, host: str = "127.0.0.1", port: int = 8501,
+           say: Callable[[str], None] = lambda line: None,
+           warn: Callable[[str], None] = lambda line: None) -> None:
+    """Replace this process with the Streamlit server; returns only if that cannot start.
+    `say` hears the address, `warn` a warning when it is reachable from other machines."""
     if not APP.is_file():
         raise EvalsuiteError(f"dashboard app not found at {APP}")
     path = db_path(db).resolve()
     _check_port(host, port)
     env = dict(os.environ, EVALSUITE_DB=str(path))
     shown = "localhost" if host in ("127.0.0.1", "localhost") else _url_host(host)
-    print(f"evalsuite dashboard: http://{shown}:{port}  (store {path}; Ctrl-C stops it)", flush=True)
+    say(f"evalsuite dashboard: http://{shown}:{port}  (store {path}; Ctrl-C stops it)")
     if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {host}: anyone who can reach this machine can read the store",
-              file=sys.stderr)
+        warn(f"warning: listening on {host}: anyone who can reach this machine can read the store")
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import uuid
 from pathlib import Path
 
@@ -157,12 +156,13 @@ def _samples_where(models: list[str] | None, tasks: list[str] | None, source: st
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def export_from_args(args) -> None:
+def export_from_args(args) -> str:
+    """`evalsuite export`: write what was asked for; return what the command prints on stdout
+    (a line saying what was written, or the JSON itself when there is no --out)."""
     models, tasks = names.check_list("model", args.model), names.check_list("task", args.task)
     source = names.check("source", args.source) if args.source is not None else None
     if args.format == "samples":
-        _export_samples(args, models, tasks, source)
-        return
+        return _export_samples(args, models, tasks, source)
     rows = score_rows(store.db_path(args.db), models, tasks, source)
     if not rows:
         raise EvalsuiteError("no stored scores match; see 'evalsuite ls'")
@@ -170,20 +170,18 @@ def export_from_args(args) -> None:
         if not args.out:
             raise EvalsuiteError("--format lm-eval needs --out DIR (one file per model and step)")
         files = write_lm_eval(rows, Path(args.out))
-        print(f"wrote {len(files)} lm-eval results files ({len(rows)} scores) under {args.out}")
-        return
+        return f"wrote {len(files)} lm-eval results files ({len(rows)} scores) under {args.out}\n"
     text = json.dumps(rows, indent=1, allow_nan=False) + "\n"
     if args.out:
         if Path(args.out).is_dir():
             raise EvalsuiteError(f"--out {args.out} is a folder; --format json writes one file "
                                  "(e.g. --out scores.json)")
         write_text(Path(args.out), text)
-        print(f"wrote {len(rows)} scores to {args.out}")
-    else:
-        sys.stdout.write(text)
+        return f"wrote {len(rows)} scores to {args.out}\n"
+    return text
 
 
-def _export_samples(args, models: list[str] | None, tasks: list[str] | None, source: str | None) -> None:
+def _export_samples(args, models: list[str] | None, tasks: list[str] | None, source: str | None) -> str:
     if not args.out:
         raise EvalsuiteError("--format samples needs --out FILE (.jsonl or .parquet)")
     db = store.db_path(args.db)
@@ -192,4 +190,4 @@ def _export_samples(args, models: list[str] | None, tasks: list[str] | None, sou
     rows = write_samples(db, Path(args.out), models, tasks, source)
     if not rows:
         raise EvalsuiteError("no stored samples match (published scores have none); see 'evalsuite ls'")
-    print(f"wrote {rows} samples to {args.out}")
+    return f"wrote {rows} samples to {args.out}\n"

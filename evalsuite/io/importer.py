@@ -19,6 +19,7 @@ The reference data under results/ is built with this importer: see evalsuite/io/
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -38,6 +39,20 @@ class ImportReport:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     scores: int = 0
     samples: int = 0
+    db: Path | None = None  # the store written to
+
+    def summary(self) -> str:
+        extra = [f"{len(self.unchanged)} already stored"] if self.unchanged else []
+        extra += [f"{len(self.skipped)} skipped"] if self.skipped else []
+        files = "file" if len(self.imported) == 1 else "files"
+        return (f"imported {len(self.imported)} {files} ({self.scores} scores, {self.samples} samples) "
+                f"into {self.db}" + (f"; {', '.join(extra)}" if extra else ""))
+
+    def exit_status(self) -> int:
+        """0 when every file was imported or already stored, 1 when some were skipped, 2 when all were."""
+        if not self.skipped:
+            return 0
+        return 1 if self.imported or self.unchanged else 2
 
 
 def _our_tasks(suite) -> dict[str, str]:
@@ -210,11 +225,8 @@ def _stopped(exc: EvalsuiteError, report: ImportReport) -> EvalsuiteError:
                           f"file{'s' if stored != 1 else ''} (importing again adds the rest)")
 
 
-def import_from_args(args) -> int:
-    """`evalsuite import`: per-file problems on stderr, a one-line summary, the exit status:
-    0 when every file was imported or already stored, 1 when some were skipped, 2 when all were."""
-    import sys
-
+def import_from_args(args, on_skip: Callable[[Path, str], None]) -> ImportReport:
+    """`evalsuite import`: check the arguments, import, report (`on_skip` hears each skipped file)."""
     from evalsuite.store import db_path
 
     if args.step is not None and args.step < 0:
@@ -225,17 +237,6 @@ def import_from_args(args) -> int:
     if not 0 < max_file_mb < 2**20:
         raise EvalsuiteError(f"bad --max-file-mb {args.max_file_mb}: give a size in MB above 0")
     db = db_path(args.db)
-
-    def skip(path: Path, reason: str) -> None:
-        print(f"evalsuite: skipped {names.printable(path)}: {names.printable(reason)[:500]}", file=sys.stderr)
-
     report = import_paths(args.paths, db, source=args.source, model=args.model, step=args.step,
-                          on_skip=skip, max_file_mb=max_file_mb)
-    extra = [f"{len(report.unchanged)} already stored"] if report.unchanged else []
-    extra += [f"{len(report.skipped)} skipped"] if report.skipped else []
-    files = "file" if len(report.imported) == 1 else "files"
-    print(f"imported {len(report.imported)} {files} ({report.scores} scores, {report.samples} samples) "
-          f"into {db}" + (f"; {', '.join(extra)}" if extra else ""))
-    if not report.skipped:
-        return 0
-    return 1 if report.imported or report.unchanged else 2
+                          on_skip=on_skip, max_file_mb=max_file_mb)
+    return replace(report, db=db)
