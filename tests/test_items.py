@@ -197,6 +197,15 @@ def test_export_samples_writes_every_stored_sample(db, tmp_path, capsys, suffix)
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
 
 
+def test_export_samples_filters_by_source_and_task(db, tmp_path, capsys):
+    out = tmp_path / "elsewhere.jsonl"
+    assert main(["export", "--db", str(db), "--format", "samples", "--out", str(out),
+                 "--source", "elsewhere", "--task", "piqa"]) == 0
+    assert capsys.readouterr().out == f"wrote 5 samples to {out}\n"  # the source's one run of five documents
+    got = pd.read_json(out, lines=True, dtype=False)
+    assert set(got["source"]) == {"elsewhere"} and set(got["step"]) == {4000} and not got["correct"].any()
+
+
 def test_export_samples_refuses_bad_outputs_in_one_line(db, tmp_path, capsys):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -126,7 +126,7 @@ def write_samples(db: Path, out: Path, models: list[str] | None = None, tasks: l
     """Every stored sample matching the filters into one file (JSON Lines or Parquet, by the
     extension); returns the rows written. Nothing is written when no sample matches."""
     out, kind = samples_file(out)
-    where, params = _samples_where(models, tasks, source)
+    where, params = store.scores_where(models, tasks, source, rows="s.", runs="r.")
     finite = "list_transform(s.loglikelihoods, lambda x: CASE WHEN isfinite(x) THEN x END) AS loglikelihoods"
     query = (f"SELECT {', '.join(SAMPLE_FIELDS)}, {finite} FROM samples s LEFT JOIN runs r USING (run_id) "
              f"{where}")
@@ -142,18 +142,6 @@ def write_samples(db: Path, out: Path, models: list[str] | None = None, tasks: l
     finally:
         partial.unlink(missing_ok=True)
     return rows
-
-
-def _samples_where(models: list[str] | None, tasks: list[str] | None, source: str | None) -> tuple[str, list]:
-    clauses, params = [], []
-    for column, values in (("s.model", models), ("s.task", tasks)):
-        if values:
-            clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
-            params += values
-    if source:
-        clauses.append("r.source = ?")
-        params.append(source)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def export_from_args(args) -> str:

@@ -29,15 +29,16 @@ def stored_tasks_by_step(path: Path, key: JobKey) -> dict[int | None, set[str]]:
 
 
 def scores_where(models: list[str] | None = None, tasks: list[str] | None = None,
-                 source: str | None = None) -> tuple[str, list]:
-    """A `WHERE ...` clause and its parameters selecting scores (empty when nothing is asked)."""
+                 source: str | None = None, rows: str = "", runs: str = "") -> tuple[str, list]:
+    """A `WHERE ...` clause and its parameters selecting scores (empty when nothing is asked).
+    `rows` and `runs` qualify the columns ("s.", "r.") where samples are joined with their runs."""
     clauses, params = [], []
-    for column, values in (("model", models), ("task", tasks)):
+    for column, values in ((f"{rows}model", models), (f"{rows}task", tasks)):
         if values:
             clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
             params += values
     if source:
-        clauses.append("source = ?")
+        clauses.append(f"{runs or rows}source = ?")
         params.append(source)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
