@@ -8,6 +8,7 @@ An EvalsuiteError becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from evalsuite.errors import EvalsuiteError
@@ -209,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("evalsuite: interrupted; finished checkpoints are stored", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader stopped early (`evalsuite export | head`): not our error, and no traceback;
+        # stdout goes to /dev/null so the interpreter's last flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a command ended by SIGPIPE
     return status or 0
 
 

@@ -4,6 +4,9 @@ on names no export may turn into a path outside --out."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -171,3 +174,15 @@ def test_ls_escapes_control_characters(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x00" not in out and "\x07" not in out
     assert out.splitlines()[1].split() == ["src\\x00x", "evil\\x1b[2J\\x1b]0;owned\\x07", "1000", "0", "piqa", "1"]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(db):
+    """`evalsuite export | head`: the export stops quietly when its reader has gone away."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # a reader that has already stopped: the first write fails (EPIPE)
+    try:
+        done = subprocess.run([sys.executable, "-m", "evalsuite.cli", "export", "--db", str(db)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")

@@ -189,6 +189,8 @@ def test_export_samples_writes_every_stored_sample(db, tmp_path, capsys, suffix)
     got = (pd.read_json(out, lines=True, dtype=False) if suffix == ".jsonl" else pd.read_parquet(out))
     assert list(got.columns) == ["source", "run_id", "model", "step", "task", "shots", "doc_id", "target",
                                  "correct", "correct_norm", "loglikelihoods"]
+    order = ["model", "task", "shots", "source", "step", "run_id", "doc_id"]  # the same file every time
+    assert got[order].equals(got.sort_values(order)[order]) and got["doc_id"].nunique() > 1
     key = ["run_id", "doc_id"]
     got, want = got.sort_values(key).reset_index(drop=True), want.sort_values(key).reset_index(drop=True)
     for column in ["source", "run_id", "step", "doc_id", "correct", "correct_norm"]:

@@ -129,7 +129,7 @@ def write_samples(db: Path, out: Path, models: list[str] | None = None, tasks: l
     where, params = store.scores_where(models, tasks, source, rows="s.", runs="r.")
     finite = "list_transform(s.loglikelihoods, lambda x: CASE WHEN isfinite(x) THEN x END) AS loglikelihoods"
     query = (f"SELECT {', '.join(SAMPLE_FIELDS)}, {finite} FROM samples s LEFT JOIN runs r USING (run_id) "
-             f"{where}")
+             f"{where} ORDER BY s.model, s.task, s.shots, r.source, s.step, s.run_id, s.doc_id")
     partial = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     quoted = str(partial).replace("'", "''")
     try:
