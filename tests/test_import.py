@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -152,9 +153,12 @@ def test_model_names_from_model_args():
     assert model_name("/ckpt/pythia-70m/step1000") == ("pythia-70m", 1000)
 
 
+TASKS_04 = ["arc_easy", "lambada_openai", "winogrande"]  # WinoGrande: its samples log no right-choice index
+
+
 @pytest.fixture(scope="module")
 def lm_eval_04_dir(tmp_path_factory) -> Path:
-    """A real lm-eval 0.4 run (tiny model, 5 documents of 2 tasks) saved as lm-eval's
+    """A real lm-eval 0.4 run (tiny model, 5 documents of 3 tasks) saved as lm-eval's
     EvaluationTracker saves it: results_<date>.json and samples_<task>_<date>.jsonl."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
@@ -163,7 +167,7 @@ def lm_eval_04_dir(tmp_path_factory) -> Path:
     from evalsuite.lmeval import backends, definitions, demo
 
     suite = load_tasks()
-    configs = definitions.task_configs(suite.select(["arc_easy", "lambada_openai"]), suite.data_dir, 0)
+    configs = definitions.task_configs(suite.select(TASKS_04), suite.data_dir, 0)
     lm = backends.make_lm(demo.tiny_model(layers=2, width=64, heads=2), demo.tokenizer(), "hf", "8")
     # As backends.simple_evaluate, but handing lm-eval an empty TaskManager: the configs are complete
     # dicts, and indexing lm-eval's thousands of task files again costs more than the run.
@@ -191,7 +195,7 @@ def test_lm_eval_04_results_and_samples_import(lm_eval_04_dir, tmp_path, capsys)
     db = tmp_path / "store.duckdb"
     argv = ["import", str(lm_eval_04_dir), "--model", "pythia-demo", "--step", "100", "--db", str(db)]
     assert main(argv) == 0
-    assert capsys.readouterr().out == f"imported 1 file (4 scores, 10 samples) into {db}\n"
+    assert capsys.readouterr().out == f"imported 1 file (5 scores, 15 samples) into {db}\n"
     (path,) = lm_eval_04_dir.rglob("results_*.json")
     raw = json.loads(path.read_text())
     scores = _scores(db, "source = 'local'")
@@ -205,12 +209,15 @@ def test_lm_eval_04_results_and_samples_import(lm_eval_04_dir, tmp_path, capsys)
     assert list(samples["correct"]) == [d["acc"] == 1.0 for d in docs]
     stored = [ll for lls in samples["loglikelihoods"] for ll in lls]
     assert stored == pytest.approx([float(r[0]) for d in docs for r in d["filtered_resps"]], rel=1e-6)
+    wino = store.read_df(db, "SELECT * FROM samples WHERE task = 'winogrande'")  # right choice from acc
+    rows = zip(wino.loglikelihoods, wino.target, wino.correct)
+    assert [(int(np.argmax(lls)) == target) == right for lls, target, right in rows] == [True] * 5
     assert main(argv) == 0  # again: nothing changes
     assert capsys.readouterr().out.endswith("; 1 already stored\n")
     assert main(argv + ["--source", "my-lab"]) == 0
     capsys.readouterr()
     assert len(_scores(db, "source = 'my-lab'")) == len(scores)
-    assert len(store.read_df(db, "SELECT * FROM samples")) == 20
+    assert len(store.read_df(db, "SELECT * FROM samples")) == 30
 
 
 def stored_documents(db: Path) -> list[Document]:
@@ -231,9 +238,9 @@ def test_lm_eval_04_samples_store_the_documents_a_sweep_stores(lm_eval_04_dir, t
     db = tmp_path / "store.duckdb"
     assert import_paths([lm_eval_04_dir], db, model="pythia-demo", step=100, seed=False).imported
     suite = load_tasks()
-    configs = definitions.task_configs(suite.select(["arc_easy", "lambada_openai"]), suite.data_dir, 0)
+    configs = definitions.task_configs(suite.select(TASKS_04), suite.data_dir, 0)
     swept = sorted(prepare(configs, 0, 5, "local").documents(), key=lambda d: (d.task, d.doc_id))
-    assert stored_documents(db) == swept and len(swept) == 10
+    assert stored_documents(db) == swept and len(swept) == 15
     assert import_paths([lm_eval_04_dir], db, model="pythia-demo", step=100, source="my-lab").imported
     assert stored_documents(db) == swept
 
@@ -246,7 +253,7 @@ def test_lm_eval_04_identity_comes_from_model_args(lm_eval_04_dir, tmp_path):
     named.write_text(json.dumps(raw))
     db = tmp_path / "store.duckdb"
     report = import_paths([named], db, seed=False)
-    assert report.skipped == [] and report.scores == 4
+    assert report.skipped == [] and report.scores == 5
     runs = store.read_df(db, "SELECT model, step, dtype, model_source, lm_eval_version FROM runs")
     assert runs.to_dict("records") == [{
         "model": "pythia-70m", "step": 1000, "dtype": "float16",

@@ -110,7 +110,7 @@ def make_sample(*, run_id: str, model: str, step: int | None, task: str, shots: 
     ([(loglikelihood, is_greedy)] per choice) and its per-document metrics (acc, acc_norm)."""
     return Sample(
         run_id=run_id, model=model, step=step, task=task, shots=shots, doc_id=doc_id,
-        target=_target(target, len(resps)), correct=bool(metrics["acc"]),
+        target=_gold(target, resps, metrics.get("acc")), correct=bool(metrics["acc"]),
         correct_norm=bool(metrics["acc_norm"]) if "acc_norm" in metrics else None,
         loglikelihoods=[float(r[0]) for r in resps], is_greedy=[_flag(r[1]) for r in resps],
     )
@@ -126,6 +126,21 @@ def _target(target, n_choices: int) -> int | None:
     return None
 
 
+def _gold(target, resps: list, acc) -> int | None:
+    """The right choice: the logged target where it is an index; else what lm-eval's acc says of
+    the loglikelihoods. WinoGrande logs its shared continuation as the target, but acc is
+    `argmax(loglikelihoods) == gold` (first maximum on ties), so the right choice is the argmax
+    when acc is 1 and, of two choices, the other one when it is 0."""
+    found = _target(target, len(resps))
+    if found is not None or len(resps) < 2 or acc is None:
+        return found
+    lls = [float(r[0]) for r in resps]
+    best = lls.index(max(lls))
+    if float(acc) == 1.0:
+        return best
+    return 1 - best if len(lls) == 2 else None
+
+
 def _flag(value) -> bool:
     return value.strip() == "True" if isinstance(value, str) else bool(value)
 
@@ -135,7 +150,8 @@ def parse_documents(raw_samples: dict[str, list[dict]], *, shots: int) -> list[D
     `arguments` (lm-eval always does; a line without them yields a Sample and no Document)."""
     return [
         make_document(task=task, shots=shots, doc_id=int(line["doc_id"]), doc=line["doc"],
-                      arguments=line["arguments"], target=line["target"])
+                      arguments=line["arguments"],
+                      target=_gold(line["target"], line.get("filtered_resps", []), line.get("acc")))
         for task, lines in raw_samples.items() for line in lines
         if "doc" in line and "arguments" in line
     ]

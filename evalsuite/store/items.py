@@ -88,7 +88,7 @@ def _has_documents(con) -> bool:
 
 def _targets(con) -> str:
     """The right answers the documents table knows, per doc_id of $task at $shots, as a relation:
-    WinoGrande's samples hold none (lm-eval logs its shared continuation as the target)."""
+    samples stored before WinoGrande's right choice was derived from acc hold none for it."""
     if _has_documents(con):
         return ("(SELECT doc_id, any_value(target) AS target FROM documents "
                 "WHERE task = $task AND shots = $shots GROUP BY doc_id)")
