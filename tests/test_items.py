@@ -196,7 +196,7 @@ def test_export_samples_writes_every_stored_sample(db, tmp_path, capsys, suffix)
     for column in ["source", "run_id", "step", "doc_id", "correct", "correct_norm"]:
         assert _plain(got[column]) == _plain(want[column]), column
     assert [list(x) for x in got["loglikelihoods"]] == [list(x) for x in want["loglikelihoods"]]
-    assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no partial file, no spill folder left
 
 
 def test_export_samples_filters_by_source_and_task(db, tmp_path, capsys):
