@@ -67,7 +67,7 @@ def _training_batches(tok, seq_len: int = 128, batch: int = 8):
     for row in rows:
         answer = row["choices"]["text"][row["choices"]["label"].index(row["answerKey"])]
         texts.append(f"Question: {row['question']}\nAnswer: {answer}<|endoftext|>")
-    ids = torch.tensor(tok("".join(texts))["input_ids"])
+    ids = torch.tensor(tok("".join(texts), verbose=False)["input_ids"])  # one long text: no length warning
     n = (len(ids) // seq_len) * seq_len
     chunks = ids[:n].view(-1, seq_len)
     gen = torch.Generator().manual_seed(0)
