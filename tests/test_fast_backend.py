@@ -288,3 +288,20 @@ def test_rolling_and_generation_say_they_are_not_supported(tok):
         lm.loglikelihood_rolling([])
     with pytest.raises(NotImplementedError, match="generate"):
         lm.generate_until([])
+
+
+def test_not_argmax_is_argmax_exactly_ties_included():
+    """The CPU shortcut (maximum first, argmax only where the target is a maximum) gives what
+    `argmax != target` gives, including ties, where argmax takes the first maximum."""
+    from evalsuite.lmeval.fast_backend import _not_argmax
+
+    gen = torch.Generator().manual_seed(0)
+    logprobs = torch.randn(64, 50, generator=gen)
+    logprobs[:8, 10] = logprobs[:8, 30] = logprobs[:8].amax(dim=-1) + 1  # a tie for the maximum
+    targets = torch.randint(0, 50, (64,), generator=gen)
+    targets[:4] = torch.tensor([10, 30, 10, 30])  # the first of the tie (greedy), the second (not)
+    targets[8:24] = logprobs[8:24].argmax(dim=-1)  # plain maxima
+    at_target = logprobs.gather(1, targets[:, None])[:, 0]
+    got = _not_argmax(logprobs, targets, at_target)
+    assert torch.equal(got, logprobs.argmax(dim=-1) != targets)
+    assert got[:4].tolist() == [False, True, False, True] and not got[8:24].any() and got[24:].any()
