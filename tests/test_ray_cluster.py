@@ -185,6 +185,23 @@ def test_a_worker_killed_mid_job_and_a_corrupt_checkpoint(cluster, hf_home, chec
     assert store.read_df(db, "SELECT done, status FROM sweeps").values.tolist() == [[5, "done"]]
 
 
+def test_documents_are_stored_when_a_workers_first_checkpoint_fails(cluster, hf_home, checkpoints, tmp_path):
+    """One worker whose first checkpoint cannot be loaded: the documents come with its first
+    record that does exist, and are stored whole."""
+    root = tmp_path / "ckpts"
+    for step in (1000, 2000):
+        shutil.copytree(checkpoints / f"step{step}", root / f"step{step}")
+    weights = next((root / "step1000").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])
+    db = tmp_path / "s.duckdb"
+    status, out, err = _finish(_driver(cluster, hf_home, db, "--model-path", str(root), "--steps", "1000:2000",
+                                       "--workers", "1"))
+    assert status == 2 and err.count("not evaluated: pythia-70m step 1000: ") == 1, err[-3000:]
+    _stored_once(db, [2000])
+    documents = store.read_df(db, "SELECT task, doc_id FROM documents ORDER BY doc_id")
+    assert documents.values.tolist() == [["arc_easy", i] for i in range(6)]
+
+
 def test_a_node_lost_mid_sweep(cluster, hf_home, checkpoints, tmp_path):
     """The node of the first busy worker goes away (its raylet and workers killed): the sweep
     ends complete on the other node. A fresh node takes its place for the tests after."""

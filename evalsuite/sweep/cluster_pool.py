@@ -47,6 +47,7 @@ class Shared:
     report: RaySweepReport
     say: Callable[[str], None]
     numbers: itertools.count = field(default_factory=itertools.count)  # worker numbers, sweep-wide
+    documents_written: bool = False  # the sweep's documents, written once from the first worker's
 
 
 @dataclass
@@ -135,12 +136,23 @@ class Pool:
         if outcome.record is None:  # this checkpoint only: reported once, never retried
             self.report.failed.append(Failure(job.model, job.step, outcome.failure))
         else:
-            self.shared.committer.submit(outcome.record)
+            self.shared.committer.submit(self._without_documents(outcome.record))
             worker.state = replace(worker.state, done=worker.state.done + 1)
             if outcome.freed:
                 self.shared.say(f"removed {job.model} step {job.step} from the HF cache of {worker.state.node} "
                                 f"({outcome.freed / 2**20:.0f} MiB)")
         self.shared.bar.update()
+
+    def _without_documents(self, record):
+        """The record, its documents (a worker's first record carries them) written apart, once a
+        sweep and whole, as a local sweep writes them: the record's commit would keep only the
+        documents of the tasks it stores."""
+        if not record.documents:
+            return record
+        if not self.shared.documents_written:
+            self.shared.committer.note(functools.partial(store.write_documents, self.shared.cfg.db, record.documents))
+            self.shared.documents_written = True
+        return replace(record, documents=[])
 
     def _lost(self, worker: _Worker, exc) -> None:
         """A dead worker's jobs go back to the front of the queue; a replacement takes its place."""

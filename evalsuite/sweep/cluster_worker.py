@@ -119,6 +119,7 @@ class EvalWorker:
         self._loading = threading.Lock()  # one load at a time: transformers sets torch's default dtype per process
         self._turn = threading.Condition()
         self._next_ticket, self._free_since = 0, time.perf_counter()
+        self._documents_sent = False  # what each document is goes with this worker's first record
 
     def info(self) -> WorkerInfo:
         import ray
@@ -141,8 +142,9 @@ class EvalWorker:
             waited = max(0.0, loaded_at - self._free_since)
             record = evaluate_loaded(self.setup.cfg, job, loaded, self.session,
                                      self._requests.result(), waited)
-            if ticket == 0:  # what each document is, sent once per worker; the store keeps one copy
+            if not self._documents_sent:  # with its first record (not its first ticket: that one may fail)
                 record.documents = self._requests.result().documents()
+                self._documents_sent = True
             del loaded
         freed = self._cleanup(job)
         record.times.wall_s = time.perf_counter() - started
