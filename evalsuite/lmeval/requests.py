@@ -37,8 +37,7 @@ class PreparedDoc:
     doc_id: int
     doc: dict
     requests: list[Any]  # lm-eval Instances, in lm-eval's order (by idx)
-    target: Any  # task.doc_to_target(doc): what lm-eval logs as this document's target
-    gold: int | None = None  # the right choice's index, as lm-eval's metrics find it (multiple choice)
+    gold: int | None  # the right choice's index, as lm-eval's metrics find it (multiple choice)
 
 
 @dataclass
@@ -99,14 +98,14 @@ def prepare(configs: list[dict], shots: int, limit: int | None, data_source: str
 
 
 def _documents(task, limit: int | None) -> list[PreparedDoc]:
-    """The documents lm-eval's evaluator iterates, each with its requests and logged target."""
+    """The documents lm-eval's evaluator iterates, each with its requests and right choice."""
     by_doc: dict[int, list] = {}
     for inst in task.instances:
         by_doc.setdefault(inst.doc_id, []).append(inst)
     docs = []
     for doc_id, doc in task.doc_iterator(rank=0, limit=limit, world_size=1):
         requests = sorted(by_doc[doc_id], key=lambda inst: inst.idx)
-        docs.append(PreparedDoc(doc_id, doc, requests, task.doc_to_target(doc), _gold(task, doc)))
+        docs.append(PreparedDoc(doc_id, doc, requests, _gold(task, doc)))
     return docs
 
 

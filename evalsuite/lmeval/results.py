@@ -98,19 +98,19 @@ def parse_samples(raw_samples: dict[str, list[dict]], *, model: str, step: int |
     """lm-eval 0.4's `samples` (log_samples=True) -> one Sample per document."""
     return [
         make_sample(run_id=run_id, model=model, step=step, task=task, shots=shots,
-                    doc_id=int(doc["doc_id"]), target=doc["target"], resps=doc["filtered_resps"],
-                    metrics=doc)
+                    doc_id=int(doc["doc_id"]), target=_gold(doc["target"], doc["filtered_resps"], doc.get("acc")),
+                    resps=doc["filtered_resps"], metrics=doc)
         for task, docs in raw_samples.items() for doc in docs
     ]
 
 
 def make_sample(*, run_id: str, model: str, step: int | None, task: str, shots: int, doc_id: int,
-                target, resps: list, metrics: dict) -> Sample:
-    """One document's Sample from what lm-eval logs for it: its target, its filtered responses
-    ([(loglikelihood, is_greedy)] per choice) and its per-document metrics (acc, acc_norm)."""
+                target: int | None, resps: list, metrics: dict) -> Sample:
+    """One document's Sample from its right choice (None: not multiple choice), its filtered
+    responses ([(loglikelihood, is_greedy)] per choice) and its per-document metrics (acc, acc_norm)."""
     return Sample(
         run_id=run_id, model=model, step=step, task=task, shots=shots, doc_id=doc_id,
-        target=_gold(target, resps, metrics.get("acc")), correct=bool(metrics["acc"]),
+        target=target, correct=bool(metrics["acc"]),
         correct_norm=bool(metrics["acc_norm"]) if "acc_norm" in metrics else None,
         loglikelihoods=[float(r[0]) for r in resps], is_greedy=[_flag(r[1]) for r in resps],
     )
@@ -127,7 +127,8 @@ def _target(target, n_choices: int) -> int | None:
 
 
 def _gold(target, resps: list, acc) -> int | None:
-    """The right choice: the logged target where it is an index; else what lm-eval's acc says of
+    """The right choice of a document read from lm-eval's samples (a sweep knows it exactly:
+    requests.PreparedDoc.gold): the logged target where it is an index; else what lm-eval's acc says of
     the loglikelihoods. WinoGrande logs its shared continuation as the target, but acc is
     `argmax(loglikelihoods) == gold` (first maximum on ties), so the right choice is the argmax
     when acc is 1 and, of two choices, the other one when it is 0."""
@@ -157,7 +158,7 @@ def parse_documents(raw_samples: dict[str, list[dict]], *, shots: int) -> list[D
     ]
 
 
-def make_document(*, task: str, shots: int, doc_id: int, doc, arguments, target) -> Document:
+def make_document(*, task: str, shots: int, doc_id: int, doc, arguments, target: int | None) -> Document:
     """One Document from a document's data and its requests' arguments: a list of (context,
     continuation) pairs in memory, or `{"gen_args_0": {"arg_0": context, "arg_1": continuation}}`
     as lm-eval's samples file writes them."""
@@ -168,7 +169,7 @@ def make_document(*, task: str, shots: int, doc_id: int, doc, arguments, target)
     shared = all(c == contexts[0] for c in contexts)
     return Document(task=task, shots=shots, doc_id=doc_id, fingerprint=doc_hash(doc), prompt=contexts[0],
                     choices=[str(continuation) for _, continuation in pairs],
-                    contexts=None if shared else contexts, target=_target(target, len(pairs)))
+                    contexts=None if shared else contexts, target=target)
 
 
 def _argument_pairs(arguments) -> list[tuple]:
