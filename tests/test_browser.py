@@ -175,6 +175,22 @@ def test_the_sidebar_switches_views_and_the_link_follows(server, browser):
     page.close()
 
 
+def test_a_views_own_path_opens_it_and_back_returns(server, browser):
+    """The router's paths work as addresses too: /runs typed or bookmarked opens Runs (not the
+    sidebar's default), and the browser's Back button returns to the view before."""
+    page = _open(browser, server + "/runs", 1, "runs_by_path")
+    page.get_by_text("Sweep progress").first.wait_for(timeout=120_000)
+    page.get_by_text("Scaling curves", exact=True).click()
+    page.wait_for_function("window.location.pathname.endsWith('/scaling')", timeout=60_000)
+    page.go_back()
+    page.wait_for_function("window.location.pathname.endsWith('/runs')", timeout=60_000)
+    page.wait_for_timeout(3000)  # a wrong view would be switched to within this
+    assert page.url.split("?")[0].endswith("/runs"), page.url
+    page.get_by_text("Sweep progress").first.wait_for(timeout=120_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.close()
+
+
 def test_a_crafted_link_shows_its_values_as_text_in_a_real_browser(server, browser):
     """Issue 11, item 9, in the real renderer: link values the store does not hold are echoed in a
     warning as text, with no link and no image anywhere on the page."""

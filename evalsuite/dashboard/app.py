@@ -30,6 +30,7 @@ def main() -> None:
     pages = {name: st.Page(functools.partial(_page, name, path), title=title, url_path=name,
                            default=name == DEFAULT_VIEW) for name, (title, _) in VIEWS.items()}
     current = st.navigation(list(pages.values()), position="hidden")  # the page the URL's path names
+    _follow_the_path(next(name for name, page in pages.items() if page is current))
     with st.sidebar:
         st.title("evalsuite")
         view = state.choice(st.radio, "View", "view", list(VIEWS), DEFAULT_VIEW,
@@ -43,6 +44,17 @@ def main() -> None:
         st.caption(f"Store: {code(path)} (read-only; new rows appear within seconds)")
         st.caption("The address bar holds this view's settings: copy it to share the view.")
     state.write_url()
+
+
+def _follow_the_path(here: str) -> None:
+    """The sidebar's view follows the URL's path where the browser moved (a typed or bookmarked
+    /runs, Back, Forward); a new session's ?view= (every link shared so far) still wins."""
+    if "_page" not in st.session_state:
+        if "view" not in st.query_params:
+            st.session_state["view"] = here
+    elif st.session_state["_page"] != here:
+        st.session_state["view"] = here
+    st.session_state["_page"] = here
 
 
 def _header(path: Path, scores, run_rows) -> None:
