@@ -7,7 +7,7 @@ parsed out of file names. store/schema.py maps these to DuckDB tables of the sam
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 
@@ -183,6 +183,3 @@ class JobRecord:
 def columns(record_type) -> list[str]:
     return [f.name for f in fields(record_type)]
 
-
-def as_tuple(record) -> tuple:
-    return tuple(asdict(record).values())

@@ -57,7 +57,7 @@ def _follow_the_path(here: str) -> None:
     st.session_state["_page"] = here
 
 
-def _header(path: Path, scores, run_rows) -> None:
+def _header(scores, run_rows) -> None:
     local = scores[scores["source"] != data.PUBLISHED]
     st.caption(f"{len(scores):,} scores, {scores['model'].nunique()} models, {len(run_rows):,} runs "
                f"({local['run_id'].nunique():,} not from the published set)")
@@ -68,7 +68,7 @@ def _page(view: str, path: Path) -> None:
     if problem:
         st.info(problem)
         return
-    _header(path, scores, run_rows)
+    _header(scores, run_rows)
     title, module = VIEWS[view]
     try:
         module.render(scores, run_rows, path)

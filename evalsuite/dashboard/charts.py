@@ -13,6 +13,7 @@ import altair as alt
 import pandas as pd
 
 from evalsuite.catalog.pythia import TOKENS_PER_STEP
+from evalsuite.dashboard.data import series_label
 
 STEP_TICKS = [0, 1, 10, 100, 1_000, 10_000, 100_000]
 TOKEN_TICKS = [0, 1e7, 1e8, 1e9, 1e10, 1e11]
@@ -63,7 +64,7 @@ def chart_frame(rows: pd.DataFrame) -> pd.DataFrame:
     for col in ("step", "tokens", "params", "n", "doc_limit", "shots"):
         if col in out:
             out[col] = out[col].astype("float64")
-    out["series"] = [m if s == "published" else f"{m} ({s})" for m, s in zip(out["model"], out["source"])]
+    out["series"] = [series_label(m, s) for m, s in zip(out["model"], out["source"])]
     return out
 
 

@@ -57,9 +57,11 @@ def simple_evaluate(lm, configs: list[dict], shots: int, limit: int | None) -> d
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    from evalsuite.lmeval.evaluate import BOOTSTRAP_ITERS
+
     return lm_eval.simple_evaluate(
         model=lm, tasks=configs, num_fewshot=shots, limit=limit, log_samples=True,
         # The configs are complete: an empty manager spares re-indexing every lm-eval task file.
         task_manager=TaskManager(include_defaults=False),
-        bootstrap_iters=1000,  # perplexity's stderr is bootstrapped; 1000 is plenty and fast
+        bootstrap_iters=BOOTSTRAP_ITERS,  # as a sweep's own metrics: the stderrs must agree
     )

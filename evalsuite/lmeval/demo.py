@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evalsuite.paths import DEMO_MODEL_DIR, TASK_DATA_DIR, TOKENIZER_DIR
+from evalsuite.paths import DEMO_MODEL_DIR, TASK_DATA_DIR
 
 DEMO_NAME = "pythia-demo"
 DEMO_STEPS = [0, 25, 50, 100]
@@ -53,9 +53,9 @@ def tiny_model(seed: int = 0, **shape):
 
 
 def tokenizer():
-    from transformers import AutoTokenizer
+    from evalsuite.lmeval.backends import load_tokenizer
 
-    return AutoTokenizer.from_pretrained(TOKENIZER_DIR)
+    return load_tokenizer()
 
 
 def _training_batches(tok, seq_len: int = 128, batch: int = 8):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from evalsuite.records import Document, JobKey, JobRecord, Run, Sample, Score, Sweep, WorkerState, columns
 from evalsuite.store.db import connect, transaction, utcnow
-from evalsuite.store.schema import arrow_schema
+from evalsuite.store.schema import TABLES, arrow_schema
 
 
 def write_job(path: Path, record: JobRecord, replace: bool = False, sweep_id: str | None = None) -> list[str]:
@@ -95,8 +95,7 @@ def _write(con, record: JobRecord, replace: bool) -> list[str]:
     return written
 
 
-TABLE_OF = {Run: "runs", Score: "scores", Sweep: "sweeps", Sample: "samples", Document: "documents",
-            WorkerState: "workers"}
+TABLE_OF = {record_type: name for name, record_type in TABLES.items()}
 # What an insert does with a row whose primary key is stored already (or repeated in the rows):
 VERBS = {"fail": "INSERT",
          "skip": "INSERT OR IGNORE",  # documents: every checkpoint's file describes them again

@@ -48,7 +48,7 @@ from evalsuite.sweep.cluster_pool import Pool, Shared
 from evalsuite.sweep.committer import Committer
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.job import git_commit
-from evalsuite.sweep.local import Startup, SweepReport
+from evalsuite.sweep.local import Startup, SweepReport, quiet
 from evalsuite.sweep.plan import Job, plan
 
 ADDRESS = re.compile(r"^(local|auto|[A-Za-z0-9.\-]+:\d{1,5})$")
@@ -75,10 +75,6 @@ class RaySweepReport(SweepReport):
         return f"on Ray: {self.workers} worker(s) on {len(self.nodes)} node(s){again}"
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 def options_from_args(args) -> RayOptions | None:
     """--ray and --workers, checked before anything is imported or started."""
     if getattr(args, "ray", None) is None:
@@ -93,7 +89,7 @@ def options_from_args(args) -> RayOptions | None:
 
 
 def run_ray_sweep(cfg: RunConfig, opts: RayOptions, show_progress: bool = True,
-                  say: Callable[[str], None] = _quiet) -> RaySweepReport:
+                  say: Callable[[str], None] = quiet) -> RaySweepReport:
     """Run every job not yet stored on Ray workers; report what each committed checkpoint wrote.
     `say` gets the lines a person watching would want (the CLI prints them)."""
     if demo.DEMO_NAME in cfg.models and opts.address != "local":
@@ -242,11 +238,6 @@ def _run_phases(ray, cfg: RunConfig, jobs: list[Job], opts: RayOptions, gpu_gib:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0][:300] if text.strip() else "unknown error"
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "unknown error"
 
 
 def _steps(pairs: list[tuple[str, int]]) -> str:

@@ -58,11 +58,11 @@ class SweepReport:
     failed: list[Failure] = field(default_factory=list)
 
 
-def _quiet(_: str) -> None:
+def quiet(_: str) -> None:
     pass
 
 
-def run_sweep(cfg: RunConfig, show_progress: bool = True, say: Callable[[str], None] = _quiet) -> SweepReport:
+def run_sweep(cfg: RunConfig, show_progress: bool = True, say: Callable[[str], None] = quiet) -> SweepReport:
     """Run every job not yet stored; report what each committed checkpoint wrote. `say` gets
     the lines a person watching would want (the CLI prints them); the sweep's progress
     (checkpoints planned and stored) is kept in the store's sweeps table."""

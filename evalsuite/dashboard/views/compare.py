@@ -23,8 +23,8 @@ KEYS = ["model", "step", "task", "metric", "shots"]
 def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> pd.DataFrame:
     """Every score stored by both sources, with the difference and whether it exceeds one stderr."""
     cols = KEYS + ["value", "stderr", "n", "doc_limit", "run_id"]
-    a = _best(scores[scores["source"] == mine])[cols]
-    b = _best(scores[scores["source"] == reference])[KEYS + ["value", "stderr", "n"]]
+    a = representative(scores[scores["source"] == mine])[cols]
+    b = representative(scores[scores["source"] == reference])[KEYS + ["value", "stderr", "n"]]
     both = a.merge(b, on=KEYS, suffixes=("_local", "_published"))
     both["diff"] = both["value_local"] - both["value_published"]
     se = (both["stderr_local"].astype(float) ** 2 + both["stderr_published"].astype(float) ** 2).pow(0.5)
@@ -34,11 +34,6 @@ def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> 
     first = KEYS + ["value_local", "value_published", "diff", "combined_stderr", "diff_in_stderr", "flag"]
     both = both[first + [c for c in both.columns if c not in first]]
     return both.sort_values("diff_in_stderr", key=lambda s: -s.abs(), na_position="last").reset_index(drop=True)
-
-
-def _best(rows: pd.DataFrame) -> pd.DataFrame:
-    # the shipped published number, else the run on most documents, stands for the checkpoint
-    return representative(rows)
 
 
 def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
