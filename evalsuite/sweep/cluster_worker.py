@@ -31,6 +31,7 @@ from evalsuite.catalog.tasks import local_data_files
 from evalsuite.errors import CheckpointError
 from evalsuite.paths import TOKENIZER_DIR
 from evalsuite.records import JobRecord
+from evalsuite.sweep.cleanup import cleanup_job
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.plan import Job
 
@@ -146,7 +147,7 @@ class EvalWorker:
                 record.documents = self._requests.result().documents()
                 self._documents_sent = True
             del loaded
-        freed = self._cleanup(job)
+        freed = cleanup_job(self.setup.cfg, job)  # this node's HF cache
         record.times.wall_s = time.perf_counter() - started
         return Outcome(job, record, freed=freed)
 
@@ -177,14 +178,6 @@ class EvalWorker:
                 self._free_since = time.perf_counter()
                 self._turn.notify_all()
 
-    def _cleanup(self, job: Job) -> int:
-        from evalsuite.sweep.cleanup import cleanup_revision
-        from evalsuite.sweep.plan import checkpoint_for
-
-        ckpt = checkpoint_for(self.setup.cfg, job.model, job.step)
-        if not (self.setup.cfg.cleanup and ckpt.repo_id and ckpt.revision):
-            return 0
-        return cleanup_revision(ckpt.repo_id, ckpt.revision)
 
 
 def _session(setup: WorkerSetup, tokenizer_dir: Path):

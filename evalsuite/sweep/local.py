@@ -19,7 +19,7 @@ from evalsuite import store
 from evalsuite.errors import CheckpointError
 from evalsuite.lmeval import backends, checkpoints
 from evalsuite.records import Sweep
-from evalsuite.sweep.cleanup import cleanup_revision
+from evalsuite.sweep.cleanup import cleanup_job
 from evalsuite.sweep.committer import Committed, Committer
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests
@@ -147,10 +147,8 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
 
 
 def _cleanup(cfg: RunConfig, job: Job, say: Callable[[str], None]) -> None:
-    """--cleanup: delete an evaluated Hub revision from the HF cache."""
-    ckpt = checkpoint_for(cfg, job.model, job.step)
-    if not (cfg.cleanup and ckpt.repo_id and ckpt.revision):
-        return
-    freed = cleanup_revision(ckpt.repo_id, ckpt.revision)
+    """--cleanup: delete an evaluated Hub revision from the HF cache, and say so."""
+    freed = cleanup_job(cfg, job)
     if freed:
+        ckpt = checkpoint_for(cfg, job.model, job.step)
         say(f"removed {ckpt.repo_id}@{ckpt.revision} from the HF cache ({freed / 2**20:.0f} MiB)")
