@@ -225,3 +225,19 @@ def test_export_samples_refuses_bad_outputs_in_one_line(db, tmp_path, capsys):
     assert capsys.readouterr().err == ("evalsuite: error: no stored samples match (published scores have none); "
                                        "see 'evalsuite ls'\n")
     assert not list(elsewhere.iterdir()) and not (tmp_path / "x.jsonl").exists()
+
+
+def test_the_scores_and_the_items_view_pick_the_same_run_of_a_checkpoint(tmp_path):
+    """Two full runs of one checkpoint (float32, then float16): the later one stands for it in
+    the scores (curves, Compare) as in the Items view; run ids are random, so they decide nothing."""
+    from datetime import datetime, timezone
+
+    path = store.init(tmp_path / "s.duckdb", seed=False)
+    for run_id, dtype, day, right in (("b-earlier", "float32", 1, False), ("a-later", "float16", 2, True)):
+        finished = datetime(2026, 11, day, tzinfo=timezone.utc)
+        store.write_job(path, factory.job(step=1000, rows=[("piqa", "acc", float(right), 0.1)], run_id=run_id,
+                                          dtype=dtype, finished_at=finished,
+                                          samples=factory.outcomes("pythia-70m", 1000, "piqa", [right] * 3)))
+    scores = store.read_df(path, *store.scores_with_representative())
+    assert scores.loc[scores.representative, "run_id"].tolist() == ["a-later"]
+    assert items.item_stats(path, KEY)["final_correct"].tolist() == [True] * 3

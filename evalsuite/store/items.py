@@ -31,14 +31,16 @@ from evalsuite.store.db import connect
 METRICS = {"acc": "correct", "acc_norm": "correct_norm"}  # metric -> the samples column holding it
 MAX_DOCS_PER_QUERY = 10_000  # documents one cells/documents query may ask for
 
+# Which of a checkpoint's runs stands for it: the full set over a --limit trial, the most
+# documents, then the one that finished last (store.scores_with_representative agrees).
+_RUN_ORDER = "{r}doc_limit IS NULL DESC, {r}doc_limit DESC, {r}finished_at DESC NULLS LAST, {r}run_id DESC"
 # The run standing for each checkpoint of $model (see the module docstring).
-_CHOSEN = """
+_CHOSEN = f"""
     present AS (SELECT DISTINCT run_id FROM samples
                 WHERE model = $model AND task = $task AND shots = $shots),
     chosen AS (SELECT run_id FROM runs SEMI JOIN present USING (run_id)
                WHERE model = $model AND source = $source
-               QUALIFY row_number() OVER (PARTITION BY step ORDER BY doc_limit IS NULL DESC,
-                   doc_limit DESC, finished_at DESC NULLS LAST, run_id DESC) = 1)"""
+               QUALIFY row_number() OVER (PARTITION BY step ORDER BY {_RUN_ORDER.format(r="")}) = 1)"""
 
 # Right minus best wrong loglikelihood, `t` the right choice's index (0-based).
 _MARGIN = ("CASE WHEN {t} IS NOT NULL AND len({lls}) > 1 THEN {lls}[{t} + 1] - "
@@ -162,13 +164,13 @@ def _last_checkpoints(key: ItemsKey) -> str:
     ranked as _CHOSEN ranks them (SQL for a WITH clause). Read from the small runs and scores
     tables so that the samples are only read at those steps; a model whose last run there has no
     samples (a results file imported without its samples file) is left out."""
-    return """
+    return f"""
         last AS (SELECT model, max(step) AS step FROM runs
                  WHERE source = $source AND step IS NOT NULL AND run_id IN
                        (SELECT run_id FROM scores WHERE task = $task AND shots = $shots)
                  GROUP BY model),
-        ranked AS (SELECT r.run_id, row_number() OVER (PARTITION BY r.model ORDER BY r.doc_limit IS NULL DESC,
-                          r.doc_limit DESC, r.finished_at DESC NULLS LAST, r.run_id DESC) AS rank
+        ranked AS (SELECT r.run_id, row_number() OVER (PARTITION BY r.model ORDER BY {_RUN_ORDER.format(r="r.")})
+                          AS rank
                    FROM runs r JOIN last USING (model, step) WHERE r.source = $source)"""
 
 

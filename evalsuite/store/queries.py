@@ -47,11 +47,12 @@ def scores_with_representative() -> tuple[str, list]:
     """Every score, with `representative` true on the one row that stands for its checkpoint
     (model, step, source, task, metric, shots): the shipped published score where there is one
     (nothing imported later displaces EleutherAI's number, whatever it claims), else the run on
-    the most documents (the full set over a --limit trial), the latest run id last."""
+    the most documents (the full set over a --limit trial), then the run that finished last (as
+    the Items view chooses: store/items.py)."""
     sql = """
-        SELECT *, row_number() OVER (
-            PARTITION BY model, step, source, task, metric, shots
-            ORDER BY list_contains(?, run_id) DESC, doc_limit IS NULL DESC,
-                     coalesce(n, -1) DESC, run_id DESC) = 1 AS representative
-        FROM scores"""
+        SELECT s.*, row_number() OVER (
+            PARTITION BY s.model, s.step, s.source, s.task, s.metric, s.shots
+            ORDER BY list_contains(?, s.run_id) DESC, s.doc_limit IS NULL DESC,
+                     coalesce(s.n, -1) DESC, r.finished_at DESC NULLS LAST, s.run_id DESC) = 1 AS representative
+        FROM scores s LEFT JOIN runs r USING (run_id)"""
     return sql, [sorted(shipped_run_ids())]
