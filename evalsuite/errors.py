@@ -4,6 +4,12 @@ The CLI prints its message as a single line (no traceback) and exits with status
 """
 
 
+def first_line(problem: object) -> str:
+    """The first line of a library's error message (often many lines, or none): "" if it is empty."""
+    lines = str(problem).strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
 class EvalsuiteError(Exception):
     """A problem the user can fix: the message says what is wrong and what is valid."""
 

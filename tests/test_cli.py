@@ -18,3 +18,10 @@ def test_help_imports_nothing_heavy():
 def test_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "evalsuite", "--help"], capture_output=True, text=True, check=True)
     assert "{run,ls,items,export,import,dashboard}" in out.stdout
+
+
+def test_first_line_of_a_library_error_even_an_empty_one():
+    from evalsuite.errors import first_line
+
+    assert first_line(ValueError("  truncated file\nTraceback ...\n")) == "truncated file"
+    assert first_line(RuntimeError("")) == ""  # some libraries raise with no message at all

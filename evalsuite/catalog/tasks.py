@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from evalsuite import names
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.paths import TASKS_YAML
 
 HUB = "hub"  # data_dir value meaning: download from the Hugging Face Hub as lm-eval does
@@ -52,7 +52,7 @@ def load_tasks(path: Path | str = TASKS_YAML) -> TaskSuite:
     except FileNotFoundError:
         raise EvalsuiteError(f"{path}: tasks file not found") from None
     except yaml.YAMLError as exc:
-        raise EvalsuiteError(f"{path}: not valid YAML ({_first_line(exc)})") from None
+        raise EvalsuiteError(f"{path}: not valid YAML ({first_line(exc)})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("tasks"), dict) or not raw["tasks"]:
         raise EvalsuiteError(f"{path}: expected a mapping with a non-empty 'tasks:' mapping")
     tasks = {name: _task(path, name, body) for name, body in raw["tasks"].items()}
@@ -93,5 +93,3 @@ def local_data_files(data_dir: Path, task: TaskSpec) -> dict[str, Path]:
     return {f.stem: f for f in sorted(folder.glob("*.jsonl"))}
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]

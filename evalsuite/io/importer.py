@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evalsuite import names
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.io.files import MAX_FILE_MB, SkipFile, find_files, parse_json, read_file, read_json
 from evalsuite.io.identity import Identity, identify, make_run, run_id_for
 from evalsuite.records import JobRecord
@@ -203,8 +203,7 @@ def _write_alone(db: Path, path: Path, job, report: ImportReport, skip) -> None:
     except EvalsuiteError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever DuckDB refused, it is this file's
-        first = str(exc).strip().split("\n")[0]
-        skip(path, f"the store refused it ({type(exc).__name__}: {names.printable(first)[:200]})")
+        skip(path, f"the store refused it ({type(exc).__name__}: {names.printable(first_line(exc))[:200]})")
         return
     _count(report, path, job, tasks)
 

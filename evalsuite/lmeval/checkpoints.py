@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalsuite.errors import CheckpointError, EvalsuiteError
+from evalsuite.errors import CheckpointError, EvalsuiteError, first_line
 from evalsuite.lmeval import hub
 
 
@@ -184,7 +184,7 @@ def _hub_error(ckpt: Checkpoint, reason: str, kind: type[EvalsuiteError] = Check
 
 def _reason(exc: Exception) -> str:
     """The exception's first line, and its type where the text alone may not say what happened."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = first_line(exc)
     kind = "" if isinstance(exc, (OSError, EvalsuiteError)) else f"{type(exc).__name__}: "
     return (kind + text)[:200] or type(exc).__name__
 

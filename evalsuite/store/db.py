@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.paths import DEFAULT_DB
 
 LOCK_WAIT_S = 60.0  # how long to wait for the other process's lock before giving up
@@ -72,8 +72,8 @@ def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S):
                 time.sleep(0.05)
                 continue
             meaning = problem(exc)
-            raise EvalsuiteError(f"cannot open store {path}: " + (f"{meaning} ({_first_line(exc)})"
-                                                                   if meaning else _first_line(exc))) from None
+            raise EvalsuiteError(f"cannot open store {path}: " + (f"{meaning} ({first_line(exc)})"
+                                                                   if meaning else first_line(exc))) from None
     try:
         yield con
     except duckdb.Error as exc:
@@ -81,7 +81,7 @@ def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S):
         if meaning is None:
             raise
         verb = "read" if read_only else "write"
-        raise EvalsuiteError(f"cannot {verb} store {path}: {meaning} ({_first_line(exc)})") from None
+        raise EvalsuiteError(f"cannot {verb} store {path}: {meaning} ({first_line(exc)})") from None
     finally:
         con.close()
 
@@ -117,5 +117,3 @@ def read_df(path: Path, sql: str, params: list | None = None):
         return con.execute(sql, params or []).df()
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalsuite import store
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.lmeval import demo
 from evalsuite.records import Sweep
 from evalsuite.sweep import packing, reaper
@@ -162,7 +162,8 @@ def _join(ray, address: str) -> None:
     try:
         ray.init(address=address, logging_level=logging.WARNING)
     except Exception as exc:  # no cluster there, another Ray version, a wrong token, ...
-        raise EvalsuiteError(f"cannot join the Ray cluster at {address}: {_first_line(str(exc))}") from None
+        reason = first_line(exc)[:300] or "unknown error"
+        raise EvalsuiteError(f"cannot join the Ray cluster at {address}: {reason}") from None
 
 
 def _check_loopback() -> None:
@@ -236,8 +237,6 @@ def _run_phases(ray, cfg: RunConfig, jobs: list[Job], opts: RayOptions, gpu_gib:
     report.jobs = committer.committed
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:300] if text.strip() else "unknown error"
 
 
 def _steps(pairs: list[tuple[str, int]]) -> str:
