@@ -230,11 +230,11 @@ def test_export_samples_refuses_bad_outputs_in_one_line(db, tmp_path, capsys):
 def test_the_scores_and_the_items_view_pick_the_same_run_of_a_checkpoint(tmp_path):
     """Two full runs of one checkpoint (float32, then float16): the later one stands for it in
     the scores (curves, Compare) as in the Items view; run ids are random, so they decide nothing."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     path = store.init(tmp_path / "s.duckdb", seed=False)
     for run_id, dtype, day, right in (("b-earlier", "float32", 1, False), ("a-later", "float16", 2, True)):
-        finished = datetime(2026, 11, day, tzinfo=timezone.utc)
+        finished = datetime(2026, 11, day, tzinfo=UTC)
         store.write_job(path, factory.job(step=1000, rows=[("piqa", "acc", float(right), 0.1)], run_id=run_id,
                                           dtype=dtype, finished_at=finished,
                                           samples=factory.outcomes("pythia-70m", 1000, "piqa", [right] * 3)))

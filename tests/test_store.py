@@ -292,3 +292,20 @@ def test_a_full_disk_stops_an_import_in_one_line(tmp_path, capsys):
     (tmp_path / "s.duckdb.wal").unlink(missing_ok=True)
     assert main(["ls", "--db", str(db)]) == 0
     assert capsys.readouterr().out == f"no scores stored in {db}\n"
+
+
+def test_a_table_an_older_store_lacks_reads_as_empty_and_other_problems_are_raised(tmp_path):
+    """The dashboard's sweeps and workers, the Items view's documents: an older store without the
+    table shows nothing; a query that fails for any other reason is an error, not "nothing"."""
+    from evalsuite.dashboard import data
+
+    path = store.init(tmp_path / "s.duckdb", seed=False)
+    with store.connect(path) as con:
+        for table in ("sweeps", "workers", "documents"):
+            con.execute(f"DROP TABLE {table}")
+    sweeps = data.load_sweeps(path)
+    assert sweeps.empty and list(sweeps.columns)[:3] == ["sweep_id", "models", "planned"]
+    assert data.load_workers(path, "any").empty
+    assert store.items.documents(path, "piqa", 0, [0, 1]).empty
+    with pytest.raises(Exception, match="nope"):
+        store.read_df(path, "SELECT nope FROM runs", needs="runs")

@@ -71,21 +71,16 @@ def load_runs(path: Path) -> pd.DataFrame:
 
 def load_sweeps(path: Path) -> pd.DataFrame:
     """Sweeps started on this store, latest first (empty for a store made before sweeps were kept)."""
-    try:
-        return store.read_df(path, "SELECT * FROM sweeps ORDER BY started_at DESC")
-    except Exception:  # no such table in an older store: no sweep to show, not an error
-        return pd.DataFrame(columns=["sweep_id", "models", "planned", "done", "status",
-                                     "started_at", "updated_at", "hostname"])
+    return store.read_df(path, "SELECT * FROM sweeps ORDER BY started_at DESC", needs="sweeps",
+                         columns=("sweep_id", "models", "planned", "done", "status", "started_at",
+                                  "updated_at", "hostname"))
 
 
 def load_workers(path: Path, sweep_id: str) -> pd.DataFrame:
     """A Ray sweep's workers as its driver last recorded them (empty for a local sweep, or a store
     made before workers were kept)."""
-    try:
-        return store.read_df(path, "SELECT worker, state, node, gpu, pid, model, step, done, updated_at "
-                                   "FROM workers WHERE sweep_id = ? ORDER BY worker", [sweep_id])
-    except Exception:  # no such table in an older store
-        return pd.DataFrame()
+    return store.read_df(path, "SELECT worker, state, node, gpu, pid, model, step, done, updated_at "
+                               "FROM workers WHERE sweep_id = ? ORDER BY worker", [sweep_id], needs="workers")
 
 
 # The stamp is part of the cache key, so a commit by a sweep invalidates the cache at once.

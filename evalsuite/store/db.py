@@ -109,11 +109,25 @@ def _rollback(con) -> None:
         pass
 
 
-def read_df(path: Path, sql: str, params: list | None = None):
-    """Run a read-only query and return a pandas DataFrame (empty store: a clear error)."""
+def read_df(path: Path, sql: str, params: list | dict | None = None, needs: str | None = None,
+            columns: tuple[str, ...] = ()):
+    """Run a read-only query and return a pandas DataFrame (no store: a clear error). A query on
+    a table that a store made by an older evalsuite lacks (`needs`) gives an empty frame with
+    `columns` there; any other problem is raised, never taken for "nothing stored"."""
     if not path.exists():
         raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
     with connect(path, read_only=True) as con:
+        if needs is not None and not has_table(con, needs):
+            import pandas as pd
+
+            return pd.DataFrame(columns=list(columns))
         return con.execute(sql, params or []).df()
+
+
+def has_table(con, name: str) -> bool:
+    """Whether the store has this table (an older store gets a newer one when next written)."""
+    (found,), = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                            [name]).fetchall()
+    return bool(found)
 
 

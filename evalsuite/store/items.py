@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.store.db import connect
+from evalsuite.store.db import connect, has_table, read_df
 
 METRICS = {"acc": "correct", "acc_norm": "correct_norm"}  # metric -> the samples column holding it
 MAX_DOCS_PER_QUERY = 10_000  # documents one cells/documents query may ask for
@@ -81,17 +81,10 @@ def _read(path: Path, sql: str, params: dict) -> pd.DataFrame:
         return con.execute(sql, params).df()
 
 
-def _has_documents(con) -> bool:
-    # a store made before documents were kept has no such table until it is next written
-    (found,), = con.execute("SELECT count(*) FROM information_schema.tables "
-                            "WHERE table_name = 'documents'").fetchall()
-    return bool(found)
-
-
 def _targets(con) -> str:
     """The right answers the documents table knows, per doc_id of $task at $shots, as a relation:
     samples stored before WinoGrande's right choice was derived from acc hold none for it."""
-    if _has_documents(con):
+    if has_table(con, "documents"):
         return ("(SELECT doc_id, any_value(target) AS target FROM documents "
                 "WHERE task = $task AND shots = $shots GROUP BY doc_id)")
     return "(SELECT NULL::INTEGER AS doc_id, NULL::INTEGER AS target WHERE false)"
@@ -207,29 +200,20 @@ def documents(path: Path, task: str, shots: int, doc_ids: list[int]) -> pd.DataF
     """The stored documents asked for: doc_id, fingerprint, prompt, choices, contexts, target
     (several rows for a doc_id whose data changed between runs; none for a store made before
     documents were kept)."""
-    if not path.exists():
-        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
-    with connect(path, read_only=True) as con:
-        if not _has_documents(con):
-            return pd.DataFrame(columns=["doc_id", "fingerprint", "prompt", "choices", "contexts", "target"])
-        return con.execute("""
-            SELECT doc_id, fingerprint, prompt, choices, contexts, target FROM documents
-            WHERE task = $task AND shots = $shots AND list_contains($docs, doc_id)
-            ORDER BY doc_id, fingerprint""", {"task": task, "shots": shots, "docs": _doc_list(doc_ids)}).df()
+    return read_df(path, """
+        SELECT doc_id, fingerprint, prompt, choices, contexts, target FROM documents
+        WHERE task = $task AND shots = $shots AND list_contains($docs, doc_id)
+        ORDER BY doc_id, fingerprint""", {"task": task, "shots": shots, "docs": _doc_list(doc_ids)},
+                   needs="documents", columns=("doc_id", "fingerprint", "prompt", "choices", "contexts", "target"))
 
 
 def prompt_ends(path: Path, task: str, shots: int, chars: int = 100) -> pd.DataFrame:
     """doc_id, prompt_end: the last characters of each stored document's prompt (where the
     question is, after any few-shot examples), to tell documents apart in a table."""
-    if not path.exists():
-        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
-    with connect(path, read_only=True) as con:
-        if not _has_documents(con):
-            return pd.DataFrame(columns=["doc_id", "prompt_end"])
-        return con.execute("""
-            SELECT doc_id, right(any_value(prompt), $chars) AS prompt_end FROM documents
-            WHERE task = $task AND shots = $shots GROUP BY doc_id ORDER BY doc_id""",
-                           {"task": task, "shots": shots, "chars": chars}).df()
+    return read_df(path, """
+        SELECT doc_id, right(any_value(prompt), $chars) AS prompt_end FROM documents
+        WHERE task = $task AND shots = $shots GROUP BY doc_id ORDER BY doc_id""",
+                   {"task": task, "shots": shots, "chars": chars}, needs="documents", columns=("doc_id", "prompt_end"))
 
 
 def _doc_list(doc_ids: list[int]) -> list[int]:
