@@ -21,6 +21,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+import pandas as pd
+
 from evalsuite import names, store
 from evalsuite.catalog import pythia
 from evalsuite.errors import EvalsuiteError
@@ -40,11 +42,18 @@ def score_rows(db: Path, models: list[str] | None = None, tasks: list[str] | Non
     where, params = store.scores_where(models, tasks, source)
     frame = store.read_df(db, f"SELECT {', '.join(SCORE_FIELDS)} FROM scores {where} "
                               "ORDER BY source, model, step NULLS FIRST, shots, task, metric", params)
+    return plain_rows(frame)
+
+
+def plain_rows(frame) -> list[dict]:
+    """A frame's rows as JSON-ready dicts (strict JSON: None for a missing or non-finite value)."""
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def _plain(value):
     """numpy/pandas scalars, NaN and infinities -> JSON-ready Python values (strict JSON has no NaN)."""
+    if value is None or value is pd.NA:
+        return None
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -139,8 +148,8 @@ def write_samples(db: Path, out: Path, models: list[str] | None = None, tasks: l
             # Sorting a full suite's 28.7M rows took 6.6 GiB in memory; capped, DuckDB spills to disk
             # beside --out in about the same time (benchmarks/bench_items.py)
             con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
-            con.execute(f"SET temp_directory = '{_quoted(spill)}'")
-            (rows,), = con.execute(f"COPY ({query}) TO '{_quoted(partial)}' ({kind})", params).fetchall()
+            con.execute(f"SET temp_directory = {store.sql_path(spill)}")
+            (rows,), = con.execute(f"COPY ({query}) TO {store.sql_path(partial)} ({kind})", params).fetchall()
         if rows:
             os.replace(partial, out)
     except OSError as exc:
@@ -149,10 +158,6 @@ def write_samples(db: Path, out: Path, models: list[str] | None = None, tasks: l
         partial.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
     return rows
-
-
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def export_from_args(args) -> str:

@@ -8,14 +8,13 @@ checkpoint. Returns the text to print; the CLI prints it.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from evalsuite import names, store
 from evalsuite.errors import EvalsuiteError
-from evalsuite.io.export import write_text
+from evalsuite.io.export import plain_rows, write_text
 from evalsuite.io.report import text_table
 from evalsuite.store import items
 
@@ -39,20 +38,7 @@ def pick_source(db: Path, model: str, task: str, shots: int) -> str:
 
 def stats_rows(frame: pd.DataFrame) -> list[dict]:
     """The statistics as plain JSON-ready dicts (null for a missing learned_at or margin)."""
-    rows = []
-    for row in frame[COLUMNS].to_dict(orient="records"):
-        rows.append({k: _plain(v) for k, v in row.items()})
-    return rows
-
-
-def _plain(value):
-    if value is None or value is pd.NA:
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return plain_rows(frame[COLUMNS])
 
 
 def summary(rows: list[dict], key: items.ItemsKey) -> str:

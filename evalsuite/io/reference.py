@@ -17,13 +17,12 @@ from pathlib import Path
 from evalsuite.errors import EvalsuiteError
 from evalsuite.io.importer import ImportReport, import_paths
 from evalsuite.paths import PUBLISHED_RAW_DIR
-from evalsuite.store import connect
+from evalsuite.store import connect, sql_path
 from evalsuite.store.seed import RUN_COLUMNS, RUNS_CSV, SCORE_COLUMNS, SCORES_CSV, SOURCE
 
 
 def _export(con, sql: str, path: Path) -> None:
-    quoted = str(path).replace("'", "''")
-    con.execute(f"COPY ({sql}) TO '{quoted}' (HEADER, DELIMITER ',')")
+    con.execute(f"COPY ({sql}) TO {sql_path(path)} (HEADER, DELIMITER ',')")
 
 
 def build(raw_dir: Path = PUBLISHED_RAW_DIR, scores_csv: Path = SCORES_CSV,

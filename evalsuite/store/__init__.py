@@ -17,7 +17,18 @@ from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import JobKey
-from evalsuite.store.db import LOCK_WAIT_S, LOCKED, PROBLEMS, connect, db_path, problem, read_df, transaction, utcnow
+from evalsuite.store.db import (
+    LOCK_WAIT_S,
+    LOCKED,
+    PROBLEMS,
+    connect,
+    db_path,
+    problem,
+    read_df,
+    sql_path,
+    transaction,
+    utcnow,
+)
 from evalsuite.store.queries import scores_where, scores_with_representative, stored_tasks, stored_tasks_by_step
 from evalsuite.store.schema import MIGRATIONS, create_all
 from evalsuite.store.seed import seed_store
@@ -25,7 +36,7 @@ from evalsuite.store.writes import end_sweep, insert, set_worker, start_sweep, w
 
 __all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "connect", "db_path",
            "end_sweep", "init", "insert", "problem", "read_df", "scores_where", "scores_with_representative",
-           "set_worker", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
+           "set_worker", "sql_path", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
            "write_documents", "write_job", "write_jobs"]
 
 

@@ -124,6 +124,12 @@ def read_df(path: Path, sql: str, params: list | dict | None = None, needs: str 
         return con.execute(sql, params or []).df()
 
 
+def sql_path(path: Path) -> str:
+    """A file path as a SQL string literal, for what DuckDB cannot take as a parameter (COPY TO,
+    read_csv, SET temp_directory): quoted, its own quotes doubled."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def has_table(con, name: str) -> bool:
     """Whether the store has this table (an older store gets a newer one when next written)."""
     (found,), = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",

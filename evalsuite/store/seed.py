@@ -16,6 +16,7 @@ from evalsuite.catalog.pythia import TOKENS_PER_STEP
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import RESULTS_DIR
 from evalsuite.records import Run, Score
+from evalsuite.store.db import sql_path
 from evalsuite.store.schema import column_types
 
 SCORES_CSV = RESULTS_DIR / "published.csv"
@@ -36,8 +37,7 @@ def csv_types(record_type: type, names: list[str]) -> dict[str, str]:
 
 def _read_csv(path: Path, types: dict[str, str]) -> str:
     columns = ", ".join(f"'{name}': '{kind}'" for name, kind in types.items())
-    quoted = str(path).replace("'", "''")
-    return f"read_csv('{quoted}', header = true, columns = {{{columns}}}, nullstr = '')"
+    return f"read_csv({sql_path(path)}, header = true, columns = {{{columns}}}, nullstr = '')"
 
 
 def seed_store(con, scores_csv: Path = SCORES_CSV, runs_csv: Path = RUNS_CSV) -> None:
