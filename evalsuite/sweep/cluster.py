@@ -42,14 +42,13 @@ from pathlib import Path
 from evalsuite import store
 from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.lmeval import demo
-from evalsuite.records import Sweep
 from evalsuite.sweep import packing, reaper
 from evalsuite.sweep.cluster_pool import Pool, Shared
 from evalsuite.sweep.committer import Committer
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.job import git_commit
-from evalsuite.sweep.local import Startup, SweepReport, quiet
-from evalsuite.sweep.plan import Job, plan
+from evalsuite.sweep.local import Startup, SweepReport, pending, quiet, registered
+from evalsuite.sweep.plan import Job
 
 ADDRESS = re.compile(r"^(local|auto|[A-Za-z0-9.\-]+:\d{1,5})$")
 
@@ -97,24 +96,14 @@ def run_ray_sweep(cfg: RunConfig, opts: RayOptions, show_progress: bool = True,
     store.init(cfg.db)
     with connected(opts, cfg.device) as (ray, scratch):
         device, dtype, gpu_gib = _placement(ray, cfg, opts, say)
-        jobs = plan(cfg, dtype)
-        total = sum(len(cfg.steps[m]) for m in cfg.models)
-        say(f"{total - len(jobs)} of {total} checkpoints already stored; {len(jobs)} to evaluate "
-            f"on Ray workers ({device}, {dtype}, backend {cfg.backend}) into {cfg.db}")
+        jobs = pending(cfg, dtype, f"Ray workers ({device}, {dtype}, backend {cfg.backend})", say)
         report = RaySweepReport([], Startup())
         if not jobs:
             return report
-        sweep = Sweep(sweep_id=uuid.uuid4().hex[:16], models=",".join(cfg.models), planned=len(jobs),
-                      started_at=store.utcnow(), updated_at=store.utcnow(), hostname=socket.gethostname())
-        store.start_sweep(cfg.db, sweep)
-        setup_args = dict(cfg=cfg, device=device, dtype=dtype, sweep_id=sweep.sweep_id,
-                          evalsuite_commit=git_commit(), scratch=scratch)
-        try:
+        with registered(cfg, len(jobs), socket.gethostname()) as sweep:
+            setup_args = dict(cfg=cfg, device=device, dtype=dtype, sweep_id=sweep.sweep_id,
+                              evalsuite_commit=git_commit(), scratch=scratch)
             _run_phases(ray, cfg, jobs, opts, gpu_gib, setup_args, report, show_progress, say)
-        except BaseException:  # an error, or Ctrl-C: what is stored stays; the sweep is marked
-            store.end_sweep(cfg.db, sweep.sweep_id, "stopped")
-            raise
-        store.end_sweep(cfg.db, sweep.sweep_id, "done")
     return report
 
 

@@ -9,10 +9,11 @@ unreachable Hub) stops the sweep, and a rerun resumes from what is stored.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from evalsuite import store
@@ -73,26 +74,40 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True, say: Callable[[str], N
     startup.libraries_s = lap()
     store.init(cfg.db)
     dtype = checkpoints.pick_dtype(cfg.dtype, device)
+    jobs = pending(cfg, dtype, f"{device} ({dtype}, backend {cfg.backend})", say)
+    report = SweepReport([], startup)
+    if not jobs:
+        return report
+    with registered(cfg, len(jobs), env["hostname"]) as sweep:
+        startup.store_s = lap()
+        session = Session(device, dtype, backends.load_tokenizer(), env, sweep.sweep_id)
+        startup.tokenizer_s = lap()
+        _evaluate_jobs(cfg, jobs, session, report, show_progress, say)
+    return report
+
+
+def pending(cfg: RunConfig, dtype: str, where: str, say: Callable[[str], None]) -> list[Job]:
+    """The jobs not stored yet, and a line saying how many there are of how many."""
     jobs = plan(cfg, dtype)
     total = sum(len(cfg.steps[m]) for m in cfg.models)
     say(f"{total - len(jobs)} of {total} checkpoints already stored; {len(jobs)} to evaluate "
-        f"on {device} ({dtype}, backend {cfg.backend}) into {cfg.db}")
-    if not jobs:
-        return SweepReport([], startup)
-    sweep = Sweep(sweep_id=uuid.uuid4().hex[:16], models=",".join(cfg.models), planned=len(jobs),
-                  started_at=store.utcnow(), updated_at=store.utcnow(), hostname=env["hostname"])
+        f"on {where} into {cfg.db}")
+    return jobs
+
+
+@contextlib.contextmanager
+def registered(cfg: RunConfig, planned: int, hostname: str) -> Iterator[Sweep]:
+    """The sweep in the store's sweeps table while it runs (the dashboard's progress): marked
+    done at the end, or stopped on an error or Ctrl-C (what is stored stays)."""
+    sweep = Sweep(sweep_id=uuid.uuid4().hex[:16], models=",".join(cfg.models), planned=planned,
+                  started_at=store.utcnow(), updated_at=store.utcnow(), hostname=hostname)
     store.start_sweep(cfg.db, sweep)
-    startup.store_s = lap()
-    session = Session(device, dtype, backends.load_tokenizer(), env, sweep.sweep_id)
-    startup.tokenizer_s = lap()
-    report = SweepReport([], startup)
     try:
-        _evaluate_jobs(cfg, jobs, session, report, show_progress, say)
-    except BaseException:  # an error, or Ctrl-C: what is stored stays; the sweep is marked
+        yield sweep
+    except BaseException:
         store.end_sweep(cfg.db, sweep.sweep_id, "stopped")
         raise
     store.end_sweep(cfg.db, sweep.sweep_id, "done")
-    return report
 
 
 def _stopwatch() -> Callable[[], float]:
