@@ -152,38 +152,19 @@ def options(scores: pd.DataFrame, column: str, **where) -> list:
     return sorted(values)
 
 
-# The Items view's queries (store/items.py), by name: each takes (path, ItemsKey, *args).
+# The Items view's queries (store/items.py), by name: each takes (path, *args), most an ItemsKey first.
 ITEM_QUERIES: dict[str, Callable[..., pd.DataFrame]] = {
     "stats": items.item_stats, "cells": items.item_cells, "history": items.item_history,
-    "by_scale": items.by_scale, "right_by_scale": items.right_by_scale}
+    "by_scale": items.by_scale, "right_by_scale": items.right_by_scale,
+    "documents": items.documents, "prompt_ends": items.prompt_ends}
 
 
-def item_query(path: Path, name: str, key: items.ItemsKey, *args) -> pd.DataFrame:
+def item_query(path: Path, name: str, *args) -> pd.DataFrame:
     """One of ITEM_QUERIES, cached until the store changes (lists in `args` as tuples)."""
     frozen = tuple(tuple(a) if isinstance(a, list) else a for a in args)
-    return _item_query(str(path), file_stamp(path), name, key, frozen)
+    return _item_query(str(path), file_stamp(path), name, frozen)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
-def _item_query(path: str, stamp: tuple, name: str, key: items.ItemsKey, args: tuple) -> pd.DataFrame:
-    return ITEM_QUERIES[name](Path(path), key, *(list(a) if isinstance(a, tuple) else a for a in args))
-
-
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
-def _documents(path: str, stamp: tuple, task: str, shots: int, doc_ids: tuple) -> pd.DataFrame:
-    return items.documents(Path(path), task, shots, list(doc_ids))
-
-
-def documents(path: Path, task: str, shots: int, doc_ids: list[int]) -> pd.DataFrame:
-    """The stored documents asked for (store/items.documents), cached until the store changes."""
-    return _documents(str(path), file_stamp(path), task, shots, tuple(doc_ids))
-
-
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
-def _prompt_ends(path: str, stamp: tuple, task: str, shots: int) -> pd.DataFrame:
-    return items.prompt_ends(Path(path), task, shots)
-
-
-def prompt_ends(path: Path, task: str, shots: int) -> pd.DataFrame:
-    """Each stored document's last prompt characters (store/items.prompt_ends), cached."""
-    return _prompt_ends(str(path), file_stamp(path), task, shots)
+def _item_query(path: str, stamp: tuple, name: str, args: tuple) -> pd.DataFrame:
+    return ITEM_QUERIES[name](Path(path), *(list(a) if isinstance(a, tuple) else a for a in args))
