@@ -38,17 +38,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evalsuite import store
 from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.lmeval import demo
 from evalsuite.sweep import packing, reaper
-from evalsuite.sweep.cluster_pool import Pool, Shared
+from evalsuite.sweep.cluster_pool import WORKER_CPUS, Pool, Shared
 from evalsuite.sweep.committer import Committer
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.job import git_commit
 from evalsuite.sweep.local import Startup, SweepReport, pending, quiet, registered
 from evalsuite.sweep.plan import Job
+
+if TYPE_CHECKING:
+    from evalsuite.sweep.cluster_worker import WorkerSetup
 
 ADDRESS = re.compile(r"^(local|auto|[A-Za-z0-9.\-]+:\d{1,5})$")
 
@@ -101,9 +105,11 @@ def run_ray_sweep(cfg: RunConfig, opts: RayOptions, show_progress: bool = True,
         if not jobs:
             return report
         with registered(cfg, len(jobs), socket.gethostname()) as sweep:
-            setup_args = dict(cfg=cfg, device=device, dtype=dtype, sweep_id=sweep.sweep_id,
-                              evalsuite_commit=git_commit(), scratch=scratch)
-            _run_phases(ray, cfg, jobs, opts, gpu_gib, setup_args, report, show_progress, say)
+            from evalsuite.sweep.cluster_worker import WorkerSetup
+
+            setup = WorkerSetup(cfg=cfg, device=device, dtype=dtype, threads=WORKER_CPUS, gpu_share=0.0,
+                                sweep_id=sweep.sweep_id, evalsuite_commit=git_commit(), scratch=scratch)
+            _run_phases(ray, cfg, jobs, opts, gpu_gib, setup, report, show_progress, say)
     return report
 
 
@@ -207,7 +213,7 @@ def _gpu_memory_gib(ray, say: Callable[[str], None]) -> float:
 
 
 def _run_phases(ray, cfg: RunConfig, jobs: list[Job], opts: RayOptions, gpu_gib: float | None,
-                setup_args: dict, report: RaySweepReport, show_progress: bool,
+                setup: WorkerSetup, report: RaySweepReport, show_progress: bool,
                 say: Callable[[str], None]) -> None:
     """Every phase's jobs on workers sized for it, one Committer and one progress bar throughout."""
     from tqdm import tqdm
@@ -215,11 +221,11 @@ def _run_phases(ray, cfg: RunConfig, jobs: list[Job], opts: RayOptions, gpu_gib:
     from evalsuite.sweep.cluster_worker import pack_files
 
     files = ray.put(pack_files(cfg))  # once; each worker's node fetches it from the object store
-    with Committer(cfg.db, setup_args["sweep_id"], replace=cfg.force) as committer, \
+    with Committer(cfg.db, setup.sweep_id, replace=cfg.force) as committer, \
             tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True,
                  file=sys.__stderr__) as bar:
-        shared = Shared(ray, cfg, opts, setup_args, files, committer, bar, report, say)
-        for phase in packing.phases(cfg.models, setup_args["dtype"], gpu_gib):
+        shared = Shared(ray, cfg, opts, setup, files, committer, bar, report, say)
+        for phase in packing.phases(cfg.models, setup.dtype, gpu_gib):
             todo = [job for job in jobs if job.model in phase.models]
             if todo:
                 Pool(shared, todo, phase).run()

@@ -28,9 +28,11 @@ from evalsuite.sweep.plan import Job
 
 if TYPE_CHECKING:
     from evalsuite.sweep.cluster import RayOptions, RaySweepReport
+    from evalsuite.sweep.cluster_worker import WorkerSetup
 
 IN_FLIGHT = 2  # jobs per worker: one scored, the next one loading meanwhile
 MAX_ATTEMPTS = 3  # a job whose worker died this many times is reported, not run again
+WORKER_CPUS = 1  # CPUs Ray reserves for each worker, which are its torch threads
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Shared:
     ray: Any
     cfg: RunConfig
     opts: RayOptions
-    setup_args: dict  # WorkerSetup's fields but the per-phase ones
+    setup: WorkerSetup  # every worker's, but its share of a GPU (per phase)
     files: Any  # the object ref of ray_worker.pack_files(cfg)
     committer: Committer
     bar: Any
@@ -62,14 +64,14 @@ class Pool:
     """One phase: its workers, the jobs queued and in flight, and what comes back from them."""
 
     def __init__(self, shared: Shared, jobs: list[Job], phase: packing.Phase):
-        from evalsuite.sweep.cluster_worker import EvalWorker, WorkerSetup
+        from evalsuite.sweep.cluster_worker import EvalWorker
 
         self.shared, self.ray, self.report, self.queue = shared, shared.ray, shared.report, deque(jobs)
         share = 1 / phase.per_gpu if phase.per_gpu else 0.0
-        self.setup = WorkerSetup(threads=1, gpu_share=share, **shared.setup_args)
+        self.setup = replace(shared.setup, gpu_share=share)
         self.gpu_label = f" (1/{phase.per_gpu})" if phase.per_gpu else ""
         self.actor = self.ray.remote(EvalWorker).options(
-            num_cpus=1, num_gpus=share, max_concurrency=IN_FLIGHT, max_restarts=0,
+            num_cpus=WORKER_CPUS, num_gpus=share, max_concurrency=IN_FLIGHT, max_restarts=0,
             scheduling_strategy="SPREAD")  # over nodes first: more disks, links and host memory
         self.size = _worker_count(self.ray, phase, len(jobs), shared.opts)
         self.waiting: dict[Any, tuple[_Worker, Job | None]] = {}  # result ref -> worker, job (None: its info)

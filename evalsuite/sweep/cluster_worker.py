@@ -100,8 +100,7 @@ class WorkerInfo:
 class Outcome:
     """One job's result: its record, or why its checkpoint could not be loaded."""
 
-    job: Job
-    record: JobRecord | None
+    record: JobRecord | None  # (the driver knows which job it asked for)
     failure: str | None = None  # a CheckpointError's message: reported, never retried
     freed: int = 0  # bytes --cleanup freed in this node's HF cache
 
@@ -137,7 +136,7 @@ class EvalWorker:
         loaded_at = time.perf_counter()
         with self._turn_of(ticket):
             if isinstance(loaded, CheckpointError):
-                return Outcome(job, None, failure=str(loaded))
+                return Outcome(None, failure=str(loaded))
             if isinstance(loaded, BaseException):
                 raise loaded  # every checkpoint would fail the same way: the driver stops
             waited = max(0.0, loaded_at - self._free_since)
@@ -149,7 +148,7 @@ class EvalWorker:
             del loaded
         freed = cleanup_job(self.setup.cfg, job)  # this node's HF cache
         record.times.wall_s = time.perf_counter() - started
-        return Outcome(job, record, freed=freed)
+        return Outcome(record, freed=freed)
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
