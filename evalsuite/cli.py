@@ -80,7 +80,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_dashboard(args) -> None:
-    from evalsuite.dashboard.launch import launch
+    from dashboard.launch import launch
 
     launch(args.db, host=args.host, port=args.port, say=lambda line: print(line, flush=True),
            warn=lambda line: print(line, file=sys.stderr))

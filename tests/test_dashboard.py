@@ -18,17 +18,17 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import download
+from dashboard.data import add_model_columns
+from dashboard.views.compare import differences
 from evalsuite import store
 from evalsuite.catalog.baselines import model_info
 from evalsuite.catalog.pythia import FINAL_STEP
-from evalsuite.dashboard import download
-from evalsuite.dashboard.data import add_model_columns
-from evalsuite.dashboard.views.compare import differences
 from evalsuite.records import Sweep, WorkerState
 
 import factory
 
-APP = str(Path(__file__).resolve().parent.parent / "evalsuite" / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 CARD_TASKS = ["lambada_openai", "piqa", "winogrande", "arc_easy", "sciq"]
 DEMO_STEPS = [0, 25, 50, 100]
 FAR = {"lambada_openai"}  # local pythia-70m scores placed 3 stderrs off the published ones
@@ -326,8 +326,8 @@ def _forge(tmp_path: Path) -> Path:
 
 def test_nothing_imported_displaces_the_shipped_published_value(tmp_path, monkeypatch):
     """Item 2: a forged file became the 'published' value in the curves and the Compare view."""
+    from dashboard.data import pick
     from evalsuite.cli import main
-    from evalsuite.dashboard.data import pick
 
     db = store.init(tmp_path / "s.duckdb")
     shipped = store.read_df(db, "SELECT value FROM scores WHERE model = 'pythia-70m' AND step = 143000 "
@@ -388,12 +388,12 @@ def test_dashboard_serves_on_ipv6_loopback(tmp_path):
 
 
 def test_a_bare_streamlit_run_from_the_project_root_binds_localhost():
-    """Item 10: `streamlit run evalsuite/dashboard/app.py`, as the app's docstring suggests, listened
+    """Item 10: `streamlit run dashboard/app.py`, as the app's docstring suggests, listened
     on every interface; .streamlit/config.toml in the project root now says 127.0.0.1."""
     import subprocess
     import sys
 
-    root = Path(APP).parents[2]
+    root = Path(APP).parents[1]
     shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=root, capture_output=True,
                            text=True, check=True, timeout=120).stdout
     server = shown[shown.index("[server]"):]
@@ -401,7 +401,7 @@ def test_a_bare_streamlit_run_from_the_project_root_binds_localhost():
 
 
 def test_the_last_sweep_is_named_as_code():
-    from evalsuite.dashboard.views.runs import _none_running
+    from dashboard.views.runs import _none_running
 
     now = pd.Timestamp("2025-01-01 12:00:00")
     sweeps = pd.DataFrame([{"models": LINK, "status": "done", "updated_at": now - pd.Timedelta(seconds=30),
@@ -492,7 +492,7 @@ def test_items_link_picks_model_and_metric(learning_db, monkeypatch, capsys):
 
 
 def test_the_heat_map_spreads_its_rows_over_every_document_or_shows_a_page():
-    from evalsuite.dashboard.views.items import HEAT_ROWS, SPREAD, _heat_docs
+    from dashboard.views.items import HEAT_ROWS, SPREAD, _heat_docs
 
     table = pd.DataFrame({"doc_id": range(1000, 6153)})  # LAMBADA's 5,153 documents, in learning order
     spread = _heat_docs(table, SPREAD)
@@ -524,7 +524,7 @@ def test_items_link_values_and_stored_names_render_inert(hostile_db, learning_db
 
 def test_a_choice_with_its_own_context_is_shown_by_what_differs():
     """WinoGrande puts each option into the sentence and scores the same ending after each."""
-    from evalsuite.dashboard.views.items import _prompt_and_choices
+    from dashboard.views.items import _prompt_and_choices
 
     contexts = ["Sarah was a better surgeon than Maria so Sarah", "Sarah was a better surgeon than Maria so Maria"]
     ending = " always got the harder cases."

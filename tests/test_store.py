@@ -178,7 +178,7 @@ def test_a_broken_store_is_a_named_one_line_error_within_seconds(good_store, tmp
 
 
 def test_the_dashboard_names_a_corrupt_store_within_seconds(good_store, tmp_path):
-    from evalsuite.dashboard.data import load
+    from dashboard.data import load
 
     db = _broken("corrupt", good_store, tmp_path / "s.duckdb")
     started = time.monotonic()
@@ -297,7 +297,7 @@ def test_a_full_disk_stops_an_import_in_one_line(tmp_path, capsys):
 def test_a_table_an_older_store_lacks_reads_as_empty_and_other_problems_are_raised(tmp_path):
     """The dashboard's sweeps and workers, the Items view's documents: an older store without the
     table shows nothing; a query that fails for any other reason is an error, not "nothing"."""
-    from evalsuite.dashboard import data
+    from dashboard import data
 
     path = store.init(tmp_path / "s.duckdb", seed=False)
     with store.connect(path) as con:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from dashboard import state
+from dashboard.data import options
 from evalsuite.catalog.tasks import load_tasks
-from evalsuite.dashboard import state
-from evalsuite.dashboard.data import options
 
 TASK_ORDER = list(load_tasks().tasks)  # tasks.yaml's order
 CARD_TASKS = TASK_ORDER  # the five evaluation plots of the Pythia model card

@@ -12,8 +12,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from dashboard.data import series_label
 from evalsuite.catalog.pythia import TOKENS_PER_STEP
-from evalsuite.dashboard.data import series_label
 
 STEP_TICKS = [0, 1, 10, 100, 1_000, 10_000, 100_000]
 TOKEN_TICKS = [0, 1e7, 1e8, 1e9, 1e10, 1e11]

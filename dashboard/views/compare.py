@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from evalsuite.dashboard import charts, download, pickers, state
-from evalsuite.dashboard.data import PUBLISHED, pick, representative
-from evalsuite.dashboard.text import code, codes
+from dashboard import charts, download, pickers, state
+from dashboard.data import PUBLISHED, pick, representative
+from dashboard.text import code, codes
 
 KEYS = ["model", "step", "task", "metric", "shots"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
-from evalsuite.dashboard.text import code, codes
+from dashboard.text import code, codes
 
 _USED = "_url_keys_used"  # keys rendered this rerun with a non-default value: these go into the URL
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dashboard import charts, download, pickers, state
+from dashboard.data import options, pick
+from dashboard.text import code, codes
 from evalsuite.catalog.pythia import FINAL_STEP
-from evalsuite.dashboard import charts, download, pickers, state
-from evalsuite.dashboard.data import options, pick
-from evalsuite.dashboard.text import code, codes
 
 CARD = "model card: all five"
 FAMILIES = ["Pythia", "Pythia (deduped)", "OPT", "BLOOM"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dashboard import charts, download, state
+from dashboard.data import PUBLISHED, load_scores, load_sweeps, load_workers
+from dashboard.text import code
 from evalsuite.catalog.pythia import ALL_STEPS, MODELS
-from evalsuite.dashboard import charts, download, state
-from evalsuite.dashboard.data import PUBLISHED, load_scores, load_sweeps, load_workers
-from evalsuite.dashboard.text import code
 from evalsuite.records import Run, columns
 
 STALLED_FACTOR = 5  # a running sweep silent for 5 checkpoints' time may have been killed

@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dashboard.text import code
 from evalsuite import store
 from evalsuite.catalog import baselines
 from evalsuite.catalog.pythia import MODELS, TOKENS_PER_STEP
-from evalsuite.dashboard.text import code
 from evalsuite.errors import EvalsuiteError
 from evalsuite.store import items
 

@@ -1,4 +1,4 @@
-"""The evalsuite dashboard: `evalsuite dashboard`, or `streamlit run evalsuite/dashboard/app.py` from
+"""The evalsuite dashboard: `evalsuite dashboard`, or `streamlit run dashboard/app.py` from
 the project root (where .streamlit/config.toml keeps it on 127.0.0.1, this machine only).
 
 Reads the DuckDB store named by $EVALSUITE_DB (default results/evalsuite.duckdb) read-only, so it
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard import data, state
+from dashboard.text import code
+from dashboard.views import compare, items, runs, scaling, training
 from evalsuite import store
-from evalsuite.dashboard import data, state
-from evalsuite.dashboard.text import code
-from evalsuite.dashboard.views import compare, items, runs, scaling, training
 
 VIEWS = {"training": ("Training curves", training), "scaling": ("Scaling curves", scaling),
          "compare": ("Local vs published", compare), "items": ("Items", items), "runs": ("Runs", runs)}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from evalsuite.dashboard import charts, download, pickers, state
-from evalsuite.dashboard.data import pick
-from evalsuite.dashboard.text import code
+from dashboard import charts, download, pickers, state
+from dashboard.data import pick
+from dashboard.text import code
 
 VARIANTS = {"both": "standard + deduped", "standard": "standard only", "deduped": "deduped only"}
 

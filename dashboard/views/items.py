@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from evalsuite.dashboard import charts, data, download, pickers, state
-from evalsuite.dashboard.text import code
+from dashboard import charts, data, download, pickers, state
+from dashboard.text import code
 from evalsuite.store.items import ItemsKey
 from evalsuite.store.seed import shipped_run_ids
 

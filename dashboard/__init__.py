@@ -1,0 +1,1 @@
+"""The evalsuite dashboard: a read-only Streamlit view of the DuckDB store (`dashboard/app.py`)."""

@@ -1,1 +1,0 @@
-"""The evalsuite dashboard: a read-only Streamlit view of the DuckDB store (`evalsuite/dashboard/app.py`)."""
