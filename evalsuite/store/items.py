@@ -9,6 +9,8 @@ For one (model, task, shots, metric, source), `ItemsKey`, over the evaluated ste
 - `final_correct`, and the `margin`: the right choice's loglikelihood minus the best wrong one's
   (raw loglikelihoods, the quantity `acc` compares; `acc_norm` divides each by its choice's length
   first, so near ties can disagree in sign). Null where there is no wrong choice (LAMBADA).
+- by a continuous metric (`p_correct`, `bpb`: store/metrics.py), right and wrong are acc's, and
+  its value at the last step is added (`final_p_correct`, `final_bpb`).
 
 Plus the same documents' correctness at each model's last checkpoint (difficulty by scale).
 
@@ -27,8 +29,10 @@ import pandas as pd
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.store.db import connect, has_table, read_df
+from evalsuite.store.metrics import DERIVED, value_sql
 
-METRICS = {"acc": "correct", "acc_norm": "correct_norm"}  # metric -> the samples column holding it
+# metric -> the samples column saying right or wrong (a continuous metric's documents are acc's)
+METRICS = {"acc": "correct", "acc_norm": "correct_norm", "p_correct": "correct", "bpb": "correct"}
 MAX_DOCS_PER_QUERY = 10_000  # documents one cells/documents query may ask for
 
 # Which of a checkpoint's runs stands for it: the full set over a --limit trial, the most
@@ -54,7 +58,7 @@ class ItemsKey:
     model: str
     task: str
     shots: int = 0
-    metric: str = "acc"  # acc or acc_norm
+    metric: str = "acc"  # acc, acc_norm, or a continuous one (p_correct, bpb)
     source: str = "local"
 
     def params(self, every_model: bool = False, **extra) -> dict:
@@ -67,7 +71,7 @@ class ItemsKey:
     def column(self) -> str:
         if self.metric not in METRICS:
             raise EvalsuiteError(f"bad metric {self.metric!r}: per-document statistics are for "
-                                 f"{' or '.join(METRICS)}")
+                                 f"{', '.join(METRICS)}")
         return METRICS[self.metric]
 
 
@@ -101,7 +105,8 @@ def sample_sources(path: Path, model: str, task: str, shots: int) -> list[str]:
 
 def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
     """One row per document: doc_id, steps (evaluated), learned_at, flips, final_correct,
-    final_margin; ordered by doc_id. Empty when nothing is stored for the key."""
+    final_margin, and final_<metric> for a continuous one; ordered by doc_id. Empty when nothing
+    is stored for the key."""
     margin = _MARGIN.format(t="coalesce(f.target, d.target)", lls="f.lls")
     sql = f"""
         WITH {_CHOSEN},
@@ -119,11 +124,23 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
                         ELSE max(step) FILTER (WHERE ok AND NOT before) END AS learned_at,
                    count(*) FILTER (WHERE ok <> before) AS flips,
                    arg_max(target, step) AS target, arg_max(loglikelihoods, step) AS lls
-            FROM ordered GROUP BY doc_id)
-        SELECT f.doc_id, f.steps, f.learned_at, f.flips, f.final_correct, {margin} AS final_margin
-        FROM per_doc f LEFT JOIN TARGETS d USING (doc_id)
-        ORDER BY f.doc_id"""
+            FROM ordered GROUP BY doc_id),
+        stats AS (
+            SELECT f.doc_id, f.steps, f.learned_at, f.flips, f.final_correct, {margin} AS final_margin,
+                   f.target, f.lls AS loglikelihoods, $task AS task, $shots AS shots
+            FROM per_doc f LEFT JOIN TARGETS d USING (doc_id))
+        SELECT s.doc_id, s.steps, s.learned_at, s.flips, s.final_correct, s.final_margin{_final_value(key)}
+        ORDER BY s.doc_id"""
     return _read(path, sql, key.params())
+
+
+def _final_value(key: ItemsKey) -> str:
+    """The end of item_stats' query: a continuous metric's value at each document's last step,
+    from its loglikelihoods there (and its document), as `s` (the stats) and `d` in metrics.py."""
+    if key.metric not in DERIVED:
+        return " FROM stats s"
+    value, join = value_sql(key.metric)
+    return f", {value} AS final_{key.metric} FROM stats s {join}"
 
 
 def item_cells(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:

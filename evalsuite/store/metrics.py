@@ -1,0 +1,72 @@
+"""What each per-document metric is, as SQL over a sample `s` (a samples row) and its document
+`d` (a row of DOCUMENTS): the stored right/wrong of `acc` and `acc_norm`, and two continuous
+metrics derived from the stored loglikelihoods, so runs stored before them get them too:
+
+- `p_correct`: the probability of the right choice among the choices: the softmax of the
+  choices' loglikelihoods, taken at the right one. Where a task has one continuation (LAMBADA),
+  a softmax over it would always be 1, so it is the probability the model gives that
+  continuation, exp(its loglikelihood).
+- `bpb`: bits per UTF-8 byte of the right continuation as lm-eval built it (the choice's text
+  in `documents.choices`, leading space included): -loglikelihood / ln 2 / its byte length.
+
+Aggregated like acc: the mean over documents. The right choice is the sample's target, else its
+document's (WinoGrande's samples stored before the target was derived hold none), else the only
+continuation there is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evalsuite.errors import EvalsuiteError
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    sql: str  # its value for one document, over `s` and `d`; NULL where the task does not have it
+    binary: bool  # right (1) or wrong (0): McNemar's test applies; else a continuous value
+    lower_is_better: bool = False
+    needs_documents: bool = True  # reads `d` (the right choice or its text)
+
+
+_TARGET = "coalesce(s.target, d.target, CASE WHEN len(s.loglikelihoods) = 1 THEN 0 END)"
+_RIGHT = f"s.loglikelihoods[{_TARGET} + 1]"
+# log of the sum of exp(loglikelihoods), shifted by the largest so that nothing overflows
+_LOG_TOTAL = ("list_max(s.loglikelihoods) + ln(list_sum(list_transform(s.loglikelihoods, "
+              "lambda x: exp(x - list_max(s.loglikelihoods)))))")
+
+METRICS = {m.name: m for m in (
+    Metric("acc", "s.correct::DOUBLE", binary=True, needs_documents=False),
+    Metric("acc_norm", "s.correct_norm::DOUBLE", binary=True, needs_documents=False),
+    Metric("p_correct", f"exp({_RIGHT} - CASE WHEN len(s.loglikelihoods) = 1 THEN 0 ELSE {_LOG_TOTAL} END)",
+           binary=False),
+    Metric("bpb", f"-{_RIGHT} / ln(2) / nullif(strlen(d.choices[{_TARGET} + 1]), 0)", binary=False,
+           lower_is_better=True),
+)}
+DERIVED = ("p_correct", "bpb")  # computed here, never stored in the scores table
+
+# What makes two samples of one task and shot count the same document, wherever samples are
+# paired (two runs compared, consecutive checkpoints) or joined with their document. Once
+# samples carry their document's fingerprint, adding it here (and to DOCUMENTS' grouping)
+# tightens every one of those joins.
+DOCUMENT_KEY = ["doc_id"]
+
+# Each document once, for joining on (task, shots, DOCUMENT_KEY): a doc_id whose data changed
+# between runs has several fingerprints; until samples say which one they scored, any one.
+DOCUMENTS = ("(SELECT task, shots, doc_id, any_value(target) AS target, any_value(choices) AS choices "
+             "FROM documents GROUP BY task, shots, doc_id)")
+
+
+def metric(name: str) -> Metric:
+    """The metric of this name; an error naming the ones there are."""
+    if name not in METRICS:
+        raise EvalsuiteError(f"bad metric {name!r}: per-document metrics are {', '.join(METRICS)}")
+    return METRICS[name]
+
+
+def value_sql(name: str) -> tuple[str, str]:
+    """(the metric's SQL over `s` and `d`, the join that brings in `d`: empty when not needed)."""
+    m = metric(name)
+    join = f"LEFT JOIN {DOCUMENTS} d USING (task, shots, {', '.join(DOCUMENT_KEY)})" if m.needs_documents else ""
+    return m.sql, join

@@ -1,0 +1,161 @@
+"""A metric's values at checkpoints, read from the samples in DuckDB: per document (what each
+metric is: store/metrics.py) and per checkpoint (their mean, as lm-eval aggregates acc).
+
+One run stands for each checkpoint (model, step, source) and task: the Items view's rule
+(store/items.py `_RUN_ORDER`: the full set over a --limit trial, the most documents, then the run
+that finished last), applied to the runs holding samples of that task. A document whose metric
+is missing (acc_norm on LAMBADA) or not finite (a loglikelihood of -inf) has no value.
+
+Per-document rows are read with DuckDB's fetchnumpy, not .df(): for one model's LAMBADA curve
+(793,562 rows) 0.19 s against 0.99 s (measured on benchmarks/bench_items.py's store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evalsuite.catalog.pythia import TOKENS_PER_STEP
+from evalsuite.errors import EvalsuiteError
+from evalsuite.store.db import connect, has_table, read_df
+from evalsuite.store.items import _RUN_ORDER, ItemsKey
+from evalsuite.store.metrics import DERIVED, DOCUMENT_KEY, metric, value_sql
+from evalsuite.store.queries import scores_where, scores_with_representative
+
+SCORE_COLUMNS = ["model", "step", "tokens", "task", "metric", "shots", "value", "stderr", "n", "doc_limit",
+                 "dtype", "run_id", "source"]  # the scores table's, in its order
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One side of a comparison: a model's checkpoint (step None: a model with one) from a source."""
+
+    model: str
+    step: int | None
+    source: str
+
+
+def _chosen(samples_where: str, runs_where: str) -> str:
+    """WITH clauses: `present`, the runs with samples matching `samples_where`, per task and shots;
+    `chosen`, of those matching `runs_where`, the one standing for each checkpoint and task."""
+    return f"""
+        present AS (SELECT DISTINCT run_id, task, shots FROM samples WHERE {samples_where}),
+        chosen AS (SELECT p.run_id, p.task, p.shots FROM present p JOIN runs r USING (run_id) WHERE {runs_where}
+                   QUALIFY row_number() OVER (PARTITION BY r.model, r.step, r.source, p.task, p.shots
+                                              ORDER BY {_RUN_ORDER.format(r="r.")}) = 1)"""
+
+
+def _values(name: str, samples_where: str, columns: list[str], order: list[str] | None) -> str:
+    """Each chosen sample's `columns` and its `value` of the metric, from one source ($source),
+    in this `order` (None: as stored, which spares a sort)."""
+    sql, join = value_sql(name)
+    return f"""
+        WITH {_chosen(samples_where, "r.source = $source")}
+        SELECT * FROM (SELECT {", ".join("s." + c for c in columns)}, {sql} AS value
+                       FROM samples s SEMI JOIN chosen USING (run_id, task, shots) {join}
+                       WHERE {samples_where})
+        WHERE isfinite(value) {"ORDER BY " + ", ".join(order) if order else ""}"""
+
+
+def _read(db: Path, name: str, sql: str, params: dict, columns: list[str]) -> pd.DataFrame:
+    """One read-only query's rows as a frame, through fetchnumpy (see the module docstring); no
+    rows for a metric that reads the documents of a store made before they were kept."""
+    if not db.exists():
+        raise EvalsuiteError(f"no store at {db}: run 'evalsuite run' or 'evalsuite import' first")
+    with connect(db, read_only=True) as con:
+        if metric(name).needs_documents and not has_table(con, "documents"):
+            return pd.DataFrame(columns=columns)
+        con.execute("SET enable_progress_bar = false")  # DuckDB draws one on stderr after 2 s
+        arrays = con.execute(sql, params).fetchnumpy()
+    # an integer column with NULLs comes as a masked array: kept whole numbers (as .df() does)
+    return pd.DataFrame({column: pd.arrays.IntegerArray(a.data, np.ma.getmaskarray(a))
+                         if np.ma.isMaskedArray(a) and a.dtype.kind in "iu" else a for column, a in arrays.items()})
+
+
+def document_values(db: Path, key: ItemsKey) -> pd.DataFrame:
+    """One model's training curve per document: step, doc_id, value at every evaluated step of
+    key.model on key.task at key.shots, from key.source, by key.metric, in no particular order
+    (a whole curve is 0.8M rows at full scale: the sort would cost more than the query).
+    DOCUMENT_KEY's columns name a document within the task."""
+    columns = ["step", *DOCUMENT_KEY]
+    sql = _values(key.metric, "model = $model AND task = $task AND shots = $shots", columns, None)
+    return _read(db, key.metric, sql, key.params(), [*columns, "value"])
+
+
+def checkpoint_documents(db: Path, point: Checkpoint, name: str, shots: int,
+                         tasks: list[str] | None = None) -> pd.DataFrame:
+    """One checkpoint per document: task, doc_id, value for every task it has samples of at this
+    shot count (or these tasks); ordered by task and document."""
+    where = ("model = $model AND step IS NOT DISTINCT FROM $step AND shots = $shots"
+             + (" AND list_contains($tasks, task)" if tasks else ""))
+    params = {"model": point.model, "step": point.step, "shots": shots, "source": point.source,
+              **({"tasks": list(tasks)} if tasks else {})}
+    columns = ["task", *DOCUMENT_KEY]
+    return _read(db, name, _values(name, where, columns, columns), params, [*columns, "value"])
+
+
+def checkpoint_scores(db: Path, name: str, models: list[str] | None = None, tasks: list[str] | None = None,
+                      source: str | None = None, shots: int | None = None,
+                      steps: list[int] | None = None) -> pd.DataFrame:
+    """A metric's value at each checkpoint, one row per (model, step, source, task, shots) in the
+    scores table's shape (SCORE_COLUMNS): a stored metric's score standing for the checkpoint
+    (store.scores_with_representative), or a derived one's mean over the samples of the run
+    standing for it (derived_scores). Only these models, tasks, source, shot count and steps
+    where given."""
+    if name in DERIVED:
+        return derived_scores(db, name, models, tasks, source, shots=shots, steps=steps)
+    sql, params = scores_with_representative()
+    where, more = scores_where(models, tasks, source)
+    where, more = (where or "WHERE true") + " AND representative AND metric = ?", [*params, *more, name]
+    if shots is not None:
+        where, more = where + " AND shots = ?", [*more, shots]
+    if steps is not None:
+        where, more = where + " AND list_contains(?, step)", [*more, list(steps)]
+    return read_df(db, f"SELECT {', '.join(SCORE_COLUMNS)} FROM ({sql}) {where} "
+                       "ORDER BY source, model, step NULLS FIRST, shots, task", more)
+
+
+def derived_scores(db: Path, name: str, models: list[str] | None = None, tasks: list[str] | None = None,
+                   source: str | None = None, every_run: bool = False, shots: int | None = None,
+                   steps: list[int] | None = None) -> pd.DataFrame:
+    """A derived metric's mean over documents at each checkpoint with samples, shaped as the
+    scores table (SCORE_COLUMNS; stderr: the sample standard deviation over sqrt(n), as lm-eval's
+    mean_stderr): for the run standing for each checkpoint and task, or for every run
+    (`every_run`, as `export` lists every stored score); only these models, tasks, source, shot
+    count and steps where given."""
+    where, params = _filters({"model": models, "task": tasks, "shots": None if shots is None else [shots],
+                              "step": steps})
+    sql, join = value_sql(name)
+    # Aggregated per run first, then the runs ranked: hashing every sample's run id, task and
+    # shots once for the aggregate is cheaper than a join on them (2x on the full-size store)
+    query = f"""
+        WITH per_run AS (
+            SELECT run_id, task, shots, avg(value) FILTER (WHERE isfinite(value)) AS value,
+                   stddev_samp(value) FILTER (WHERE isfinite(value)) AS sd,
+                   count(*) FILTER (WHERE isfinite(value)) AS n
+            FROM (SELECT s.run_id, s.task, s.shots, {sql} AS value FROM samples s {join} WHERE {where})
+            GROUP BY run_id, task, shots),
+        ranked AS (
+            SELECT r.model, r.step, p.task, p.shots, p.value, p.sd / sqrt(p.n) AS stderr, p.n, r.doc_limit, r.dtype,
+                   p.run_id, r.source, row_number() OVER (PARTITION BY r.model, r.step, r.source, p.task, p.shots
+                                                          ORDER BY {_RUN_ORDER.format(r="r.")}) AS rank
+            FROM per_run p JOIN runs r USING (run_id) {"WHERE r.source = $source" if source else ""})
+        SELECT model, step, CAST(step AS BIGINT) * $tokens AS tokens, task, $metric AS metric, shots, value, stderr,
+               n, doc_limit, dtype, run_id, source
+        FROM ranked WHERE n > 0 {"" if every_run else "AND rank = 1"}
+        ORDER BY source, model, step NULLS FIRST, shots, task, run_id"""
+    params.update({"metric": name, "tokens": TOKENS_PER_STEP, **({"source": source} if source else {})})
+    return _read(db, name, query, params, SCORE_COLUMNS)
+
+
+def _filters(lists: dict[str, list | None]) -> tuple[str, dict]:
+    """`column IN (...)` for each column given a list (None: any), as SQL and named parameters."""
+    clauses, params = ["true"], {}
+    for column, values in lists.items():
+        if values is not None:
+            clauses.append(f"list_contains(${column}_in, {column})")
+            params[f"{column}_in"] = list(values)
+    return " AND ".join(clauses), params
