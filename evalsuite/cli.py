@@ -67,6 +67,18 @@ def cmd_items(args) -> None:
     print(items_from_args(args))
 
 
+def cmd_compare(args) -> None:
+    from evalsuite.io.compare import compare_from_args
+
+    print(compare_from_args(args))
+
+
+def cmd_stats(args) -> None:
+    from evalsuite.io.stats import stats_from_args
+
+    print(stats_from_args(args))
+
+
 def cmd_import(args) -> int:
     from evalsuite import names
     from evalsuite.io.importer import import_from_args
@@ -93,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evalsuite", description="Evaluate Pythia checkpoints with lm-eval and store every score.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_ls, _add_items, _add_export, _add_import, _add_dashboard):
+    for add in (_add_run, _add_ls, _add_items, _add_compare, _add_stats, _add_export, _add_import, _add_dashboard):
         add(sub)
     return parser
 
@@ -147,12 +159,57 @@ def _add_items(sub) -> None:
     items.add_argument("--model", required=True, help="the model, e.g. pythia-160m")
     items.add_argument("--task", required=True, help="the task, e.g. arc_easy")
     items.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
-    items.add_argument("--metric", default="acc", choices=["acc", "acc_norm"], help="what 'right' means (default: acc)")
+    items.add_argument("--metric", default="acc", choices=["acc", "acc_norm", "p_correct", "bpb"],
+                       help="what 'right' means (default: acc); p_correct and bpb: acc's, and their value "
+                       "at the last step (final_p_correct, final_bpb)")
     items.add_argument("--source", default=None, help="whose samples (default: the one source that has some)")
     items.add_argument("--format", default="table", choices=["table", "json"])
     items.add_argument("--out", default=None, help="write to this file instead of stdout")
     items.add_argument("--db", default=None, help=DB_HELP)
     items.set_defaults(func=cmd_items)
+
+
+def _add_compare(sub) -> None:
+    compare = sub.add_parser(
+        "compare", help="is B better than A? two checkpoints compared on the documents both scored",
+        description="Per task, on the documents both A and B scored: how many each gets right, how many "
+        "only A and only B get right, the difference in the metric (B minus A) with a 95%% interval from "
+        "resampling the documents (seeded), and a p-value: exact McNemar for acc and acc_norm, paired t "
+        "for p_correct and bpb; where a side has no samples (EleutherAI's published numbers), an unpaired "
+        "z test from the two scores' stderrs, labelled unpaired-z.")
+    compare.add_argument("a", metavar="A", help="MODEL@STEP (e.g. pythia-160m@1000), or MODEL: its last checkpoint")
+    compare.add_argument("b", metavar="B", help="the same, for B")
+    compare.add_argument("--task", default=None, help="only these tasks (comma list; default: every task both have)")
+    compare.add_argument("--metric", default="acc", choices=["acc", "acc_norm", "p_correct", "bpb"],
+                         help="default: acc")
+    compare.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
+    compare.add_argument("--source", default=None,
+                         help="both sides' source (default: each side's only source with samples, else its only one)")
+    compare.add_argument("--source-a", default=None, help="A's source")
+    compare.add_argument("--source-b", default=None, help="B's source")
+    compare.add_argument("--format", default="table", choices=["table", "json"])
+    compare.add_argument("--db", default=None, help=DB_HELP)
+    compare.set_defaults(func=cmd_compare)
+
+
+def _add_stats(sub) -> None:
+    stats = sub.add_parser(
+        "stats", help="noise, signal and their ratio per family, task, metric and shots",
+        description="Per source, family, task, metric and shot count: signal, the relative dispersion "
+        "(max - min) / mean of the family's scores at the last step all its models have; noise, the "
+        "relative standard deviation of each model's score over its last N checkpoints, averaged over "
+        "the family; snr = signal / noise (Heineman et al. 2025, 'Signal and Noise'). p_correct and bpb "
+        "are computed from the stored samples.")
+    stats.add_argument("--family", default=None, help="pythia, pythia-deduped, opt, bloom (default: every one)")
+    stats.add_argument("--task", default=None, help="only these tasks (comma list)")
+    stats.add_argument("--metric", default=None, choices=["acc", "acc_norm", "perplexity", "p_correct", "bpb"],
+                       help="default: every one stored or derivable")
+    stats.add_argument("--shots", type=int, default=None, help="only this shot count (default: each)")
+    stats.add_argument("--source", default=None, help="only this source (default: each)")
+    stats.add_argument("--last", type=int, default=5, help="checkpoints a model's noise is measured over (default: 5)")
+    stats.add_argument("--format", default="table", choices=["table", "json"])
+    stats.add_argument("--db", default=None, help=DB_HELP)
+    stats.set_defaults(func=cmd_stats)
 
 
 def _add_export(sub) -> None:
@@ -165,6 +222,9 @@ def _add_export(sub) -> None:
     export.add_argument("--model", default=None, help="only these models (comma list)")
     export.add_argument("--task", default=None, help="only these tasks (comma list)")
     export.add_argument("--source", default=None, help="only this source (default: all)")
+    export.add_argument("--derived", action="store_true",
+                        help="add p_correct and bpb, computed from the stored samples: one score per run "
+                        "with samples (json, lm-eval), two columns per sample (samples)")
     export.add_argument("--db", default=None, help=DB_HELP)
     export.set_defaults(func=cmd_export)
 

@@ -27,6 +27,7 @@ from evalsuite import names, store
 from evalsuite.catalog import pythia
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import Score, columns
+from evalsuite.store import metrics
 
 SCORE_FIELDS = columns(Score)  # every column of the scores table, in the schema's order
 # One row per stored sample: its checkpoint, the document, the outcome; the source from its run.
@@ -133,14 +134,16 @@ def samples_file(out: Path) -> tuple[Path, str]:
 
 
 def write_samples(db: Path, out: Path, models: list[str] | None = None, tasks: list[str] | None = None,
-                  source: str | None = None) -> int:
+                  source: str | None = None, derived: bool = False) -> int:
     """Every stored sample matching the filters into one file (JSON Lines or Parquet, by the
-    extension); returns the rows written. Nothing is written when no sample matches."""
+    extension); returns the rows written. Nothing is written when no sample matches. `derived`
+    adds each sample's p_correct and bpb (store/metrics.py; null where not finite)."""
     out, kind = samples_file(out)
     where, params = store.scores_where(models, tasks, source, rows="s.", runs="r.")
     finite = "list_transform(s.loglikelihoods, lambda x: CASE WHEN isfinite(x) THEN x END) AS loglikelihoods"
-    query = (f"SELECT {', '.join(SAMPLE_FIELDS)}, {finite} FROM samples s LEFT JOIN runs r USING (run_id) "
-             f"{where} ORDER BY s.model, s.task, s.shots, r.source, s.step, s.run_id, s.doc_id")
+    extra, join = (metrics.derived_columns() if derived else ("", ""))
+    query = (f"SELECT {', '.join(SAMPLE_FIELDS)}, {finite}{extra} FROM samples s LEFT JOIN runs r USING (run_id) "
+             f"{join} {where} ORDER BY s.model, s.task, s.shots, r.source, s.step, s.run_id, s.doc_id")
     partial = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     spill = partial.with_suffix(".spill")
     try:
@@ -168,6 +171,8 @@ def export_from_args(args) -> str:
     if args.format == "samples":
         return _export_samples(args, models, tasks, source)
     rows = score_rows(store.db_path(args.db), models, tasks, source)
+    if args.derived:
+        rows = _with_derived(store.db_path(args.db), rows, models, tasks, source)
     if not rows:
         raise EvalsuiteError("no stored scores match; see 'evalsuite ls'")
     if args.format == "lm-eval":
@@ -185,13 +190,24 @@ def export_from_args(args) -> str:
     return text
 
 
+def _with_derived(db: Path, rows: list[dict], models: list[str] | None, tasks: list[str] | None,
+                  source: str | None) -> list[dict]:
+    """The stored scores and, for every run with samples, its p_correct and bpb (store/values.py),
+    in score_rows' order."""
+    from evalsuite.store.values import derived_scores
+
+    derived = [r for m in metrics.DERIVED for r in plain_rows(derived_scores(db, m, models, tasks, source, True))]
+    return sorted(rows + derived, key=lambda r: (r["source"], r["model"], r["step"] is not None, r["step"] or 0,
+                                                 r["shots"], r["task"], r["metric"]))
+
+
 def _export_samples(args, models: list[str] | None, tasks: list[str] | None, source: str | None) -> str:
     if not args.out:
         raise EvalsuiteError("--format samples needs --out FILE (.jsonl or .parquet)")
     db = store.db_path(args.db)
     if not db.exists():
         raise EvalsuiteError(f"no store at {db}: run 'evalsuite run' or 'evalsuite import' first")
-    rows = write_samples(db, Path(args.out), models, tasks, source)
+    rows = write_samples(db, Path(args.out), models, tasks, source, derived=args.derived)
     if not rows:
         raise EvalsuiteError("no stored samples match (published scores have none); see 'evalsuite ls'")
     return f"wrote {rows} samples to {args.out}\n"

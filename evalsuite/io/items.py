@@ -17,8 +17,14 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.io.export import plain_rows, write_text
 from evalsuite.io.report import text_table
 from evalsuite.store import items
+from evalsuite.store.metrics import DERIVED
 
 COLUMNS = ["doc_id", "steps", "learned_at", "flips", "final_correct", "final_margin"]
+
+
+def columns(metric: str) -> list[str]:
+    """COLUMNS, and a continuous metric's value at the last step (final_p_correct, final_bpb)."""
+    return COLUMNS + [f"final_{metric}"] if metric in DERIVED else COLUMNS
 
 
 def pick_source(db: Path, model: str, task: str, shots: int) -> str:
@@ -36,28 +42,33 @@ def pick_source(db: Path, model: str, task: str, shots: int) -> str:
         "'evalsuite import' of lm-eval output written with --log_samples")
 
 
-def stats_rows(frame: pd.DataFrame) -> list[dict]:
+def stats_rows(frame: pd.DataFrame, metric: str = "acc") -> list[dict]:
     """The statistics as plain JSON-ready dicts (null for a missing learned_at or margin)."""
-    return plain_rows(frame[COLUMNS])
+    return plain_rows(frame[columns(metric)])
 
 
 def summary(rows: list[dict], key: items.ItemsKey) -> str:
     """One line: how many documents are right from some step to the last, wrong at the last, flipped."""
     learned = sum(r["learned_at"] is not None for r in rows)
     flipped = sum(r["flips"] > 0 for r in rows)
-    return (f"{len(rows)} documents of {key.task} ({key.shots}-shot, {key.metric}), {key.model} from source "
+    line = (f"{len(rows)} documents of {key.task} ({key.shots}-shot, {key.metric}), {key.model} from source "
             f"{key.source}: {learned} learned for good ({learned / len(rows):.0%}), {len(rows) - learned} "
             f"wrong at their last step; {flipped} changed at least once")
+    if key.metric not in DERIVED:
+        return line
+    final = [r[f"final_{key.metric}"] for r in rows if r[f"final_{key.metric}"] is not None]
+    return line + (f" (right and wrong by acc); mean {key.metric} at the last step "
+                   f"{sum(final) / len(final):.4f}" if final else "")
 
 
-def _table(rows: list[dict]) -> str:
-    def cell(column: str, value) -> str:
+def _table(rows: list[dict], metric: str) -> str:
+    def cell(value) -> str:
         if value is None:
             return "-"
-        return f"{value:.4f}" if column == "final_margin" else str(value)
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
 
-    frame = pd.DataFrame([{c: cell(c, r[c]) for c in COLUMNS} for r in rows], columns=COLUMNS)
-    return text_table(frame)
+    names = columns(metric)
+    return text_table(pd.DataFrame([{c: cell(r[c]) for c in names} for r in rows], columns=names))
 
 
 def items_from_args(args) -> str:
@@ -70,12 +81,12 @@ def items_from_args(args) -> str:
         raise EvalsuiteError(f"no store at {db}: run 'evalsuite run' or 'evalsuite import' first")
     source = names.check("source", args.source) if args.source else pick_source(db, model, task, args.shots)
     key = items.ItemsKey(model, task, args.shots, args.metric, source)
-    rows = stats_rows(items.item_stats(db, key))
+    rows = stats_rows(items.item_stats(db, key), args.metric)
     if not rows:
         raise EvalsuiteError(f"no per-document {args.metric} of {model} on {task} ({args.shots}-shot) "
                              f"from source {source} in {db}")
     text = (json.dumps(rows, indent=1, allow_nan=False) if args.format == "json"
-            else _table(rows) + "\n" + summary(rows, key)) + "\n"
+            else _table(rows, args.metric) + "\n" + summary(rows, key)) + "\n"
     if not args.out:
         return text.rstrip("\n")
     if Path(args.out).is_dir():

@@ -115,19 +115,21 @@ def last_checkpoint(db: Path, model: str, source: str, shots: int) -> int | None
     return None if pd.isna(step) else int(step)
 
 
-def pick_source(db: Path, model: str, step: int | None, shots: int) -> str:
-    """The source a checkpoint is compared from when none is named: of the sources storing it,
-    the only one with samples (paired tests need them), else the only one; an error naming them
-    when that leaves a choice."""
-    frame = read_df(db, """
-        SELECT r.source, bool_or(s.run_id IS NOT NULL) AS samples FROM runs r JOIN scores c USING (run_id)
+def pick_source(db: Path, model: str, shots: int, step: int | None = None, every_step: bool = False) -> str:
+    """The source a checkpoint (or, every_step, any checkpoint of the model) is compared from
+    when none is named: of the sources storing it, the only one with samples (paired tests need
+    them), else the only one; an error naming them when that leaves a choice."""
+    params = {"model": model, "shots": shots, **({} if every_step else {"step": step})}
+    frame = read_df(db, f"""
+        SELECT r.source, bool_or(s.run_id IS NOT NULL) AS samples FROM runs r
         LEFT JOIN (SELECT DISTINCT run_id FROM samples WHERE model = $model AND shots = $shots) s USING (run_id)
-        WHERE r.model = $model AND r.step IS NOT DISTINCT FROM $step AND c.shots = $shots
-        GROUP BY r.source ORDER BY r.source""", {"model": model, "step": step, "shots": shots})
+        WHERE r.model = $model AND r.run_id IN (SELECT run_id FROM scores WHERE model = $model AND shots = $shots)
+              {"" if every_step else "AND r.step IS NOT DISTINCT FROM $step"}
+        GROUP BY r.source ORDER BY r.source""", params)
     with_samples = frame.loc[frame["samples"], "source"].tolist()
     if len(with_samples) == 1 or len(frame) == 1:
         return (with_samples or frame["source"].tolist())[0]
-    where = f"{model}" + ("" if step is None else f"@{step}")
+    where = model + ("" if every_step or step is None else f"@{step}")
     if frame.empty:
         raise EvalsuiteError(f"{where} ({shots}-shot) is not stored; see 'evalsuite ls'")
     raise EvalsuiteError(f"{where} ({shots}-shot) is stored from several sources ({', '.join(frame['source'])}): "

@@ -70,3 +70,10 @@ def value_sql(name: str) -> tuple[str, str]:
     m = metric(name)
     join = f"LEFT JOIN {DOCUMENTS} d USING (task, shots, {', '.join(DOCUMENT_KEY)})" if m.needs_documents else ""
     return m.sql, join
+
+
+def derived_columns() -> tuple[str, str]:
+    """(", <p_correct> AS p_correct, <bpb> AS bpb", the join bringing in `d`): the derived
+    metrics as extra columns of a query over samples `s`, null where not finite."""
+    columns = "".join(f", CASE WHEN isfinite({METRICS[n].sql}) THEN {METRICS[n].sql} END AS {n}" for n in DERIVED)
+    return columns, value_sql(DERIVED[0])[1]
