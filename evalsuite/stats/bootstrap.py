@@ -12,10 +12,12 @@ values give the same interval on every run):
   drawing n documents with replacement only matters through how many of each value are drawn,
   which is a multinomial draw with the values' shares; numpy draws those counts directly, for
   every row and resample at once. Exact for every row, whatever documents it lacks.
-- other rows (continuous metrics): each resample draws n documents once, as a matrix of counts,
-  and every row's mean is one matrix product with it. A row lacking some documents keeps the
-  drawn documents it has, so its resample size varies around its own count (a binomial draw),
-  which widens its interval slightly; rows with every document (a full sweep) are exact.
+- other rows (continuous metrics): each resample draws n documents once, shared by every row:
+  a few rows (a comparison) read the drawn documents' values directly; many rows (a training
+  curve) take one matrix product of the values with the resamples' counts of each document. A
+  row lacking some documents keeps the drawn documents it has, so its resample size varies
+  around its own count (a binomial draw), which widens its interval slightly; rows with every
+  document (a full sweep, the documents two runs share) are exact.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ RESAMPLES = 1000  # how many times the documents are resampled (Efron and Tibshi
 SEED = 0
 LEVEL = 0.95
 DISCRETE = 8  # at most this many distinct values: the multinomial draw
+FEW_ROWS = 4  # up to this many rows read the drawn values; more, the matrix product
 _CHUNK = 250  # resamples drawn at once by the matrix path: a (chunk x documents) matrix of counts
 
 
@@ -40,6 +43,8 @@ def mean_intervals(values: np.ndarray, resamples: int = RESAMPLES, seed: int = S
         return np.full(len(values), np.nan), np.full(len(values), np.nan)
     if len(distinct) <= DISCRETE:
         means = _multinomial_means(values, present, distinct, resamples, rng)
+    elif len(values) <= FEW_ROWS:
+        means = _drawn_means(values, resamples, rng)
     else:
         means = _matrix_means(values, present, resamples, rng)
     tail = (1 - level) / 2 * 100
@@ -61,6 +66,19 @@ def _multinomial_means(values: np.ndarray, present: np.ndarray, distinct: np.nda
     drawn = rng.multinomial(n, shares, size=(resamples, len(values)))  # resamples x rows x values
     with np.errstate(invalid="ignore", divide="ignore"):
         return (drawn @ distinct / n).T
+
+
+def _drawn_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """rows x resamples means of the drawn documents' values, every row with the same draws."""
+    docs, gaps = values.shape[1], np.isnan(values).any()
+    means = np.empty((len(values), resamples))
+    for start in range(0, resamples, _CHUNK):
+        size = min(_CHUNK, resamples - start)
+        drawn = values[:, rng.integers(0, docs, size=(size, docs))]  # rows x size x documents
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[:, start:start + size] = (np.nansum(drawn, axis=2) / (~np.isnan(drawn)).sum(axis=2) if gaps
+                                            else drawn.mean(axis=2))
+    return means
 
 
 def _matrix_means(values: np.ndarray, present: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
