@@ -173,7 +173,7 @@ def _add_compare(sub) -> None:
     compare = sub.add_parser(
         "compare", help="is B better than A? two checkpoints compared on the documents both scored",
         description="Per task, on the documents both A and B scored: how many each gets right, how many "
-        "only A and only B get right, the difference in the metric (B minus A) with a 95%% interval from "
+        "only A and only B get right, the difference in the metric (B minus A) with a 95% interval from "
         "resampling the documents (seeded), and a p-value: exact McNemar for acc and acc_norm, paired t "
         "for p_correct and bpb; where a side has no samples (EleutherAI's published numbers), an unpaired "
         "z test from the two scores' stderrs, labelled unpaired-z.")
