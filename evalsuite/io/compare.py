@@ -32,9 +32,10 @@ def checkpoint(db: Path, text: str, source: str | None, shots: int) -> Checkpoin
     step = int(match["step"]) if match["step"] else None
     if source is None:
         source = pick_source(db, model, shots, step, every_step=step is None)
+    source = names.check("source", source)
     if step is None:
         step = last_checkpoint(db, model, source, shots)
-    return Checkpoint(model, step, names.check("source", source))
+    return Checkpoint(model, step, source)
 
 
 def shown(point: Checkpoint) -> str:

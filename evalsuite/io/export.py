@@ -196,7 +196,8 @@ def _with_derived(db: Path, rows: list[dict], models: list[str] | None, tasks: l
     in score_rows' order."""
     from evalsuite.store.values import derived_scores
 
-    derived = [r for m in metrics.DERIVED for r in plain_rows(derived_scores(db, m, models, tasks, source, True))]
+    derived = [row for m in metrics.DERIVED
+               for row in plain_rows(derived_scores(db, m, models, tasks, source, every_run=True))]
     return sorted(rows + derived, key=lambda r: (r["source"], r["model"], r["step"] is not None, r["step"] or 0,
                                                  r["shots"], r["task"], r["metric"]))
 

@@ -16,6 +16,7 @@ real, and the curve averaged over checkpoints.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,30 @@ ALPHA = 0.05
 WINDOW = 3  # evaluated checkpoints averaged by `smoothed`
 
 
-def _curve(db: Path, key: ItemsKey) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """(steps, documents matrix: steps x documents, NaN where not scored; the stored scores of
-    the curve, value/stderr/n by step). Every step of either, in order."""
+@dataclass(frozen=True)
+class _Curve:
+    """Every evaluated step of a curve, in order, with its documents and its stored score."""
+
+    steps: np.ndarray
+    matrix: np.ndarray  # steps x documents, NaN where a document was not scored there
+    stored: pd.DataFrame  # value, stderr, n of the stored score by step (NaN where none)
+
+    @property
+    def n(self) -> np.ndarray:
+        return (~np.isnan(self.matrix)).sum(axis=1)
+
+    @property
+    def value(self) -> np.ndarray:
+        """The mean over documents where there are samples, else the stored score."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.n > 0, np.nansum(self.matrix, axis=1) / self.n, self.column("value"))
+
+    def column(self, name: str) -> np.ndarray:
+        """A stored column as floats, NaN where missing (a nullable integer's NA included)."""
+        return pd.to_numeric(self.stored[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _curve(db: Path, key: ItemsKey) -> _Curve:
     docs = document_values(db, key)
     scores = (checkpoint_scores(db, key.metric, [key.model], [key.task], key.source, key.shots)
               if key.metric not in DERIVED else pd.DataFrame(columns=["step", "value", "stderr", "n"]))
@@ -49,25 +71,20 @@ def _curve(db: Path, key: ItemsKey) -> tuple[np.ndarray, np.ndarray, pd.DataFram
         else pd.factorize(docs[DOCUMENT_KEY[0]])
     matrix = np.full((len(steps), columns.max() + 1 if len(columns) else 0), np.nan)
     matrix[rows, columns] = docs["value"].to_numpy(dtype=float)
-    return steps, matrix, scores.set_index("step").reindex(steps)
+    return _Curve(steps, matrix, scores.set_index("step").reindex(steps))
 
 
 def intervals(db: Path, key: ItemsKey, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:
     """One row per evaluated step (INTERVAL_COLUMNS): value, its 95% interval, n (documents; the
     stored score's count where there are no samples), interval (`bootstrap` or `stderr`)."""
-    steps, matrix, scores = _curve(db, key)
-    n = (~np.isnan(matrix)).sum(axis=1)
-    low, high = mean_intervals(matrix, resamples, seed)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        value = np.nansum(matrix, axis=1) / n
-    sampled = n > 0
-    stored = scores["value"].to_numpy(dtype=float)
-    stderr = scores["stderr"].to_numpy(dtype=float)
+    curve = _curve(db, key)
+    low, high = mean_intervals(curve.matrix, resamples, seed)
+    sampled, value, stderr = curve.n > 0, curve.value, curve.column("stderr")
     return pd.DataFrame({
-        "step": steps, "value": np.where(sampled, value, stored),
-        "ci_low": np.where(sampled, low, stored - Z_95 * stderr),
-        "ci_high": np.where(sampled, high, stored + Z_95 * stderr),
-        "n": pd.array(np.where(sampled, n, scores["n"].to_numpy(dtype=float)), dtype="Int64"),
+        "step": curve.steps, "value": value,
+        "ci_low": np.where(sampled, low, value - Z_95 * stderr),
+        "ci_high": np.where(sampled, high, value + Z_95 * stderr),
+        "n": pd.array(np.where(sampled, curve.n, curve.column("n")), dtype="Int64"),
         "interval": np.where(sampled, "bootstrap", "stderr")})
 
 
@@ -76,19 +93,17 @@ def changes(db: Path, key: ItemsKey, correction: str = "holm", alpha: float = AL
     later against the earlier where both have samples, else the unpaired one from their stored
     scores; p_adjusted by `correction` over every pair of the curve; significant: p_adjusted <=
     alpha. (No interval: these are the markers of a curve; compare two checkpoints for one.)"""
-    steps, matrix, scores = _curve(db, key)
-    if len(steps) < 2:
+    curve = _curve(db, key)
+    if len(curve.steps) < 2:
         return pd.DataFrame(columns=CHANGE_COLUMNS)
-    frame = paired_tests(matrix[:-1], matrix[1:], metric(key.metric).binary, resamples=0)
-    stored, stderr = scores["value"].to_numpy(dtype=float), scores["stderr"].to_numpy(dtype=float)
+    frame = paired_tests(curve.matrix[:-1], curve.matrix[1:], metric(key.metric).binary, resamples=0)
+    stored, stderr = curve.column("value"), curve.column("stderr")
     unpaired = unpaired_tests(stored[:-1], stderr[:-1], stored[1:], stderr[1:])
     frame = frame.where(frame["n_docs"] > 0, unpaired)  # either lacks samples: the stored scores
     frame["n_docs"] = frame["n_docs"].astype("Int64")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        value = np.nansum(matrix, axis=1) / (~np.isnan(matrix)).sum(axis=1)
-    value = np.where(np.isnan(value), stored, value)
-    frame = frame.assign(step_before=steps[:-1], step=steps[1:], value_before=value[:-1], value=value[1:],
-                         p_adjusted=adjust(frame["p_value"], correction))
+    value = curve.value
+    frame = frame.assign(step_before=curve.steps[:-1], step=curve.steps[1:], value_before=value[:-1],
+                         value=value[1:], p_adjusted=adjust(frame["p_value"], correction))
     frame["significant"] = frame["p_adjusted"] <= alpha
     return frame[CHANGE_COLUMNS]
 

@@ -26,7 +26,6 @@ class Metric:
     name: str
     sql: str  # its value for one document, over `s` and `d`; NULL where the task does not have it
     binary: bool  # right (1) or wrong (0): McNemar's test applies; else a continuous value
-    lower_is_better: bool = False
     needs_documents: bool = True  # reads `d` (the right choice or its text)
 
 
@@ -41,8 +40,7 @@ METRICS = {m.name: m for m in (
     Metric("acc_norm", "s.correct_norm::DOUBLE", binary=True, needs_documents=False),
     Metric("p_correct", f"exp({_RIGHT} - CASE WHEN len(s.loglikelihoods) = 1 THEN 0 ELSE {_LOG_TOTAL} END)",
            binary=False),
-    Metric("bpb", f"-{_RIGHT} / ln(2) / nullif(strlen(d.choices[{_TARGET} + 1]), 0)", binary=False,
-           lower_is_better=True),
+    Metric("bpb", f"-{_RIGHT} / ln(2) / nullif(strlen(d.choices[{_TARGET} + 1]), 0)", binary=False),
 )}
 DERIVED = ("p_correct", "bpb")  # computed here, never stored in the scores table
 

@@ -38,14 +38,18 @@ class Checkpoint:
     source: str
 
 
+# 1 for the run standing for its checkpoint and task, over runs `r` and what they hold `p`
+_RANK = (f"row_number() OVER (PARTITION BY r.model, r.step, r.source, p.task, p.shots "
+         f"ORDER BY {_RUN_ORDER.format(r='r.')})")
+
+
 def _chosen(samples_where: str, runs_where: str) -> str:
     """WITH clauses: `present`, the runs with samples matching `samples_where`, per task and shots;
     `chosen`, of those matching `runs_where`, the one standing for each checkpoint and task."""
     return f"""
         present AS (SELECT DISTINCT run_id, task, shots FROM samples WHERE {samples_where}),
         chosen AS (SELECT p.run_id, p.task, p.shots FROM present p JOIN runs r USING (run_id) WHERE {runs_where}
-                   QUALIFY row_number() OVER (PARTITION BY r.model, r.step, r.source, p.task, p.shots
-                                              ORDER BY {_RUN_ORDER.format(r="r.")}) = 1)"""
+                   QUALIFY {_RANK} = 1)"""
 
 
 def _values(name: str, samples_where: str, columns: list[str], order: list[str] | None) -> str:
@@ -140,8 +144,7 @@ def derived_scores(db: Path, name: str, models: list[str] | None = None, tasks: 
             GROUP BY run_id, task, shots),
         ranked AS (
             SELECT r.model, r.step, p.task, p.shots, p.value, p.sd / sqrt(p.n) AS stderr, p.n, r.doc_limit, r.dtype,
-                   p.run_id, r.source, row_number() OVER (PARTITION BY r.model, r.step, r.source, p.task, p.shots
-                                                          ORDER BY {_RUN_ORDER.format(r="r.")}) AS rank
+                   p.run_id, r.source, {_RANK} AS rank
             FROM per_run p JOIN runs r USING (run_id) {"WHERE r.source = $source" if source else ""})
         SELECT model, step, CAST(step AS BIGINT) * $tokens AS tokens, task, $metric AS metric, shots, value, stderr,
                n, doc_limit, dtype, run_id, source
