@@ -7,7 +7,8 @@ seeded into a fresh store): fit on the final checkpoint (step 143000) of the six
 bootstrap band and its absolute error, for the metric's own form (stats/fit.py: `logistic`
 between the step-0 score and 1 for accuracies, `power-loss` for perplexity) and for the simplest
 baseline, a straight line in log parameters (`linear`); then the mean absolute error per form
-and metric kind (accuracies and perplexity are in different units, so never averaged together).
+and metric kind (accuracies and perplexity are in different units, so never averaged together),
+and how many of the bands hold the actual score.
 
     python benchmarks/bench_scaling_fit.py
 """
@@ -63,9 +64,13 @@ def main() -> None:
             print(f"{r.task:15s} {r.metric:10s} {r.model:20s} {r.actual:8.4f}  {r.form:10s} {r.predicted:9.4f} "
                   f"[{r.low:8.4f}, {r.high:8.4f}] {r.abs_error:9.4f}")
         kind = errors["metric"].map(lambda m: "perplexity" if m == "perplexity" else "accuracies")
-        summary.append(errors.assign(family=family, kind=kind))
-    table = pd.concat(summary).groupby(["kind", "family", "form"])["abs_error"].agg(["mean", "max", "size"])
-    print("\nmean absolute error (over tasks, metrics and both predicted models)")
+        inside = (errors["low"] <= errors["actual"]) & (errors["actual"] <= errors["high"])
+        summary.append(errors.assign(family=family, kind=kind, in_band=inside))
+    table = pd.concat(summary).groupby(["kind", "family", "form"]).agg(
+        mean=("abs_error", "mean"), max=("abs_error", "max"), predictions=("abs_error", "size"),
+        in_band=("in_band", "sum"))
+    print("\nmean absolute error (over tasks, metrics and both predicted models); in_band: predictions whose "
+          "95% band holds the actual score")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
 
 
