@@ -94,6 +94,12 @@ def test_the_two_bootstrap_draws_agree_and_rows_with_no_document_have_no_interva
                                    atol=0.006)
     low, high = bootstrap.mean_intervals(values)
     assert np.isnan(low[3]) and np.isnan(high[3]) and (low[:3] < values[:3].mean(axis=1)).all()
+    scores = RNG.normal(0.5, 0.2, (2, 500))  # continuous: a few rows read the drawn values, many take products
+    drawn = bootstrap._drawn_means(scores, 20_000, rng)
+    matrix = bootstrap._matrix_means(scores, ~np.isnan(scores), 20_000, rng)
+    for row in range(2):
+        np.testing.assert_allclose(np.percentile(drawn[row], [2.5, 97.5]), np.percentile(matrix[row], [2.5, 97.5]),
+                                   atol=0.003)
 
 
 def test_paired_tests_by_hand():
@@ -180,6 +186,16 @@ def test_band_is_seeded_and_holds_the_fit():
     pd.testing.assert_frame_equal(first, fit.band(x, y, "logistic", at, floor=0.25))
     assert (first["low"] < first["predicted"]).all() and (first["predicted"] < first["high"]).all()
     assert first["predicted"].tolist() == pytest.approx(fit.fit(x, y, "logistic", 0.25).predict(at).tolist())
+
+
+def test_compute_is_six_times_parameters_times_tokens():
+    from evalsuite.catalog.pythia import MODELS, TOKENS_PER_STEP
+
+    x = fit.log_size(["pythia-70m", "pythia-1b"], [1000, 143000], axis="compute")
+    expected = [6 * MODELS["pythia-70m"].params * 1000 * TOKENS_PER_STEP,
+                6 * MODELS["pythia-1b"].params * 143000 * TOKENS_PER_STEP]
+    np.testing.assert_allclose(x, np.log10(np.array(expected, dtype=float)))
+    assert np.isnan(fit.log_size(["pythia-demo"])[0])  # a model the catalog does not know
 
 
 def test_backtest_recovers_an_exact_curve():
