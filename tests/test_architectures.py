@@ -147,3 +147,36 @@ def test_other_architectures_are_refused_and_scored_by_hf(name, tokenizers):
     assert choice.backend == "hf" and "hf backend" in choice.note
     assert backends.choose_backend(model, "hf") == backends.BackendChoice("hf")
 
+
+
+def test_a_sweep_scores_an_unsupported_architecture_with_hf_says_so_once_and_records_it(tmp_path, capsys):
+    """A real tiny Mamba (a state-space model: no attention mask to take) with its real tokenizer
+    (GPT-NeoX-20B's) at two checkpoints, through `evalsuite run --backend fast` (the default):
+    one line says it is scored with lm-eval's hf backend, both runs record `hf`, and the scores
+    are lm-eval's own for that model."""
+    from evalsuite import store
+    from evalsuite.catalog.tasks import load_tasks
+    from evalsuite.cli import main
+    from evalsuite.lmeval import definitions, results
+
+    tok = backends.load_tokenizer()
+    for step in (1000, 2000):
+        model = tiny_models.build(REFUSED["MambaForCausalLM"], tok, seed=step)
+        model.save_pretrained(tmp_path / "mamba" / f"step{step}")
+    db = tmp_path / "s.duckdb"
+    status = main(["run", "--model", "pythia-70m", "--model-path", str(tmp_path / "mamba"), "--steps", "1000,2000",
+                   "--tasks", "piqa", "--limit", "3", "--db", str(db)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert [line for line in out.splitlines() if "backend" in line and "to evaluate" not in line] == [
+        "pythia-70m: the fast backend does not score MambaForCausalLM (not one of the architectures its parity "
+        "tests cover) exactly: scored with lm-eval's hf backend instead"]
+    runs = store.read_df(db, "SELECT step, backend FROM runs WHERE source = 'local' ORDER BY step")
+    assert runs.values.tolist() == [[1000, "hf"], [2000, "hf"]]
+    suite = load_tasks()
+    configs = definitions.task_configs(suite.select(["piqa"]), suite.data_dir, 0)
+    model = tiny_models.build(REFUSED["MambaForCausalLM"], tok, seed=2000)
+    want = {(m.task, m.metric): m.value for m in results.parse_results(
+        backends.simple_evaluate(backends.make_lm(model, tok, "hf", "auto"), configs, 0, 3))}
+    stored = store.read_df(db, "SELECT task, metric, value FROM scores WHERE source = 'local' AND step = 2000")
+    assert {(r.task, r.metric): r.value for r in stored.itertuples()} == want
