@@ -10,11 +10,13 @@ the fast backend, and a sweep scores it with lm-eval's `hf` backend, says so onc
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import tiny_models
 import torch
 from test_fast_backend import FP32_RTOL, compare
-from tiny_models import REFUSED, SUPPORTED
+from tiny_models import REFUSED, REFUSED_SETTINGS, SUPPORTED
 
 from evalsuite.lmeval import architectures, backends, evaluate
 from evalsuite.lmeval.fast_backend import FastLM, TokenCache, UnsupportedArchitecture
@@ -131,22 +133,19 @@ class RemoteLlama(torch.nn.Module):
 RemoteLlama.__name__ = "LlamaForCausalLM"
 
 
-@pytest.mark.parametrize("name", [*REFUSED, "bidirectional Gemma3ForCausalLM", "remote-code LlamaForCausalLM"])
-def test_other_architectures_are_refused_and_scored_by_hf(name, tokenizers):
+@pytest.mark.parametrize("case", [*REFUSED, *REFUSED_SETTINGS, "remote code"])
+def test_other_architectures_are_refused_and_scored_by_hf(case, tokenizers):
     tok = tokenizers("byte-level")
-    if name.startswith("bidirectional"):
-        model = tiny_models.build(SUPPORTED["Gemma3ForCausalLM"], tok, use_bidirectional_attention=True)
-    elif name.startswith("remote-code"):
-        model = RemoteLlama()
+    if case == "remote code":
+        model, named = RemoteLlama(), "LlamaForCausalLM (not one of the architectures"
     else:
-        model = tiny_models.build(REFUSED[name], tok)
-        assert type(model).__name__ == name
-    with pytest.raises(UnsupportedArchitecture, match="LlamaForCausalLM|Gemma3ForCausalLM|" + name):
+        model = tiny_models.build({**REFUSED, **REFUSED_SETTINGS}[case], tok)
+        named = case if case in REFUSED_SETTINGS else f"{case} (not one of the architectures"
+    with pytest.raises(UnsupportedArchitecture, match=re.escape(f"the fast backend cannot score {named}")):
         FastLM(model, tok)
     choice = backends.choose_backend(model, "fast")
-    assert choice.backend == "hf" and "hf backend" in choice.note
+    assert choice.backend == "hf" and choice.note.startswith(f"the fast backend does not score {named}")
     assert backends.choose_backend(model, "hf") == backends.BackendChoice("hf")
-
 
 
 def test_a_sweep_scores_an_unsupported_architecture_with_hf_says_so_once_and_records_it(tmp_path, capsys):

@@ -87,6 +87,15 @@ REFUSED = {
 }
 
 
+# Supported classes with a setting the parity tests do not cover: refused as well.
+REFUSED_SETTINGS = {
+    "Gemma3ForCausalLM with bidirectional attention": Arch(
+        "Gemma3TextConfig", "byte-level", dict(_GEMMA, use_bidirectional_attention=True)),
+    "LlamaForCausalLM with dynamic rotary scaling": Arch(
+        "LlamaConfig", "byte-level", dict(_GQA, rope_parameters=dict(rope_type="dynamic", factor=2.0, rope_theta=1e4))),
+}
+
+
 def build(arch: Arch, tok, seed: int = 0, scale: float = 4.0, **overrides):
     """A randomly initialised causal LM of `arch` for `tok`'s vocabulary, in eval mode; 2D weights
     scaled up so next-token distributions are peaked and choices rarely tie."""

@@ -71,7 +71,18 @@ def _unsupported_setting(config) -> str | None:
     """Settings of a supported class that change what the tests checked."""
     if getattr(config, "use_bidirectional_attention", False):  # Gemma 3 as an embedding model
         return "bidirectional attention"
-    return None
+    # These rescale the rotary frequencies by the longest position in each forward pass (and
+    # "dynamic" keeps state between passes): packed rows and HFLM's batches would differ.
+    scaled = _rope_types(config) & {"dynamic", "longrope"}
+    return f"{sorted(scaled)[0]} rotary scaling" if scaled else None
+
+
+def _rope_types(config) -> set[str]:
+    """The config's rotary types: transformers 5's rope_parameters (per layer type for some
+    models) or 4.x's rope_scaling."""
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    layers = [value for value in rope.values() if isinstance(value, dict)] or [rope]
+    return {str(layer.get("rope_type") or layer.get("type")) for layer in layers}
 
 
 def prepare(model, tokenizer) -> ModelTraits:

@@ -161,16 +161,16 @@ class FastLM(LM):
         groups: list[list[int]] = []
         by_doc: dict[tuple, int] = {}
         where: list[int] = []
-        longest, window = self.traits.max_length, self.traits.window
+        max_length, window = self.traits.max_length, self.traits.window
         for req, (ctx, cont) in zip(requests, encoded):
-            key = truncate(ctx, cont, longest)
+            key = truncate(ctx, cont, max_length)
             if key not in index:
                 index[key] = len(pairs)
                 pairs.append(key)
                 doc = (req.task_name, req.doc_id) if req.doc_id is not None else ("", req.args[0])
                 # a truncated request is its own row: its kept tokens differ from its siblings';
                 # so is one that reaches the sliding window: only the model's own masks apply it
-                alone = len(ctx) + len(cont) > longest + 1 or (
+                alone = len(ctx) + len(cont) > max_length + 1 or (
                     window is not None and len(key[0]) + len(key[1]) - 1 >= window)
                 doc = ("alone", index[key]) if alone else doc
                 if doc not in by_doc:
