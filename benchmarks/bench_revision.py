@@ -4,8 +4,8 @@ Same model, same lm-eval requests, one process: the revision's evalsuite/lmeval/
 read with `git show` into a temporary package (their imports of evalsuite.lmeval pointed at it),
 each side gets its own token cache, warmed once (tokenization is not timed), then the two
 alternate for --rounds rounds, so a busy neighbour slows both alike. Prints each round, the best
-of each, their ratio, and whether the results are identical bit for bit (loglikelihoods as
-floats, is_greedy).
+and the median of each, their ratios, and whether the results are identical bit for bit
+(loglikelihoods as floats, is_greedy).
 
     python benchmarks/bench_revision.py                       # against main, pythia-14m shape, 100 documents per task
     python benchmarks/bench_revision.py --rev 3d06370 --shape 70m --limit 50
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,8 +80,11 @@ def main() -> None:
                 results[name] = lm.loglikelihood(requests)
                 times[name].append(time.perf_counter() - start)
     for name, seconds in times.items():
-        print(f"{name:10s} scoring s per pass: {' '.join(f'{s:.2f}' for s in seconds)}; best {min(seconds):.2f}")
-    print(f"this tree / {args.rev} (best pass): {min(times['this tree']) / min(times[args.rev]):.3f} x the time; "
+        print(f"{name:10s} scoring s per pass: {' '.join(f'{s:.2f}' for s in seconds)}; "
+              f"best {min(seconds):.2f}, median {statistics.median(seconds):.2f}")
+    ours, theirs = times["this tree"], times[args.rev]
+    print(f"this tree / {args.rev}: {min(ours) / min(theirs):.3f} x the time (best passes), "
+          f"{statistics.median(ours) / statistics.median(theirs):.3f} x (medians); "
           f"results identical bit for bit: {results['this tree'] == results[args.rev]}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 

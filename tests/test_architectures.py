@@ -104,7 +104,7 @@ def test_the_models_truncate_and_window_what_they_are_given(prepared, tokenizers
                                                          for r in rows)
 
 
-@pytest.mark.parametrize("family", ["byte-level", "byte-level-bos", "no-bos", "llama", "gemma"])
+@pytest.mark.parametrize("family", ["gpt-neox", "byte-level", "byte-level-bos", "no-bos", "llama", "gemma"])
 def test_tokens_match_hflm_in_every_tokenizer_family(family, prepared, tokenizers):
     """TokenCache encodes as HFLM does with each family's BOS and prefix-space rules, edge cases
     included: an empty context (the BOS, or the EOS where there is no BOS, is the context), a text

@@ -45,11 +45,10 @@ from lm_eval.api.registry import register_model
 
 from evalsuite.lmeval import architectures
 from evalsuite.lmeval.architectures import UnsupportedArchitecture
-from evalsuite.lmeval.rows import MAX_LENGTH, Row, needs_model_mask, plan_rows, truncate
+from evalsuite.lmeval.rows import Row, needs_model_mask, plan_rows, truncate
 from evalsuite.lmeval.token_cache import TokenCache, shared_token_cache
 
-__all__ = ["MAX_LENGTH", "FastLM", "ScoringStats", "TokenCache", "UnsupportedArchitecture",
-           "shared_token_cache", "plan_rows"]
+__all__ = ["FastLM", "ScoringStats", "TokenCache", "UnsupportedArchitecture", "shared_token_cache", "plan_rows"]
 
 CPU_TOKEN_BUDGET = 8192  # tokens (rows x padded length) per forward batch
 GPU_TOKEN_BUDGET = 65536

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MAX_LENGTH = 2048  # Pythia's context: HFLM's left-truncation limit for Pythia
-
 
 @dataclass
 class Row:
@@ -28,7 +26,7 @@ class Row:
     scored: list[tuple[int, list[int], tuple]] = field(default_factory=list)  # (request, indices, targets)
 
 
-def truncate(ctx: tuple, cont: tuple, max_length: int = MAX_LENGTH) -> tuple[tuple, tuple]:
+def truncate(ctx: tuple, cont: tuple, max_length: int) -> tuple[tuple, tuple]:
     """HFLM's left truncation: input is (ctx + cont)[-(max_length + 1):][:-1]."""
     whole = (ctx + cont)[-(max_length + 1):]
     return whole[: len(whole) - len(cont)], cont
