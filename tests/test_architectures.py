@@ -79,7 +79,7 @@ def test_fast_matches_hf(name, prepared, tokenizers):
     assert type(model).__name__ == name
     fast, fast_record = _score(model, tok, "fast", prepared)
     hf, hf_record = _score(model, tok, "hf", prepared)
-    worst, docs = compare(prepared.instances, fast, hf, FP32_RTOL)
+    _, docs = compare(prepared.instances, fast, hf, FP32_RTOL)
     margins = [m for _, _, m in docs.values() if m is not None]
     worst_abs = max(abs(f[0] - h[0]) for f, h in zip(fast, hf))
     assert min(margins) > 100 * worst_abs, (min(margins), worst_abs)  # equal choices are not luck
@@ -152,7 +152,7 @@ def test_a_sweep_scores_an_unsupported_architecture_with_hf_says_so_once_and_rec
     """A real tiny Mamba (a state-space model: no attention mask to take) with its real tokenizer
     (GPT-NeoX-20B's) at two checkpoints, through `evalsuite run --backend fast` (the default):
     one line says it is scored with lm-eval's hf backend, both runs record `hf`, and the scores
-    are lm-eval's own for that model."""
+    are lm-eval's own for that model. (It runs under a catalog name, as `--model-path` needs one.)"""
     from evalsuite import store
     from evalsuite.catalog.tasks import load_tasks
     from evalsuite.cli import main
