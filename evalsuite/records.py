@@ -173,6 +173,7 @@ class JobRecord:
     samples: list[Sample]
     times: JobTimes = field(default_factory=JobTimes)
     documents: list[Document] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # lines for whoever watches (a backend fallback); not stored
 
     @property
     def key(self) -> JobKey:

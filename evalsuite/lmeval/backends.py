@@ -1,10 +1,12 @@
 """The lm-eval model objects a loaded checkpoint is scored through: lm-eval's own `hf` or
-evalsuite's fast backend, the tokenizer they share, and lm-eval's own `simple_evaluate` (the
-reference the sweep's prepared requests are tested against).
+evalsuite's fast backend (for the architectures it scores exactly: `choose_backend`), the
+tokenizer they share, and lm-eval's own `simple_evaluate` (the reference the sweep's prepared
+requests are tested against).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError
@@ -33,6 +35,27 @@ def load_tokenizer(folder: Path = TOKENIZER_DIR):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(folder)
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The backend that scores a model (what its run records) and, when it is not the one asked
+    for, one line saying why."""
+
+    backend: str  # 'fast' or 'hf'
+    note: str | None = None
+
+
+def choose_backend(model, asked: str) -> BackendChoice:
+    """`asked`, unless it is the fast backend and the model's architecture is not one it scores
+    exactly (lmeval/architectures.py): then lm-eval's `hf`, which scores any causal LM."""
+    from evalsuite.lmeval.architectures import fallback_reason
+
+    reason = fallback_reason(model) if asked == "fast" else None
+    if reason is None:
+        return BackendChoice(asked)
+    return BackendChoice("hf", f"the fast backend does not score {reason} exactly: "
+                               "scored with lm-eval's hf backend instead")
 
 
 def make_lm(model, tokenizer, backend: str, batch_size: str):

@@ -21,11 +21,16 @@ tokenization, same truncation, same acc/acc_norm per document), much less work:
 - Tokenization through a `TokenCache` (evalsuite/token_cache.py): a sweep tokenizes each task
   once, not once per checkpoint. By default every FastLM in a process shares one cache per
   tokenizer (`shared_token_cache`); pass `token_cache=TokenCache()` to isolate one.
+- Architectures: only those lmeval/architectures.py lists (each checked against HFLM by the
+  parity tests); any other model raises UnsupportedArchitecture, and a sweep scores it with
+  lm-eval's `hf` backend instead. What differs per architecture (truncation length, sliding
+  windows, the mask's form, final-logit soft-capping) is read from the model there.
 
 API: `FastLM(model=<HF causal LM>, tokenizer=<HF tokenizer>, batch_size="auto" | int,
 token_budget=None, token_cache=None)`. `batch_size` "auto" uses the device's default token
 budget; an int also caps the rows per batch. The model is used in the dtype it was loaded in
-(lmeval/checkpoints.py loads float16 on GPU, as EleutherAI's published runs); attention is PyTorch SDPA.
+(lmeval/checkpoints.py loads float16 on GPU, as EleutherAI's published runs); attention is PyTorch
+SDPA where the model has it (eager attention otherwise).
 After a call, `lm.stats` (a `ScoringStats`) says how much work was done. loglikelihood_rolling
 and generate_until raise NotImplementedError (evalsuite's five tasks use neither).
 """
@@ -38,10 +43,12 @@ from dataclasses import dataclass
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from evalsuite.lmeval.rows import MAX_LENGTH, Row, plan_rows, truncate
+from evalsuite.lmeval import architectures
+from evalsuite.lmeval.architectures import UnsupportedArchitecture
+from evalsuite.lmeval.rows import Row, needs_model_mask, plan_rows, truncate
 from evalsuite.lmeval.token_cache import TokenCache, shared_token_cache
 
-__all__ = ["MAX_LENGTH", "FastLM", "ScoringStats", "TokenCache", "shared_token_cache", "plan_rows"]
+__all__ = ["FastLM", "ScoringStats", "TokenCache", "UnsupportedArchitecture", "shared_token_cache", "plan_rows"]
 
 CPU_TOKEN_BUDGET = 8192  # tokens (rows x padded length) per forward batch
 GPU_TOKEN_BUDGET = 65536
@@ -94,7 +101,7 @@ class _BatchInputs:
 
     ids: object  # [rows, width] token ids
     positions: object  # [rows, width] position ids (the tree restarts them per continuation)
-    mask: object  # [rows, 1, width, width] bool tree mask, or None when plain causal is exact
+    mask: object  # [rows, 1, width, width] tree mask, or None: the model's own (plain causal) masks
     scored: object  # [P] flat index (row * width + column) of each scored position
     targets: object  # [P] the token each scored position must predict
     lengths: object  # [requests] scored positions per request, in order (they are contiguous)
@@ -109,10 +116,10 @@ class FastLM(LM):
     def __init__(self, model, tokenizer, batch_size="auto", token_budget: int | None = None,
                  token_cache: TokenCache | None = None):
         super().__init__()
-        if model.config._attn_implementation != "sdpa":  # PyTorch SDPA, also for the tree mask
-            model.set_attn_implementation("sdpa")
+        self.traits = architectures.prepare(model, tokenizer)  # or UnsupportedArchitecture
         self.model, self.tokenizer = model.eval(), tokenizer
-        self._device = next(model.parameters()).device
+        parameter = next(model.parameters())
+        self._device, self._dtype = parameter.device, parameter.dtype
         auto = str(batch_size).startswith("auto")
         self.max_rows = None if auto else int(batch_size)
         default = GPU_TOKEN_BUDGET if self._device.type == "cuda" else CPU_TOKEN_BUDGET
@@ -144,7 +151,7 @@ class FastLM(LM):
         """(packed rows longest first, number of unique requests, request -> unique index)."""
         encoded = self.token_cache.encode(self.tokenizer, [tuple(r.args) for r in requests])
         pairs, groups, where = self._dedupe(requests, encoded)
-        return plan_rows(pairs, groups), len(pairs), where
+        return plan_rows(pairs, groups, self.traits.window), len(pairs), where
 
     def _dedupe(self, requests, encoded):
         """Unique truncated token pairs, grouped by (task, document); request -> unique index."""
@@ -153,14 +160,18 @@ class FastLM(LM):
         groups: list[list[int]] = []
         by_doc: dict[tuple, int] = {}
         where: list[int] = []
+        max_length, window = self.traits.max_length, self.traits.window
         for req, (ctx, cont) in zip(requests, encoded):
-            key = truncate(ctx, cont)
+            key = truncate(ctx, cont, max_length)
             if key not in index:
                 index[key] = len(pairs)
                 pairs.append(key)
                 doc = (req.task_name, req.doc_id) if req.doc_id is not None else ("", req.args[0])
-                # a truncated request is its own row: its kept tokens differ from its siblings'
-                doc = doc if len(ctx) + len(cont) <= MAX_LENGTH + 1 else ("truncated", index[key])
+                # a truncated request is its own row: its kept tokens differ from its siblings';
+                # so is one that reaches the sliding window: only the model's own masks apply it
+                alone = len(ctx) + len(cont) > max_length + 1 or (
+                    window is not None and len(key[0]) + len(key[1]) - 1 >= window)
+                doc = ("alone", index[key]) if alone else doc
                 if doc not in by_doc:
                     by_doc[doc] = len(groups)
                     groups.append([])
@@ -176,9 +187,12 @@ class FastLM(LM):
         end, so the host never waits for the accelerator between batches."""
         owners, sums, greedy = [], [], []
         self.stats.rows, i = len(rows), 0
+        # rows that need the model's own masks come first; a batch never mixes them with the rest
+        apart = sum(needs_model_mask(row, self.traits.window) for row in rows)
         while i < len(rows):
             width = len(rows[i].tokens)  # rows are longest first: the first sets the padding
-            take = max(1, min(len(rows) - i, self.token_budget // max(width, 1), self.max_rows or len(rows)))
+            end = apart if i < apart else len(rows)
+            take = max(1, min(end - i, self.token_budget // max(width, 1), self.max_rows or len(rows)))
             result = self._try_batch(rows[i:i + take])
             if result is None:  # out of memory; the failed batch's tensors are gone with its traceback
                 self._free_memory()
@@ -268,7 +282,8 @@ class FastLM(LM):
         # A row with one member is a plain causal sequence; a tree mask is needed only where a
         # row holds several continuations (decided from host data: no device sync).
         tree = any(len(row.scored) > 1 for row in rows)
-        return _BatchInputs(ids=ids, positions=positions, mask=_tree_mask(segments) if tree else None,
+        mask = architectures.tree_mask(segments, self.traits, self._dtype) if tree else None
+        return _BatchInputs(ids=ids, positions=positions, mask=mask,
                             scored=rest[:p], targets=rest[p:2 * p], lengths=rest[2 * p:], longest=max(lengths),
                             owners=owners)
 
@@ -283,7 +298,8 @@ class FastLM(LM):
             # HFLM's own formulation (log-softmax, then the target's entry and the argmax), in
             # float32 whatever the model's dtype; torch's fused log-softmax is also faster on a
             # CPU than logsumexp, which makes a temporary of every [positions, vocab] step.
-            logprobs = torch.log_softmax(head(hidden[start:start + chunk]).float(), dim=-1)
+            logits = architectures.final_logits(head(hidden[start:start + chunk]), self.traits)
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
             tgt = targets[start:start + chunk]
             logprob.append(logprobs.gather(1, tgt[:, None])[:, 0])
             wrong.append(_not_argmax(logprobs, tgt, logprob[-1]))
@@ -297,24 +313,6 @@ class FastLM(LM):
     def generate_until(self, requests, disable_tqdm: bool = False):
         raise NotImplementedError(
             "evalsuite-fast does not generate text; use --backend hf for generative tasks")
-
-
-# Attention kernels. A boolean attn_mask rules out FlashAttention, which takes no arbitrary mask:
-# on CUDA, SDPA runs batches with a tree mask on the memory-efficient kernel, cuDNN's (newer
-# PyTorch on recent GPUs) or the math fallback; batches of one-member rows pass no mask, and
-# flash can run there. Masked kernels have had silent numerical bugs in some PyTorch releases.
-# The tests compare against lm-eval's `hf` on CPU kernels only; benchmarks/bench_fp16.py repeats
-# the comparison on CUDA with each kernel forced, which is what vouches for a given GPU + PyTorch.
-def _tree_mask(segments):
-    """[rows, 1, width, width] bool: a query sees earlier keys of the shared prefix (segment 0) and
-    of its own segment; padding (-1) sees only padding, so no query row is fully masked."""
-    import torch
-
-    width = segments.shape[1]
-    index = torch.arange(width, dtype=torch.long, device=segments.device)
-    causal = index[None, :] <= index[:, None]  # [query, key]
-    seen = (segments[:, None, :] == 0) | (segments[:, None, :] == segments[:, :, None])
-    return (causal & seen)[:, None]
 
 
 def _not_argmax(logprobs, targets, at_target):

@@ -5,13 +5,15 @@ choice) share a prefix: it goes into the row once (segment 0), then each request
 (segments 1, 2, ...) with its own position ids, so one forward pass with a tree attention mask
 (each segment sees the prefix and itself) gives every request's logits. `truncate` is HFLM's
 left truncation, so a long request keeps exactly the tokens lm-eval's `hf` would.
+
+A tree mask replaces the model's own attention masks, sliding windows included; a request at
+least as long as the model's window therefore has a row of its own (FastLM groups it alone), and
+such rows come first, to be batched apart and scored with no mask: with the model's own masks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-MAX_LENGTH = 2048  # Pythia's context; HFLM's left-truncation limit
 
 
 @dataclass
@@ -24,9 +26,9 @@ class Row:
     scored: list[tuple[int, list[int], tuple]] = field(default_factory=list)  # (request, indices, targets)
 
 
-def truncate(ctx: tuple, cont: tuple) -> tuple[tuple, tuple]:
-    """HFLM's left truncation: input is (ctx + cont)[-(MAX_LENGTH + 1):][:-1]."""
-    whole = (ctx + cont)[-(MAX_LENGTH + 1):]
+def truncate(ctx: tuple, cont: tuple, max_length: int) -> tuple[tuple, tuple]:
+    """HFLM's left truncation: input is (ctx + cont)[-(max_length + 1):][:-1]."""
+    whole = (ctx + cont)[-(max_length + 1):]
     return whole[: len(whole) - len(cont)], cont
 
 
@@ -56,7 +58,14 @@ def _pack(members: list[int], pairs: list[tuple[tuple, tuple]]) -> list[Row]:
     return [row]
 
 
-def plan_rows(pairs: list[tuple[tuple, tuple]], groups: list[list[int]]) -> list[Row]:
-    """Packed rows, longest first, for unique (ctx, cont) token pairs grouped by document."""
+def needs_model_mask(row: Row, window: int | None) -> bool:
+    """A row of one request at least as long as the model's sliding window: only the model's own
+    masks apply the window."""
+    return window is not None and len(row.scored) == 1 and len(row.tokens) >= window
+
+
+def plan_rows(pairs: list[tuple[tuple, tuple]], groups: list[list[int]], window: int | None = None) -> list[Row]:
+    """Packed rows for unique (ctx, cont) token pairs grouped by document: those that need the
+    model's own masks first, then the rest; each part longest first."""
     rows = [row for members in groups for row in _pack(members, pairs)]
-    return sorted(rows, key=lambda r: -len(r.tokens))
+    return sorted(rows, key=lambda r: (not needs_model_mask(r, window), -len(r.tokens)))

@@ -23,6 +23,7 @@ from evalsuite.records import WorkerState
 from evalsuite.sweep import packing
 from evalsuite.sweep.committer import Committer
 from evalsuite.sweep.config import RunConfig
+from evalsuite.sweep.job import say_notes
 from evalsuite.sweep.local import Failure
 from evalsuite.sweep.plan import Job
 
@@ -50,6 +51,7 @@ class Shared:
     say: Callable[[str], None]
     numbers: itertools.count = field(default_factory=itertools.count)  # worker numbers, sweep-wide
     documents_written: bool = False  # the sweep's documents, written once from the first worker's
+    said: set[str] = field(default_factory=set)  # the records' notes said so far (each said once)
 
 
 @dataclass
@@ -139,6 +141,7 @@ class Pool:
             self.report.failed.append(Failure(job.model, job.step, outcome.failure))
         else:
             self.shared.committer.submit(self._without_documents(outcome.record))
+            say_notes(outcome.record, self.shared.said, self.shared.say)
             worker.state = replace(worker.state, done=worker.state.done + 1)
             if outcome.freed:
                 self.shared.say(f"removed {job.model} step {job.step} from the HF cache of {worker.state.node} "

@@ -13,6 +13,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from evalsuite import store
@@ -73,7 +74,8 @@ def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: Session,
                  prepared: PreparedRequests) -> JobRecord:
     """Score one loaded checkpoint on the job's tasks with the sweep's prepared requests."""
     requests = prepared.subset([t.name for t in job.tasks])
-    lm = backends.make_lm(model, session.tokenizer, cfg.backend, cfg.batch_size)
+    choice = backends.choose_backend(model, cfg.backend)  # the fast one only where it is exact
+    lm = backends.make_lm(model, session.tokenizer, choice.backend, cfg.batch_size)
     started = time.perf_counter()
     with silenced():
         evaluate.respond(lm, requests)
@@ -82,8 +84,17 @@ def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: Session,
     record.times.scoring_s, record.times.metrics_s = scored - started, time.perf_counter() - scored
     finished = store.utcnow()
     duration = (finished - run.started_at).total_seconds() if run.started_at else None
-    record.run = replace(run, finished_at=finished, duration_s=duration)
+    record.run = replace(run, backend=choice.backend, finished_at=finished, duration_s=duration)
+    record.notes = [f"{job.model}: {choice.note}"] if choice.note else []
     return record
+
+
+def say_notes(record: JobRecord, said: set[str], say: Callable[[str], None]) -> None:
+    """Each of the record's notes, the first time this sweep has it (one line, not one a checkpoint)."""
+    for note in record.notes:
+        if note not in said:
+            said.add(note)
+            say(note)
 
 
 def evaluate_loaded(cfg: RunConfig, job: Job, loaded: LoadedCheckpoint, session: Session,

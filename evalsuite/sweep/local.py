@@ -23,7 +23,7 @@ from evalsuite.records import Sweep
 from evalsuite.sweep.cleanup import cleanup_job
 from evalsuite.sweep.committer import Committed, Committer
 from evalsuite.sweep.config import RunConfig
-from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests
+from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests, say_notes
 from evalsuite.sweep.plan import Job, checkpoint_for, plan
 from evalsuite.sweep.prefetch import Prefetcher
 
@@ -139,6 +139,7 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
         # is in flight yet, so the committer is not writing: this process has one writer at a time.
         store.write_documents(cfg.db, prepared.documents())
         report.startup.requests_s = time.perf_counter() - started
+        said: set[str] = set()  # the records' notes said so far
         mark = time.perf_counter()
         for job, loaded in loads:
             waited = time.perf_counter() - mark
@@ -152,6 +153,7 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
             else:
                 record = evaluate_loaded(cfg, job, loaded, session, prepared, waited)
                 del loaded
+                say_notes(record, said, say)  # a backend fallback: once a sweep, not once a checkpoint
                 committer.submit(record)
                 _cleanup(cfg, job, say)
                 record.times.wall_s = time.perf_counter() - mark  # the commit itself overlaps the next
