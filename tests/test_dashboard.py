@@ -22,7 +22,7 @@ from dashboard import download
 from dashboard.data import add_model_columns
 from dashboard.views.compare import differences
 from evalsuite import store
-from evalsuite.catalog.baselines import model_info
+from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.catalog.pythia import FINAL_STEP
 from evalsuite.records import Sweep, WorkerState
 
@@ -120,7 +120,7 @@ def test_scaling_default_is_the_model_card_figures(db, monkeypatch):
         assert set(published["family"]) == {"Pythia", "Pythia (deduped)", "OPT", "BLOOM"}
         assert set(published["step"].dropna()) == {FINAL_STEP}
         for model, params in published[["model", "params"]].drop_duplicates().itertuples(index=False):
-            assert params == model_info(model).params
+            assert params == builtin_catalog().get(model).params
         assert "pythia-demo" not in set(rows["model"])  # it has no step 143000
     at = _app(db, monkeypatch, view="scaling", task="piqa", step="0")
     _clean(at)

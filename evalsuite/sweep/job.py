@@ -20,7 +20,7 @@ from evalsuite.lmeval import backends, checkpoints, definitions, evaluate
 from evalsuite.lmeval.checkpoints import LoadedCheckpoint
 from evalsuite.lmeval.requests import PreparedRequests, prepare
 from evalsuite.paths import ROOT
-from evalsuite.records import JobRecord, Run
+from evalsuite.records import JobRecord, Model, Run
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.plan import Job
 
@@ -78,12 +78,22 @@ def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: Session,
     with silenced():
         evaluate.respond(lm, requests)
         scored = time.perf_counter()
-        record = evaluate.collect(requests, run)
+        record = evaluate.collect(requests, run, job.tokens)
     record.times.scoring_s, record.times.metrics_s = scored - started, time.perf_counter() - scored
+    record.model = _about(cfg, job, model)
     finished = store.utcnow()
     duration = (finished - run.started_at).total_seconds() if run.started_at else None
     record.run = replace(run, finished_at=finished, duration_s=duration)
     return record
+
+
+def _about(cfg: RunConfig, job: Job, model) -> Model | None:
+    """What the store keeps about the job's model; its parameters counted from the loaded
+    checkpoint where the catalog does not give them."""
+    about = cfg.about.get(job.model)
+    if about is not None and about.params is None:
+        about = replace(about, params=checkpoints.parameter_count(model))
+    return about
 
 
 def evaluate_loaded(cfg: RunConfig, job: Job, loaded: LoadedCheckpoint, session: Session,

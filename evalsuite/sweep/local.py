@@ -48,7 +48,7 @@ class Failure:
     """A checkpoint that could not be evaluated; the sweep went on without it."""
 
     model: str
-    step: int
+    step: int | None  # None: a released model's one checkpoint
     reason: str
 
 
@@ -144,7 +144,7 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
             waited = time.perf_counter() - mark
             if job is jobs[0]:
                 report.startup.first_load_s = waited
-            bar.set_description(f"{job.model} step{job.step}")
+            bar.set_description(f"{job.model} step{job.step}" if job.step is not None else job.model)
             if isinstance(loaded, CheckpointError):  # this checkpoint only: report it, go on
                 report.failed.append(Failure(job.model, job.step, str(loaded)))
             elif isinstance(loaded, BaseException):
