@@ -3,7 +3,7 @@ models.yaml (beside tasks.yaml, or --models-file), read into one Catalog of Mode
 
 Both files have one format, checked here once: a top-level `models:` mapping of name -> facts
 (`family`, `params`, `tokens_per_step`, `repo`, `revisions`, `checkpoints`, `main`, `path`,
-`card`), and an optional `shared:` mapping that only holds YAML anchors entries can merge
+`card`, `tokenizer`), and an optional `shared:` mapping that only holds YAML anchors entries can merge
 (`<<: *pythia`). `{name}` in repo, card or path is the entry's name; a name ending in `{1..9}`
 is one entry per number. A bad file is one line naming the file, the entry and the problem.
 """
@@ -20,12 +20,13 @@ import yaml
 
 from evalsuite import names
 from evalsuite.catalog import pythia
-from evalsuite.catalog.models import ModelSpec, RevisionPattern, is_repo_id, name_from_repo
+from evalsuite.catalog.models import SHIPPED_TOKENIZER, ModelSpec, RevisionPattern, is_repo_id, name_from_repo
 from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.paths import MODELS_YAML
 
 BUILTIN = Path(__file__).with_name("builtin.yaml")
-FIELDS = {"family", "params", "tokens_per_step", "repo", "revisions", "checkpoints", "main", "path", "card"}
+FIELDS = {"family", "params", "tokens_per_step", "repo", "revisions", "checkpoints", "main", "path", "card",
+          "tokenizer"}
 RANGE = re.compile(r"\{(\d{1,3})\.\.(\d{1,3})\}$")  # pythia-160m-seed{1..9}
 
 
@@ -136,12 +137,14 @@ def _entry(path: Path, name: str, body: object) -> ModelSpec:
     unknown = sorted(set(map(str, body)) - FIELDS)
     if unknown:
         raise EvalsuiteError(f"{where}: unknown field {unknown[0]!r}; valid: {', '.join(sorted(FIELDS))}")
-    text = {k: str(v).replace("{name}", name) for k, v in body.items() if k in ("repo", "card", "path")}
+    text = {k: str(v).replace("{name}", name) for k, v in body.items()
+            if k in ("repo", "card", "path", "tokenizer") and v is not None}
     spec = ModelSpec(name=name, family=_family(where, body.get("family", "other")),
                      params=_count(where, body, "params"), tokens_per_step=_count(where, body, "tokens_per_step"),
                      repo=_repo(where, text.get("repo")), revisions=_pattern(where, body.get("revisions")),
                      main=_count(where, body, "main", low=0), card=text.get("card"),
-                     path=(path.parent / text["path"]).resolve() if "path" in text else None)
+                     path=(path.parent / text["path"]).resolve() if "path" in text else None,
+                     tokenizer=_tokenizer(path, text.get("tokenizer")))
     spec = _checkpoints(where, spec, body.get("checkpoints"))
     if spec.revisions and not spec.repo:
         raise EvalsuiteError(f"{where}: 'revisions' names the Hub revisions of a 'repo', and it has none")
@@ -171,6 +174,13 @@ def _repo(where: str, value: str | None) -> str | None:
     if value is not None and not is_repo_id(value):
         raise EvalsuiteError(f"{where}: repo {names.shown(value)} is not a Hub repository id (ORG/NAME)")
     return value
+
+
+def _tokenizer(path: Path, value: str | None) -> str | None:
+    """gpt-neox-20b (the shipped copy), a Hub repository id, or a folder (relative to the file)."""
+    if value is None or value == SHIPPED_TOKENIZER or is_repo_id(value):
+        return value
+    return str((path.parent / value).resolve())
 
 
 def _pattern(where: str, value: object) -> str | None:

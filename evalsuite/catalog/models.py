@@ -30,6 +30,8 @@ PLACEHOLDERS = {"step": "step", "tokens_b": "billions of tokens"}
 KNOWN_PATTERNS = ("step{step}", "step{step}-tokens{tokens_b}B", "stage1-step{step}-tokens{tokens_b}B",
                   "step-{step}-{tokens_b}BT")
 MAX_DIGITS = 10  # a step or token count in a revision name (DuckDB's INTEGER holds 2**31 - 1)
+SHIPPED_TOKENIZER = "gpt-neox-20b"  # Pythia's tokenizer, shipped in data/tokenizer (no download)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class ModelSpec:
     main: int | None = None  # the step the `main` revision holds (Pythia: 143000)
     path: Path | None = None  # a local folder of checkpoints (DIR/stepN/, DIR/checkpoint-N/)
     card: str | None = None  # where the facts come from (a model card's URL)
+    tokenizer: str | None = None  # SHIPPED_TOKENIZER, a Hub repo or a folder; None: each checkpoint's own
 
     @property
     def pattern(self) -> RevisionPattern | None:

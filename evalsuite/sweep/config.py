@@ -14,7 +14,7 @@ from pathlib import Path
 from evalsuite import names, store
 from evalsuite.catalog.discover import Found, find_checkpoints
 from evalsuite.catalog.entries import Catalog, load_catalog
-from evalsuite.catalog.models import Checkpoint, ModelSpec, is_repo_id
+from evalsuite.catalog.models import SHIPPED_TOKENIZER, TOKENIZER_FILES, Checkpoint, ModelSpec, is_repo_id
 from evalsuite.catalog.steps import parse_steps
 from evalsuite.catalog.tasks import TaskSpec, load_tasks
 from evalsuite.errors import EvalsuiteError
@@ -42,6 +42,8 @@ class RunConfig:
     cleanup: bool = False
     checkpoints: dict[str, dict[int | None, Checkpoint]] = field(default_factory=dict)  # the chosen ones
     about: dict[str, Model] = field(default_factory=dict)  # per model: what the store keeps about it
+    tokenizers: dict[str, Checkpoint] = field(default_factory=dict)  # where a model's own tokenizer is;
+    # a model not here uses the shipped GPT-NeoX-20B tokenizer (Pythia's)
 
     @property
     def data_source(self) -> str:
@@ -66,12 +68,18 @@ def config_from_args(args) -> RunConfig:
     if args.shots < 0 or (args.limit is not None and args.limit < 1):
         raise EvalsuiteError("--shots must be >= 0 and --limit >= 1")
     limit = args.limit if args.limit is not None or not demo_run else demo.DEMO_LIMIT
+    chosen = {f.spec.name: {s: f.checkpoints[s] for s in steps[f.spec.name]} for f in found}
+    tokenizers = {f.spec.name: where for f in found
+                  if (where := tokenizer_of(f.spec, next(iter(chosen[f.spec.name].values())))) is not None}
+    if tokenizers and getattr(args, "ray", None):
+        raise EvalsuiteError(f"--ray evaluates models with Pythia's tokenizer (GPT-NeoX-20B) only; "
+                             f"{', '.join(tokenizers)} brings its own: run it without --ray")
     return RunConfig(
         models=list(steps), steps=steps, tasks=suite.select(task_names), data_dir=suite.data_dir,
         shots=args.shots, limit=limit, device=args.device, dtype=args.dtype,
         batch_size=str(args.batch_size), backend=args.backend, model_path=model_path,
         db=store.db_path(args.db), force=args.force, cleanup=args.cleanup,
-        checkpoints={f.spec.name: {s: f.checkpoints[s] for s in steps[f.spec.name]} for f in found},
+        checkpoints=chosen, tokenizers=tokenizers,
         about={f.spec.name: f.spec.record(checkpoints=len(f.checkpoints)) for f in found})
 
 
@@ -109,6 +117,24 @@ def _resolve(text: str, catalog: Catalog, model_path: Path | None) -> Found:
         f"unknown model {names.shown(text)}; valid: a name in models.yaml or the built-in catalog (pythia-70m "
         "... pythia-12b, -deduped, pythia-14m, pythia-31m, PolyPythia seeds such as pythia-160m-seed3, "
         "opt-*, bloom-*), a Hub repository ORG/NAME, 'all', or any name with --model-path DIR")
+
+
+def tokenizer_of(spec: ModelSpec, first: Checkpoint) -> Checkpoint | None:
+    """Where the model's tokenizer is: None for the shipped GPT-NeoX-20B one (Pythia's, the demo's);
+    else the entry's `tokenizer` (a Hub repository or a folder), or the checkpoint's own (the first
+    one evaluated: a training run's checkpoints share theirs)."""
+    if spec.tokenizer == SHIPPED_TOKENIZER or spec.name == demo.DEMO_NAME:
+        return None
+    if spec.tokenizer:
+        local = not is_repo_id(spec.tokenizer)
+        return Checkpoint(spec.name, None, local_dir=Path(spec.tokenizer) if local else None,
+                          repo_id=None if local else spec.tokenizer, revision=None if local else "main")
+    folder = first.local_dir
+    if folder is not None and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise EvalsuiteError(f"{spec.name}: no tokenizer in {folder} ({', '.join(TOKENIZER_FILES)}): save it beside "
+                             "the checkpoints (tokenizer.save_pretrained), or name it in models.yaml "
+                             f"(tokenizer: {SHIPPED_TOKENIZER} for Pythia's, a Hub repository or a folder)")
+    return first
 
 
 def choose_steps(found: Found, text: str) -> list[int | None]:

@@ -13,7 +13,7 @@ import os
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from evalsuite import store
 from evalsuite.lmeval import backends, checkpoints, definitions, evaluate
@@ -31,9 +31,13 @@ class Session:
 
     device: str
     dtype: str
-    tokenizer: object
+    tokenizer: object  # the shipped GPT-NeoX-20B tokenizer (Pythia's)
     env: dict  # versions, hardware, host and evalsuite commit: each run's provenance
     sweep_id: str | None
+    tokenizers: dict = field(default_factory=dict)  # {model: its own tokenizer}, for models that bring one
+
+    def tokenizer_of(self, model: str):
+        return self.tokenizers.get(model, self.tokenizer)
 
 
 def git_commit() -> str | None:
@@ -73,7 +77,7 @@ def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: Session,
                  prepared: PreparedRequests) -> JobRecord:
     """Score one loaded checkpoint on the job's tasks with the sweep's prepared requests."""
     requests = prepared.subset([t.name for t in job.tasks])
-    lm = backends.make_lm(model, session.tokenizer, cfg.backend, cfg.batch_size)
+    lm = backends.make_lm(model, session.tokenizer_of(job.model), cfg.backend, cfg.batch_size)
     started = time.perf_counter()
     with silenced():
         evaluate.respond(lm, requests)

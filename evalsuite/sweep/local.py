@@ -80,7 +80,8 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True, say: Callable[[str], N
         return report
     with registered(cfg, len(jobs), env["hostname"]) as sweep:
         startup.store_s = lap()
-        session = Session(device, dtype, backends.load_tokenizer(), env, sweep.sweep_id)
+        own = {model: backends.load_model_tokenizer(where) for model, where in cfg.tokenizers.items()}
+        session = Session(device, dtype, backends.load_tokenizer(), env, sweep.sweep_id, own)
         startup.tokenizer_s = lap()
         _evaluate_jobs(cfg, jobs, session, report, show_progress, say)
     return report
