@@ -43,7 +43,7 @@ def find_checkpoints(spec: ModelSpec, model_path: Path | None = None, described:
         raise EvalsuiteError(f"{spec.name}: its entry names no Hub repository and no folder; pass --model-path DIR")
     if spec.steps is not None:
         return Found(spec, {step: spec.hub_checkpoint(step) for step in spec.steps})
-    if spec.revisions is None and described:
+    if spec.released and described:
         return Found(spec, {None: released(spec, spec.repo)})
     return _from_refs(spec, repo_refs(spec.repo))
 

@@ -119,16 +119,12 @@ class ModelSpec:
             return None
         return step * self.tokens_per_step if self.tokens_per_step is not None else named
 
-    def hub_checkpoint(self, step: int, revision: str | None = None) -> Checkpoint:
-        """The checkpoint at `step` in the repository (its revision written from the pattern
-        where `revision` is not given)."""
-        pattern = self.pattern
-        name = revision or (pattern.name_for(step) if pattern else None)
+    def hub_checkpoint(self, step: int) -> Checkpoint:
+        """The checkpoint at `step` of a fixed list: its revision written from the pattern."""
+        name = self.pattern.name_for(step) if self.pattern else None
         if self.repo is None or name is None:
             raise EvalsuiteError(f"{self.name}: no Hub revision is known for step {step}")
-        parsed = pattern.parse(name) if pattern else None
-        return Checkpoint(self.name, step, repo_id=self.repo, revision=name,
-                          tokens=self.tokens_at(step, parsed.tokens if parsed else None))
+        return Checkpoint(self.name, step, repo_id=self.repo, revision=name, tokens=self.tokens_at(step))
 
     def record(self, params: int | None = None, checkpoints: int | None = None) -> Model:
         """What a store keeps about this model (records.Model); `params` where this spec has none."""

@@ -66,11 +66,11 @@ def _model_of(pretrained: str, catalog: Catalog) -> tuple[ModelSpec, int | None]
         known = catalog.by_repo(text) or _same_org(text, catalog.get(_renamed(text.split("/")[-1], catalog)))
         return (known, None) if known else (_describe(text, catalog), None)
     parts = [p for p in re.split(r"[/\\]", text) if p]
-    step = None
-    if len(parts) > 1 and STEP_FOLDER.fullmatch(parts[-1]):
-        step, parts = int(STEP_FOLDER.fullmatch(parts[-1])[1]), parts[:-1]  # type: ignore[index]
+    folder = STEP_FOLDER.fullmatch(parts[-1]) if len(parts) > 1 else None
+    if folder:
+        parts = parts[:-1]
     name = _renamed(parts[-1] if parts else "", catalog)
-    return catalog.get(name) or ModelSpec(name), step
+    return catalog.get(name) or ModelSpec(name), int(folder[1]) if folder else None
 
 
 def _is_hub(pretrained: str) -> bool:
@@ -124,9 +124,9 @@ def identify(raw: dict, model: str | None = None, step: int | None = None,
     args = _model_args(raw.get("config") or {})
     pretrained = args.get("pretrained")
     spec, found_step = _model_of(pretrained, catalog) if pretrained else (None, None)
-    revision, named_tokens = args.get("revision"), None
-    if revision is None and pretrained and _is_hub(pretrained):
-        revision = MAIN  # lm-eval loaded the Hub's default branch
+    named = args.get("revision")  # no revision: lm-eval loaded a Hub repository's main
+    revision = named or (MAIN if pretrained and _is_hub(pretrained) else None)
+    named_tokens = None
     if revision is not None:
         found_step, named_tokens = _step(revision, spec or catalog.get(model or "") or ModelSpec(model or "?"))
     found_model = spec.name if spec else None
@@ -144,8 +144,7 @@ def identify(raw: dict, model: str | None = None, step: int | None = None,
     if step is not None and spec.steps and step not in spec.steps:
         raise SkipFile(f"{model} has no step {names.shown(step)}: its checkpoints are steps "
                        f"{describe(list(spec.steps))}")
-    named = args.get("revision")  # provenance: what the file says (no revision: lm-eval loaded main)
-    source = f"{pretrained}@{named}" if pretrained and named else pretrained
+    source = f"{pretrained}@{named}" if pretrained and named else pretrained  # what the file says
     return Identity(model, step, source, spec.tokens_at(step, named_tokens), spec.record())
 
 
