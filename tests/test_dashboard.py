@@ -194,6 +194,20 @@ def test_runs_view_counts_each_models_own_checkpoints(tmp_path, monkeypatch):
     assert any(c.value == "` mystery `: 1 checkpoints have local scores" for c in at.caption)
 
 
+def test_compare_holds_any_model_two_sources_evaluated(tmp_path, monkeypatch):
+    """A training run of one's own, evaluated here and by another lab: compared against that
+    lab's numbers (published has none of it)."""
+    path = store.init(tmp_path / "labs.duckdb", seed=False)
+    for source, value in (("local", 0.52), ("lab", 0.50)):
+        store.write_job(path, factory.job("my-run", 500, [("piqa", "acc", value, 0.005)], source=source,
+                                          run_id=f"{source}-500", doc_limit=None))
+    at = _app(path, monkeypatch, view="compare", against="lab")
+    _clean(at)
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["my-run"] and bool(table["flag"].iloc[0])  # 0.02 apart, 0.007 combined stderr
+    assert "value (lab)" in table.columns
+
+
 def test_url_reproduces_the_view_and_follows_the_pickers(db, monkeypatch):
     at = _app(db, monkeypatch, task="piqa", metric="acc_norm", x="tokens", variant="deduped")
     _clean(at)

@@ -69,11 +69,7 @@ def config_from_args(args) -> RunConfig:
         raise EvalsuiteError("--shots must be >= 0 and --limit >= 1")
     limit = args.limit if args.limit is not None or not demo_run else demo.DEMO_LIMIT
     chosen = {f.spec.name: {s: f.checkpoints[s] for s in steps[f.spec.name]} for f in found}
-    tokenizers = {f.spec.name: where for f in found
-                  if (where := tokenizer_of(f.spec, next(iter(chosen[f.spec.name].values())))) is not None}
-    if tokenizers and getattr(args, "ray", None):
-        raise EvalsuiteError(f"--ray evaluates models with Pythia's tokenizer (GPT-NeoX-20B) only; "
-                             f"{', '.join(tokenizers)} brings its own: run it without --ray")
+    tokenizers = _own_tokenizers(found, chosen, on_ray=bool(getattr(args, "ray", None)))
     return RunConfig(
         models=list(steps), steps=steps, tasks=suite.select(task_names), data_dir=suite.data_dir,
         shots=args.shots, limit=limit, device=args.device, dtype=args.dtype,
@@ -117,6 +113,20 @@ def _resolve(text: str, catalog: Catalog, model_path: Path | None) -> Found:
         f"unknown model {names.shown(text)}; valid: a name in models.yaml or the built-in catalog (pythia-70m "
         "... pythia-12b, -deduped, pythia-14m, pythia-31m, PolyPythia seeds such as pythia-160m-seed3, "
         "opt-*, bloom-*), a Hub repository ORG/NAME, 'all', or any name with --model-path DIR")
+
+
+def _own_tokenizers(found: list[Found], chosen: dict[str, dict[int | None, Checkpoint]],
+                    on_ray: bool) -> dict[str, Checkpoint]:
+    """{model: where its tokenizer is} for the models that do not use the shipped one."""
+    own = {}
+    for f in found:
+        where = tokenizer_of(f.spec, next(iter(chosen[f.spec.name].values())))
+        if where is not None:
+            own[f.spec.name] = where
+    if own and on_ray:  # a Ray worker has the shipped tokenizer only (sweep/cluster_worker.py)
+        raise EvalsuiteError(f"--ray evaluates models with Pythia's tokenizer (GPT-NeoX-20B) only; "
+                             f"{', '.join(own)} brings its own: run it without --ray")
+    return own
 
 
 def tokenizer_of(spec: ModelSpec, first: Checkpoint) -> Checkpoint | None:
