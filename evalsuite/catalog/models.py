@@ -9,7 +9,7 @@ steps) or found in the repository's refs or the folder (catalog/discover.py). A 
 no step revisions is a released model: one checkpoint, its `main`, stored with step None.
 
 The entries themselves are data: catalog/builtin.yaml (Pythia, the PolyPythias, the OPT and BLOOM
-baselines, each fact with its source) and the user's models.yaml, both read by catalog/load.py.
+baselines, each fact with its source) and the user's models.yaml, both read by catalog/entries.py.
 """
 
 from __future__ import annotations
