@@ -156,8 +156,37 @@ def plan_phase(models: list, per_gpu: int, gpus: int, a: Assumptions) -> dict:
                 tb_per_node=sum(sizes) / nodes / 1e12)
 
 
-def print_plan(a: Assumptions) -> None:
+@dataclass(frozen=True)
+class SuiteModel:
+    """One of the Pythia suite's 16 models: its catalog parameters and its shape."""
+
+    name: str
+    size: str
+    params: int
+    layers: int
+    width: int
+    vocab: int
+
+    @property
+    def non_embedding_params(self) -> int:
+        return self.params - 2 * self.vocab * self.width  # untied input and output embeddings
+
+
+def suite_models() -> dict[str, SuiteModel]:
+    """pythia-70m ... 12b, standard and deduped (not 14m and 31m, trained after the suite)."""
     from evalsuite.catalog import pythia
+    from evalsuite.catalog.entries import builtin_catalog
+
+    out = {}
+    for spec in builtin_catalog().family("pythia", "pythia-deduped"):
+        size = spec.name.removeprefix("pythia-").removesuffix("-deduped")
+        if size not in ("14m", "31m") and spec.params:
+            layers, width, _, vocab = pythia.SIZES[size]
+            out[spec.name] = SuiteModel(spec.name, size, spec.params, layers, width, vocab)
+    return out
+
+
+def print_plan(a: Assumptions) -> None:
     from evalsuite.sweep import packing
 
     print(f"\nPlan for the full suite: 16 models x {CHECKPOINTS} checkpoints = {16 * CHECKPOINTS} evaluations, "
@@ -170,8 +199,9 @@ def print_plan(a: Assumptions) -> None:
         print(f"{'sizes (and -deduped)':>26} {'per GPU':>7} {'jobs':>5} {'GPU s/job':>11} {'bound':>8} "
               f"{'makespan h':>10} {'GPU-h':>7} {'TB/node':>7}")
         totals = dict(makespan_h=0.0, gpu_h=0.0, scoring_gpu_h=0.0, tb_per_node=0.0)
-        for phase in packing.phases(list(pythia.MODELS), "float16", a.gpu_gib):
-            models = [pythia.MODELS[m] for m in phase.models]
+        suite = suite_models()
+        for phase in packing.phases(list(suite), "float16", a.gpu_gib):
+            models = [suite[m] for m in phase.models]
             row = plan_phase(models, phase.per_gpu, gpus, a)
             sizes = ",".join(dict.fromkeys(m.size for m in models))
             low, high = row["gpu_s"]

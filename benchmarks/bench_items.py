@@ -42,13 +42,17 @@ from pathlib import Path
 import machine
 
 from evalsuite import store
-from evalsuite.catalog.pythia import ALL_STEPS, MODELS
+from evalsuite.catalog.entries import builtin_catalog
+from evalsuite.catalog.pythia import ALL_STEPS
 from evalsuite.paths import RESULTS_DIR
 from evalsuite.store import items
 
 TASK_ORDER = ["lambada_openai", "piqa", "winogrande", "arc_easy", "sciq"]  # tasks.yaml's: a sweep's order
 NORM_TASKS = ("piqa", "arc_easy", "sciq")  # the tasks with acc_norm
 CHROMIUM = "/usr/bin/chromium"
+# The Pythia suite's 16 models (not 14m and 31m, trained later), with their parameter counts
+PARAMS = {spec.name: spec.params or 0 for spec in builtin_catalog().family("pythia", "pythia-deduped")}
+SUITE = [name for name in PARAMS if not name.startswith(("pythia-14m", "pythia-31m"))]
 UNIFORM = "(hash({}) / 18446744073709551616.0)"  # a hash as a uniform number in [0, 1)
 
 
@@ -69,8 +73,8 @@ def _skill(model: str) -> float:
     """0.55 (70m) to 0.95 (12b), by log parameter count: bigger models learn more documents."""
     import math
 
-    low, high = math.log(MODELS["pythia-70m"].params), math.log(MODELS["pythia-12b"].params)
-    return 0.55 + 0.4 * (math.log(MODELS[model].params) - low) / (high - low)
+    low, high = math.log(PARAMS["pythia-70m"]), math.log(PARAMS["pythia-12b"])
+    return 0.55 + 0.4 * (math.log(PARAMS[model]) - low) / (high - low)
 
 
 def _samples_sql(skill: float) -> str:
@@ -274,7 +278,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--models", default=None, help="a comma list, smallest first (default: all 16)")
     args = parser.parse_args()
-    models = args.models.split(",") if args.models else list(MODELS)
+    models = args.models.split(",") if args.models else list(SUITE)
     print(machine.describe())
     import duckdb
 

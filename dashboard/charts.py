@@ -13,13 +13,12 @@ import altair as alt
 import pandas as pd
 
 from dashboard.data import series_label
-from evalsuite.catalog.pythia import TOKENS_PER_STEP
 
 STEP_TICKS = [0, 1, 10, 100, 1_000, 10_000, 100_000]
 TOKEN_TICKS = [0, 1e7, 1e8, 1e9, 1e10, 1e11]
 PARAM_TICKS = [1e7, 3e7, 1e8, 3e8, 1e9, 3e9, 1e10, 3e10, 1e11]
 FAMILY_COLORS = {"Pythia": "#1f77b4", "Pythia (deduped)": "#ff7f0e", "OPT": "#2ca02c",
-                 "BLOOM": "#d62728"}
+                 "BLOOM": "#d62728", "PolyPythias": "#17becf"}
 HEIGHT = 380
 AnyChart = alt.Chart | alt.LayerChart | alt.FacetChart  # what the builders below return
 _TOKENS_LABEL = ("datum.value >= 1e9 ? format(datum.value / 1e9, '~g') + 'B' : "
@@ -28,9 +27,11 @@ _PARAMS_LABEL = _TOKENS_LABEL
 _STEPS_LABEL = "datum.value >= 1000 ? format(datum.value / 1000, '~g') + 'k' : format(datum.value, '~g')"
 
 
-def _x_encoding(x: str, scale: str) -> alt.X:
+def _x_encoding(x: str, scale: str, data: pd.DataFrame | None = None) -> alt.X:
     if x == "tokens":
-        title, constant = "tokens seen", TOKENS_PER_STEP
+        # linear up to the first checkpoint's tokens (one step's worth: Pythia's 2,097,152)
+        seen = data["tokens"][data["tokens"] > 0] if data is not None else pd.Series([], dtype=float)
+        title, constant = "tokens seen", float(seen.min()) if len(seen) else 1.0
         axis = alt.Axis(values=TOKEN_TICKS, labelExpr=_TOKENS_LABEL)
     else:
         title, constant = "training step", 1
@@ -74,10 +75,12 @@ def _size_order(rows: pd.DataFrame) -> list[str]:
 
 
 def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log",
-             bands: bool = True, log_y: bool = False, title: str = "") -> AnyChart:
-    """Metric vs step (or tokens), one line per model and source; stderr as a shaded band."""
+             bands: bool = True, log_y: bool = False, title: str = "",
+             reference: pd.DataFrame | None = None) -> AnyChart:
+    """Metric vs step (or tokens), one line per model and source; stderr as a shaded band;
+    `reference`: released models (no steps), each a labelled horizontal line."""
     data = _with_bounds(chart_frame(rows), log_y)
-    xenc = _x_encoding(x, scale)
+    xenc = _x_encoding(x, scale, data)
     # symbolOpacity: the legend would otherwise borrow the faint stderr band's opacity
     color = alt.Color("size:N", title="model size", sort=_size_order(data),
                       scale=alt.Scale(scheme="tableau10", domain=_size_order(data)),
@@ -97,7 +100,20 @@ def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log
         band = base.mark_area(opacity=0.15).encode(xenc, alt.Y("low:Q"), alt.Y2("high:Q"), color,
                                                    detail="series:N")
         layers.insert(0, band)
+    if reference is not None and not reference.empty:
+        layers += _reference_lines(chart_frame(reference), metric, log_y)
     return alt.layer(*layers).properties(title=title, height=HEIGHT + 140).interactive()
+
+
+def _reference_lines(rows: pd.DataFrame, metric: str, log_y: bool) -> list[alt.Chart]:
+    """A released model's score across the whole x axis, labelled at the left edge."""
+    yenc = _y_encoding(metric, log_y)
+    tooltip = ["series", "source", alt.Tooltip("value:Q", format=".4f"), alt.Tooltip("stderr:Q", format=".4f")]
+    base = alt.Chart(rows)
+    rules = base.mark_rule(strokeDash=[6, 4], color="#555", strokeWidth=1.2).encode(yenc, tooltip=tooltip)
+    labels = base.mark_text(align="left", dx=4, dy=-6, fontSize=10, color="#555").encode(
+        yenc, x=alt.value(0), text="series:N")
+    return [rules, labels]
 
 
 def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = False,
@@ -138,7 +154,7 @@ def comparison(reference: pd.DataFrame, mine: pd.DataFrame, metric: str, x: str 
     """Published curves (lines, bands) with the user's checkpoints on top (points, error bars)."""
     ref = _with_bounds(chart_frame(reference), log_y)
     own = _with_bounds(chart_frame(mine), log_y)
-    xenc = _x_encoding(x, scale)
+    xenc = _x_encoding(x, scale, pd.concat([ref, own]))
     color = alt.Color("model:N", title="model", legend=alt.Legend(symbolOpacity=1))
     yenc = _y_encoding(metric, log_y)
     tooltip = ["model", "source", "step", alt.Tooltip("value:Q", format=".4f"),

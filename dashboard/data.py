@@ -1,4 +1,5 @@
-"""What the dashboard reads: the store's scores and runs, as pandas frames, plus model metadata;
+"""What the dashboard reads: the store's scores and runs, as pandas frames, plus what is known about
+each model (the store's models table, else the built-in catalog: never models.yaml);
 and for the Items view, the per-document statistics store/items.py computes in DuckDB (only what
 the view shows: never every sample).
 
@@ -19,32 +20,43 @@ import streamlit as st
 
 from dashboard.text import code
 from evalsuite import store
-from evalsuite.catalog import baselines
-from evalsuite.catalog.pythia import MODELS, TOKENS_PER_STEP
+from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.errors import EvalsuiteError
+from evalsuite.records import Model
 from evalsuite.store import items
 
 CACHE_TTL_S = 5
 PUBLISHED = "published"
+OTHER = "other"
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    family: str  # 'Pythia', 'Pythia (deduped)', 'OPT', 'BLOOM', or 'other'
-    params: int | None  # None: unknown size (the demo model, an imported unknown name)
+    family: str  # 'Pythia', 'Pythia (deduped)', 'PolyPythias', 'OPT', 'BLOOM', a store's own, or 'other'
+    params: int | None  # None: unknown size (the demo model, an imported model nothing sizes)
     size: str  # legend label shared by a model and its deduped twin: '70m', '2.8b', 'demo'
+    tokens_per_step: int | None = None  # None: tokens seen are unknown (curves use steps)
+    checkpoints: int | None = None  # how many checkpoints the model has, where known
 
 
-FAMILY_NAMES = {"pythia": "Pythia", "pythia-deduped": "Pythia (deduped)", "opt": "OPT", "bloom": "BLOOM"}
+FAMILY_NAMES = {"pythia": "Pythia", "pythia-deduped": "Pythia (deduped)", "polypythias": "PolyPythias",
+                "opt": "OPT", "bloom": "BLOOM"}
 
 
-def model_info(name: str) -> ModelInfo:
-    """Family and size of a model name; unknown names (the demo model) get family 'other', no size."""
-    known = baselines.model_info(name)
-    size = MODELS[name].size if name in MODELS else name.removeprefix("pythia-")
+def family_label(family: str) -> str:
+    return FAMILY_NAMES.get(family, family)
+
+
+def model_info(name: str, stored: Model | None = None) -> ModelInfo:
+    """Family, size and tokens per step of a model: from what the store keeps about it (its
+    models table), else the built-in catalog (which ships with the package: the dashboard needs
+    no models.yaml); a model neither knows is family 'other', of unknown size."""
+    spec = builtin_catalog().get(name)
+    known = stored or (spec.record() if spec else None)
+    size = name.removeprefix("pythia-").removesuffix("-deduped")
     if known is None:
-        return ModelInfo("other", None, size)
-    return ModelInfo(FAMILY_NAMES.get(known.family, known.family), known.params, size)
+        return ModelInfo(OTHER, None, size)
+    return ModelInfo(family_label(known.family), known.params, size, known.tokens_per_step, known.checkpoints)
 
 
 def file_stamp(path: Path) -> tuple:
@@ -62,6 +74,11 @@ def file_stamp(path: Path) -> tuple:
 def load_scores(path: Path) -> pd.DataFrame:
     """Every stored score, with family/params/size/variant columns."""
     return _load_scores(str(path), file_stamp(path))
+
+
+def load_models(path: Path) -> dict[str, Model]:
+    """What the store keeps about each model (empty for a store made before models were kept)."""
+    return _load_models(str(path), file_stamp(path))
 
 
 def load_runs(path: Path) -> pd.DataFrame:
@@ -87,7 +104,12 @@ def load_workers(path: Path, sweep_id: str) -> pd.DataFrame:
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _load_scores(path: str, stamp: tuple) -> pd.DataFrame:
     frame = store.read_df(Path(path), *store.scores_with_representative())
-    return add_model_columns(frame)
+    return add_model_columns(frame, _load_models(path, stamp))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _load_models(path: str, stamp: tuple) -> dict[str, Model]:
+    return store.known_models(Path(path))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -95,22 +117,31 @@ def _load_runs(path: str, stamp: tuple) -> pd.DataFrame:
     return store.read_df(Path(path), "SELECT * FROM runs ORDER BY finished_at DESC NULLS LAST")
 
 
-def add_model_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    infos = {name: model_info(name) for name in frame["model"].unique()}
+def add_model_columns(frame: pd.DataFrame, stored: dict[str, Model] | None = None) -> pd.DataFrame:
+    """family, params, size, variant and tokens per model (`stored`: the store's models table).
+
+    Tokens seen are the step times the model's tokens per step where that is known; else the
+    row's own (an OLMo-style revision's count), trusted only from a store that keeps models:
+    older versions wrote Pythia's 2,097,152 tokens a step for every model, and its migration
+    clears those (store/seed.seed_models)."""
+    stored = stored or {}
+    infos = {name: model_info(name, stored.get(name)) for name in frame["model"].unique()}
     frame = frame.copy()
     frame["family"] = frame["model"].map(lambda n: infos[n].family)
     frame["params"] = frame["model"].map(lambda n: infos[n].params).astype("Float64")
     frame["size"] = frame["model"].map(lambda n: infos[n].size)
     frame["variant"] = frame["family"].map(lambda f: "deduped" if "deduped" in f else "standard")
-    # Tokens are derived, not trusted from the row: an imported file may leave them empty.
-    frame["tokens"] = frame["step"].astype("Float64") * TOKENS_PER_STEP
+    per_step = frame["model"].map(lambda n: infos[n].tokens_per_step).astype("Float64")
+    derived = frame["step"].astype("Float64") * per_step
+    own = (frame["tokens"] if "tokens" in frame else pd.Series(pd.NA, index=frame.index)).astype("Float64")
+    frame["tokens"] = derived.fillna(own) if stored else derived
     return frame
 
 
 def load(path: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None]:
     """(scores, runs, None), or (None, None, a helpful sentence) when there is nothing to show."""
-    fill = ("Fill it with `evalsuite run` (the tiny demo model) or `evalsuite import` "
-            "(EleutherAI's published Pythia results).")
+    fill = ("Fill it with `evalsuite run` (the tiny demo model), `evalsuite run --model pythia-70m "
+            "--steps final` or `evalsuite import PATH` (lm-eval result files).")
     if not path.exists():
         return None, None, f"No store at {code(path)} yet. {fill}"
     try:

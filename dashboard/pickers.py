@@ -1,4 +1,5 @@
-"""The pickers several views share (task, metric, shots, x axis), each bound to the URL."""
+"""The pickers several views share (task, metric, shots, x axis, models grouped by family), each
+bound to the URL."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from dashboard.data import options
+from dashboard.data import FAMILY_NAMES, OTHER, options
 from evalsuite.catalog.tasks import load_tasks
 
 TASK_ORDER = list(load_tasks().tasks)  # tasks.yaml's order
 CARD_TASKS = TASK_ORDER  # the five evaluation plots of the Pythia model card
 METRIC_ORDER = ["acc", "acc_norm", "perplexity"]
+FAMILY_ORDER = list(FAMILY_NAMES.values())  # then the others by name, 'other' last
 
 
 def ordered(values: list, order: list) -> list:
@@ -37,3 +39,23 @@ def x_axis(cols) -> tuple[str, str]:
     scale = state.choice(cols[1].radio, "x scale", "xscale", ["log", "linear"], "log", horizontal=True,
                          format_func=lambda v: {"log": "log (0 included)", "linear": "linear"}[v])
     return x, scale
+
+
+def _family_key(family: str) -> tuple:
+    return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), family == OTHER, family)
+
+
+def by_family(rows: pd.DataFrame) -> list[str]:
+    """The rows' models grouped by family (Pythia first, 'other' last), by size within one."""
+    models = rows.drop_duplicates("model")
+
+    def key(m) -> tuple:
+        return _family_key(m.family), pd.isna(m.params), 0 if pd.isna(m.params) else m.params, m.model
+
+    return [str(m.model) for m in sorted(models.itertuples(index=False), key=key)]
+
+
+def model_label(rows: pd.DataFrame):
+    """A picker's format_func: 'Pythia · pythia-70m', the family first."""
+    family = dict(zip(rows["model"], rows["family"]))
+    return lambda model: f"{family.get(model, OTHER)} · {model}"

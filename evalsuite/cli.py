@@ -42,7 +42,8 @@ def cmd_run(args) -> None:
     if summary:
         print(summary)
     for failure in report.failed:
-        print(f"not evaluated: {failure.model} step {failure.step}: {failure.reason}", file=sys.stderr)
+        where = f"step {failure.step}" if failure.step is not None else "(released)"
+        print(f"not evaluated: {failure.model} {where}: {failure.reason}", file=sys.stderr)
     if report.failed:
         raise EvalsuiteError(
             f"{len(report.failed)} checkpoint(s) could not be evaluated (listed above); the others "
@@ -103,7 +104,8 @@ DB_HELP = "DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="evalsuite", description="Evaluate Pythia checkpoints with lm-eval and store every score.")
+        prog="evalsuite", description="Evaluate language-model checkpoints (Pythia, the PolyPythias, your own "
+        "training run, a Hub repository) with lm-eval and store every score.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_run, _add_ls, _add_items, _add_compare, _add_stats, _add_export, _add_import, _add_dashboard):
         add(sub)
@@ -113,9 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run(sub) -> None:
     run = sub.add_parser("run", help="evaluate checkpoints (default: the local demo model)")
     run.add_argument("--model", default=None,
-                     help="pythia-70m, a comma list, or 'all' (default: pythia-demo, a tiny local model)")
+                     help="a catalog name (pythia-70m, pythia-160m-seed3, models.yaml's), a Hub repository "
+                          "ORG/NAME, any name with --model-path, a comma list, or 'all' (every Pythia model) "
+                          "(default: pythia-demo, a tiny local model)")
     run.add_argument("--steps", default=None,
-                     help="all, published, final, log, 1000,2000 or START:STOP:STRIDE (default: all)")
+                     help="all, final, 1000,2000 or START:STOP:STRIDE; published and log on Pythia's schedule "
+                          "(default: all)")
     run.add_argument("--tasks", default=None, help="comma list of tasks from tasks.yaml (default: all)")
     run.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
     run.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
@@ -124,7 +129,13 @@ def _add_run(sub) -> None:
                      help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
     run.add_argument("--batch-size", default="auto", help="batch size, or auto (default)")
     run.add_argument("--backend", default="fast", choices=["fast", "hf"], help="lm-eval model backend (default: fast)")
-    run.add_argument("--model-path", default=None, help="local checkpoints: DIR/<model>/step<N>/ or DIR/step<N>/")
+    run.add_argument("--model-path", default=None,
+                     help="local checkpoints: DIR/step<N>/ or DIR/checkpoint-<N>/ (HF Trainer), or those "
+                          "under DIR/<model>/; a DIR with a config.json is one released checkpoint")
+    run.add_argument("--tokens-per-step", type=int, default=None, metavar="N",
+                     help="tokens one training step consumed, for a model whose description does not say "
+                          "(default: unknown; tokens seen are then not stored)")
+    run.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
     run.add_argument("--data-dir", default=None,
                      help="task data: DIR/<task>/<split>.jsonl, or 'hub' (default: tasks.yaml's)")
     run.add_argument("--tasks-file", default=None, help="tasks.yaml to use (default: the project's)")
@@ -245,6 +256,7 @@ def _add_import(sub) -> None:
                      "EleutherAI's numbers, so only name it for their files)")
     imp.add_argument("--model", default=None, help="model name, for files whose config does not name it")
     imp.add_argument("--step", type=int, default=None, help="checkpoint step, for files whose config does not name it")
+    imp.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
     imp.add_argument("--max-file-mb", type=float, default=None,
                      help="skip files larger than this, results and samples alike (default: 100)")
     imp.add_argument("--db", default=None, help=DB_HELP)

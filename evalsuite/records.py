@@ -1,5 +1,5 @@
-"""The typed shape of what evalsuite stores: one run, its scores, its per-document outcomes, and
-the documents themselves.
+"""The typed shape of what evalsuite stores: one run, its scores, its per-document outcomes, the
+documents themselves, and what is known about each model.
 
 Every row carries its own identity (model, step, task, metric, shots, source, run id); nothing is
 parsed out of file names. store/schema.py maps these to DuckDB tables of the same columns.
@@ -95,6 +95,22 @@ class Document:
 
 
 @dataclass
+class Model:
+    """What a store knows about one model, so that a reader without the catalog (the dashboard,
+    from a wheel) can group, colour and place it: written in the transaction of each job of the
+    model, and seeded for the built-in catalog. Unknown facts stay None."""
+
+    model: str
+    family: str  # 'pythia', 'pythia-deduped', 'polypythias', 'opt', 'bloom', a user's, or 'other'
+    params: int | None = field(default=None, metadata={"sql": "BIGINT"})  # from the catalog, or counted
+    tokens_per_step: int | None = field(default=None, metadata={"sql": "BIGINT"})
+    repo: str | None = None  # Hugging Face Hub repository
+    main: int | None = None  # the step the repository's main revision holds
+    checkpoints: int | None = None  # how many checkpoints the model has, where known
+    card: str | None = None  # where the facts come from
+
+
+@dataclass
 class Sweep:
     """One `evalsuite run` in flight or over: what the dashboard's progress bar and ETA read."""
 
@@ -174,6 +190,7 @@ class JobRecord:
     times: JobTimes = field(default_factory=JobTimes)
     documents: list[Document] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # lines for whoever watches (a backend fallback); not stored
+    model: Model | None = None  # what is known about the model, stored with the job
 
     @property
     def key(self) -> JobKey:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from evalsuite.catalog.pythia import tokens_seen
+from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.records import Document, JobRecord, Run, Sample, Score
 
 Row = tuple[str, str, float, float | None]  # task, metric, value, stderr
@@ -24,7 +24,8 @@ def job(model: str = "pythia-70m", step: int | None = 1000, rows: list[Row] | tu
     run_id = run_id or f"{source}-{model}-{step}"
     run = Run(run_id=run_id, source=source, model=model, step=step, doc_limit=doc_limit, dtype=dtype,
               **run_fields)
-    tokens = tokens_seen(step) if step is not None else None
+    spec = builtin_catalog().get(model)
+    tokens = spec.tokens_at(step) if spec else None  # as a sweep stores them: from the model's description
     scores = [Score(model, step, tokens, task, metric, shots, value, stderr, n, doc_limit, dtype, run_id, source)
               for task, metric, value, stderr in rows]
     if isinstance(samples, int):

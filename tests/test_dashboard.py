@@ -22,9 +22,9 @@ from dashboard import download
 from dashboard.data import add_model_columns
 from dashboard.views.compare import differences
 from evalsuite import store
-from evalsuite.catalog.baselines import model_info
+from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.catalog.pythia import FINAL_STEP
-from evalsuite.records import Sweep, WorkerState
+from evalsuite.records import Model, Sweep, WorkerState
 
 import factory
 
@@ -120,7 +120,7 @@ def test_scaling_default_is_the_model_card_figures(db, monkeypatch):
         assert set(published["family"]) == {"Pythia", "Pythia (deduped)", "OPT", "BLOOM"}
         assert set(published["step"].dropna()) == {FINAL_STEP}
         for model, params in published[["model", "params"]].drop_duplicates().itertuples(index=False):
-            assert params == model_info(model).params
+            assert params == builtin_catalog().get(model).params
         assert "pythia-demo" not in set(rows["model"])  # it has no step 143000
     at = _app(db, monkeypatch, view="scaling", task="piqa", step="0")
     _clean(at)
@@ -172,6 +172,40 @@ def test_runs_view_lists_the_workers_of_a_ray_sweep(tmp_path, monkeypatch):
     workers = at.dataframe[0].value
     assert list(workers["worker"]) == [0, 1, 2] and list(workers["state"]) == ["evaluating", "lost", "idle"]
     assert (workers.loc[0, "node"], workers.loc[0, "step"], workers.loc[0, "done"]) == ("gpu-a", 3000, 1)
+
+
+def test_runs_view_counts_each_models_own_checkpoints(tmp_path, monkeypatch):
+    """Progress out of the checkpoints a model has: Pythia's schedule for a PolyPythia seed, the
+    count a run found for a training run (the store's models table); unknown: no bar."""
+    path = store.init(tmp_path / "own.duckdb", seed=False)
+    now = store.utcnow()
+    store.start_sweep(path, Sweep("sw3", "my-run,pythia-160m-seed3,mystery", planned=3, started_at=now,
+                                  updated_at=now, hostname="lab"))
+    record = factory.job("my-run", 500, run_id="r-my-run")
+    record.model = Model("my-run", "mine", checkpoints=5)
+    store.write_job(path, record, sweep_id="sw3")
+    _job(path, "pythia-160m-seed3", 1000, [("piqa", "acc", 0.5, 0.1)], 10, sweep_id="sw3")
+    _job(path, "mystery", 7, [("piqa", "acc", 0.5, 0.1)], 10, sweep_id="sw3")
+    at = _app(path, monkeypatch, view="runs")
+    _clean(at)
+    bars = [p.proto.text for p in at.get("progress")]
+    assert "` my-run `: 1 of 5 checkpoints have local scores" in bars
+    assert "` pythia-160m-seed3 `: 1 of 154 checkpoints have local scores" in bars
+    assert any(c.value == "` mystery `: 1 checkpoints have local scores" for c in at.caption)
+
+
+def test_compare_holds_any_model_two_sources_evaluated(tmp_path, monkeypatch):
+    """A training run of one's own, evaluated here and by another lab: compared against that
+    lab's numbers (published has none of it)."""
+    path = store.init(tmp_path / "labs.duckdb", seed=False)
+    for source, value in (("local", 0.52), ("lab", 0.50)):
+        store.write_job(path, factory.job("my-run", 500, [("piqa", "acc", value, 0.005)], source=source,
+                                          run_id=f"{source}-500", doc_limit=None))
+    at = _app(path, monkeypatch, view="compare", against="lab")
+    _clean(at)
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["my-run"] and bool(table["flag"].iloc[0])  # 0.02 apart, 0.007 combined stderr
+    assert "value (lab)" in table.columns
 
 
 def test_url_reproduces_the_view_and_follows_the_pickers(db, monkeypatch):

@@ -12,13 +12,8 @@ import pandas as pd
 import pytest
 
 from evalsuite import store
-from evalsuite.catalog.baselines import BLOOM_PARAMS, OPT_PARAMS, model_info
-from evalsuite.catalog.pythia import (
-    FINAL_STEP,
-    MODELS,
-    PUBLISHED_STEPS,
-    TOKENS_PER_STEP,
-)
+from evalsuite.catalog.entries import builtin_catalog
+from evalsuite.catalog.pythia import FINAL_STEP, PUBLISHED_STEPS
 from evalsuite.catalog.tasks import load_tasks
 from evalsuite.cli import main
 from evalsuite.io.identity import model_name
@@ -29,6 +24,12 @@ from evalsuite.store.seed import RUNS_CSV, SCORES_CSV
 
 # The README's coverage: zero-shot at every published step, five-shot at 3000, 13000 ... 143000.
 FIVE_SHOT_STEPS = [3000] + list(range(13_000, FINAL_STEP + 1, 10_000))
+TOKENS_PER_STEP = 2_097_152  # the Pythia card's batch: 1024 sequences of 2048 tokens
+CATALOG = builtin_catalog()
+SUITE = [m.name for m in CATALOG.family("pythia", "pythia-deduped")
+         if not m.name.startswith(("pythia-14m", "pythia-31m"))]  # the 16 of the suite
+OPT_PARAMS = {m.name: m.params for m in CATALOG.family("opt")}
+BLOOM_PARAMS = {m.name: m.params for m in CATALOG.family("bloom")}
 ONE_FILE = PUBLISHED_RAW_DIR / "pythia-v1/pythia-160m/zero-shot/160m_step1000.json"
 
 
@@ -52,7 +53,7 @@ def published_db(tmp_path_factory) -> Path:
 def test_every_published_pythia_checkpoint_has_every_task_and_metric(published_db):
     scores, metrics = _scores(published_db, "model LIKE 'pythia-%'"), _expected_metrics()
     assert set(scores["source"]) == {"published"}
-    assert set(scores["model"]) == set(MODELS)  # pythia-1b-bf16 and pythia-v1.1-* named as ours
+    assert set(scores["model"]) == set(SUITE) and len(SUITE) == 16  # pythia-1b-bf16, pythia-v1.1-* named as ours
     for (model, shots), group in scores.groupby(["model", "shots"]):
         expected = PUBLISHED_STEPS if shots == 0 else FIVE_SHOT_STEPS
         assert sorted(set(group["step"])) == expected, (model, shots)
@@ -81,7 +82,7 @@ def test_baselines_are_single_checkpoints_with_known_sizes(published_db):
     assert set(scores["model"]) == set(OPT_PARAMS) | set(BLOOM_PARAMS)
     assert scores["step"].isna().all() and set(scores["shots"]) == {0}
     assert (scores.groupby("model").size() == len(_expected_metrics())).all()
-    assert {model_info(m).family for m in scores["model"]} == {"opt", "bloom"}
+    assert {CATALOG.get(m).family for m in scores["model"]} == {"opt", "bloom"}
 
 
 def test_importing_again_changes_nothing(published_db):
@@ -279,9 +280,8 @@ def test_baseline_parameter_counts_are_the_architectures():
         for name, (layers, heads, width) in bloom.items():
             config = BloomConfig(n_layer=layers, n_head=heads, hidden_size=width, vocab_size=250880)
             assert sum(p.numel() for p in BloomForCausalLM(config).parameters()) == BLOOM_PARAMS[name]
-    assert model_info("pythia-1.4b-deduped").params == MODELS["pythia-1.4b-deduped"].params
-    assert model_info("pythia-1.4b-deduped").family == "pythia-deduped"
-    assert model_info("pythia-demo") is None
+    assert CATALOG.get("pythia-1.4b-deduped").family == "pythia-deduped"
+    assert CATALOG.get("pythia-demo") is None
 
 
 def test_a_pythia_hub_model_without_revision_is_its_final_checkpoint(tmp_path):

@@ -62,7 +62,7 @@ NONSENSE = {
     "shots_negative.json": (text(lm_eval_04(shots=-3)), "shots -3 is not a whole number from 0 to 2,147,483,647"),
     "limit_negative.json": (text(lm_eval_04(limit=-2)), "limit -2 is not a whole number from 0 to 2,147,483,647"),
     "step_never.json": (text(lm_eval_04("pretrained=EleutherAI/pythia-70m,revision=step1500")),
-                        "pythia-70m has no step 1500: Pythia's checkpoints are steps 0, 1, 2, 4 ... 512, "
+                        "pythia-70m has no step 1500: its checkpoints are steps 0, 1, 2, 4 ... 512, "
                         "then 1000 ... 143000 every 1000"),
     "two_revisions.json": (text(lm_eval_04("pretrained=EleutherAI/pythia-70m,revision=step1000,revision=step2000")),
                            "config.model_args names 'revision' more than once"),

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from evalsuite.catalog import pythia
+from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.sweep import packing
+
+PARAMS = {spec.name: spec.params for spec in builtin_catalog()}
 
 SIZES = ["70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b"]
 
 
 def _per_gpu(gib: float, dtype: str = "float16") -> list[int]:
-    return [packing.workers_per_gpu(pythia.MODELS[f"pythia-{s}"].params, dtype, gib) for s in SIZES]
+    return [packing.workers_per_gpu(PARAMS[f"pythia-{s}"], dtype, gib) for s in SIZES]
 
 
 def test_an_80_gib_card_takes_four_small_workers_and_two_of_12b():
@@ -25,7 +27,7 @@ def test_smaller_cards_and_float32_take_fewer():
 
 
 def test_a_model_too_big_for_the_card_still_gets_one_worker():
-    assert packing.workers_per_gpu(pythia.MODELS["pythia-12b"].params, "float32", 16.0) == 1
+    assert packing.workers_per_gpu(PARAMS["pythia-12b"], "float32", 16.0) == 1
 
 
 def test_a_mixed_sweep_runs_the_most_packed_models_first():
@@ -40,6 +42,12 @@ def test_cpu_workers_run_everything_in_one_phase():
         packing.Phase(0, ["pythia-12b", "pythia-70m"])]
 
 
-@pytest.mark.parametrize("model", ["pythia-demo", "pythia-70m"])
-def test_the_demo_model_counts_as_the_smallest(model):
-    assert packing.model_params(model) == pythia.MODELS["pythia-70m"].params
+@pytest.mark.parametrize("model", ["pythia-demo", "pythia-14m"])
+def test_the_demo_model_counts_as_pythia_14m_whose_shape_it_has(model):
+    assert packing.model_params(model) == PARAMS["pythia-14m"]
+
+
+def test_a_model_of_unknown_size_gets_a_gpu_of_its_own():
+    assert packing.model_params("my-run") is None
+    assert packing.phases(["my-run", "pythia-70m"], "float16", 80.0) == [
+        packing.Phase(4, ["pythia-70m"]), packing.Phase(1, ["my-run"])]

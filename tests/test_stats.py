@@ -189,13 +189,16 @@ def test_band_is_seeded_and_holds_the_fit():
 
 
 def test_compute_is_six_times_parameters_times_tokens():
-    from evalsuite.catalog.pythia import MODELS, TOKENS_PER_STEP
+    from evalsuite.records import Model
 
     x = fit.log_size(["pythia-70m", "pythia-1b"], [1000, 143000], axis="compute")
-    expected = [6 * MODELS["pythia-70m"].params * 1000 * TOKENS_PER_STEP,
-                6 * MODELS["pythia-1b"].params * 143000 * TOKENS_PER_STEP]
+    # the Pythia model card: 70,426,624 and 1,011,781,632 parameters, 2,097,152 tokens a step
+    expected = [6 * 70_426_624 * 1000 * 2_097_152, 6 * 1_011_781_632 * 143000 * 2_097_152]
     np.testing.assert_allclose(x, np.log10(np.array(expected, dtype=float)))
     assert np.isnan(fit.log_size(["pythia-demo"])[0])  # a model the catalog does not know
+    sized = {"my-run": Model("my-run", "mine", params=1000)}  # its size counted, its tokens unknown
+    assert fit.log_size(["my-run"], facts=sized)[0] == pytest.approx(3.0)
+    assert np.isnan(fit.log_size(["my-run"], [10], axis="compute", facts=sized)[0])
 
 
 def test_backtest_recovers_an_exact_curve():

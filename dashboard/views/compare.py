@@ -1,4 +1,5 @@
-"""Local vs published: the user's own evaluations beside EleutherAI's numbers for the same checkpoints.
+"""Local vs published: the user's own evaluations beside EleutherAI's numbers for the same checkpoints,
+or beside another source's (results imported from another lab, for any model).
 
 A difference is flagged when it exceeds the combined standard error of the two numbers
 (sqrt(se_local^2 + se_published^2)). Two unbiased evaluations of the same checkpoint differ by
@@ -39,46 +40,52 @@ def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> 
 def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
     st.subheader("Local vs published")
     sources = sorted(set(scores["source"]) - {PUBLISHED})
-    if PUBLISHED not in set(scores["source"]) or not sources:
-        missing = "EleutherAI's published numbers (`evalsuite import`)" if sources else \
-            "run of your own yet (`evalsuite run --model pythia-70m --steps final --limit 200`)"
-        st.info(f"Nothing to compare: the store has no {missing}.")
+    if not sources:
+        st.info("Nothing to compare: the store has no run of your own yet "
+                "(`evalsuite run --model pythia-70m --steps final --limit 200`).")
         return scores.iloc[0:0]
     mine = state.choice(st.sidebar.selectbox, "Compare source", "source", sources,
                         "local" if "local" in sources else sources[0])
-    table = differences(scores, mine)
+    others = sorted(set(scores["source"]) - {mine})  # published, or another lab's or run's numbers
+    if not others:
+        st.info(f"Nothing to compare {code(mine)} with: the store holds no other source (EleutherAI's "
+                "published numbers, or results imported with `evalsuite import PATH --source NAME`).")
+        return scores.iloc[0:0]
+    reference = state.choice(st.sidebar.selectbox, "Against source", "against", others,
+                             PUBLISHED if PUBLISHED in others else others[0])
+    table = differences(scores, mine, reference)
     if table.empty:
         own = codes(sorted(set(scores.loc[scores["source"] == mine, "model"]))[:20])
-        st.info(f"None of the checkpoints in source {code(mine)} ({own}) has a published counterpart "
+        st.info(f"None of the checkpoints in source {code(mine)} ({own}) has a counterpart in {code(reference)} "
                 "(same model, step, task, metric and shots). Published checkpoints are steps 0, 1, 2, "
                 "4 ... 512, 1000, 3000, 13000, 23000 ... 143000; e.g. "
                 "`evalsuite run --model pythia-70m --steps 143000 --limit 200`.")
         return table
-    _overlay(scores, table, mine)
-    _table(table, mine)
-    download.offer(table, f"compare_{mine}_vs_published", "compare")
+    _overlay(scores, table, mine, reference)
+    _table(table, mine, reference)
+    download.offer(table, f"compare_{mine}_vs_{reference}", "compare")
     return table
 
 
-def _overlay(scores: pd.DataFrame, table: pd.DataFrame, mine: str) -> None:
+def _overlay(scores: pd.DataFrame, table: pd.DataFrame, mine: str, reference: str) -> None:
     shared = scores[scores["model"].isin(set(table["model"]))]
     task, metric, shots = pickers.task_metric_shots(shared[shared["source"] == mine])
-    ref = pick(shared[shared["source"] == PUBLISHED], task, metric, shots)
+    ref = pick(shared[shared["source"] == reference], task, metric, shots)
     own = pick(shared[shared["source"] == mine], task, metric, shots)
     if own.empty:
         st.info("No run of yours for this task, metric and shot count.")
         return
     x, scale = pickers.x_axis(st.columns(2))
-    title = f"{task} {metric}, {shots}-shot: published (lines) vs {mine} (diamonds)"
+    title = f"{task} {metric}, {shots}-shot: {reference} (lines) vs {mine} (diamonds)"
     chart = charts.comparison(ref, own, metric, x, scale, metric == "perplexity", title)
     st.altair_chart(chart, width="stretch")
 
 
-def _table(table: pd.DataFrame, mine: str) -> None:
+def _table(table: pd.DataFrame, mine: str, reference: str) -> None:
     flagged = int(table["flag"].sum())
     st.markdown(f"**{len(table)}** scores stored by both; **{flagged}** differ by more than one "
                 "combined stderr (by chance alone about a third would).")
-    shown = table.rename(columns=lambda c: c.replace("_local", f" ({mine})").replace("_published", " (published)"))
+    shown = table.rename(columns=lambda c: c.replace("_local", f" ({mine})").replace("_published", f" ({reference})"))
     st.dataframe(shown.style.apply(_highlight, axis=1), width="stretch", hide_index=True)
 
 

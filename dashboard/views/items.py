@@ -69,8 +69,8 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
 
 def _pick(rows: pd.DataFrame) -> ItemsKey:
     cols = st.columns([3, 2, 1, 2, 2])
-    models = list(dict.fromkeys(rows.sort_values(["params", "model"], na_position="last")["model"]))
-    model = state.choice(cols[0].selectbox, "Model", "model", models, models[0])
+    models = pickers.by_family(rows)
+    model = state.choice(cols[0].selectbox, "Model", "model", models, models[0], format_func=pickers.model_label(rows))
     mine = rows[rows["model"] == model]
     tasks = pickers.ordered(sorted(set(mine["task"])), pickers.TASK_ORDER)
     task = state.choice(cols[1].selectbox, "Task", "task", tasks, tasks[0])
@@ -214,7 +214,7 @@ def _by_scale(path: Path, key: ItemsKey, doc_id: int) -> None:
     rows = data.item_query(path, "by_scale", key, doc_id)
     if rows.empty:
         return
-    rows = data.add_model_columns(rows.assign(step=rows["step"].astype("Int64")))
+    rows = data.add_model_columns(rows.assign(step=rows["step"].astype("Int64")), data.load_models(path))
     right = int(rows["correct"].sum())
     st.markdown(f"**By scale**: right at their last checkpoint in {right} of {len(rows)} models")
     st.altair_chart(charts.by_scale(rows), width="content")

@@ -11,9 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, download, state
-from dashboard.data import PUBLISHED, load_scores, load_sweeps, load_workers
+from dashboard.data import PUBLISHED, load_models, load_scores, load_sweeps, load_workers, model_info
 from dashboard.text import code
-from evalsuite.catalog.pythia import ALL_STEPS, MODELS
 from evalsuite.records import Run, columns
 
 STALLED_FACTOR = 5  # a running sweep silent for 5 checkpoints' time may have been killed
@@ -117,12 +116,15 @@ def _duration(seconds: float) -> str:
 
 
 def _per_model(path: Path, models: list[str]) -> None:
-    scores = load_scores(path)
+    """Each model's checkpoints with local scores, out of the checkpoints it has where that is
+    known (Pythia's 154; a discovered model's count, kept in the store's models table)."""
+    scores, stored = load_scores(path), load_models(path)
     for model in models:
-        done = scores[(scores["model"] == model) & (scores["source"] != PUBLISHED)]["step"].nunique()
-        if model in MODELS:
-            st.progress(min(done / len(ALL_STEPS), 1.0),
-                        text=f"{code(model)}: {done} of {len(ALL_STEPS)} checkpoints have local scores")
+        mine = scores[(scores["model"] == model) & (scores["source"] != PUBLISHED)]
+        done = mine["step"].nunique() + int(mine["step"].isna().any())  # a released model's one checkpoint
+        total = model_info(model, stored.get(model)).checkpoints
+        if total:
+            st.progress(min(done / total, 1.0), text=f"{code(model)}: {done} of {total} checkpoints have local scores")
         else:
             st.caption(f"{code(model)}: {done} checkpoints have local scores")
 

@@ -1,7 +1,9 @@
 """Scaling curves: a metric against parameter count at one checkpoint, one line per family.
 
-The default view (all five tasks, zero-shot accuracy, final step, Pythia vs Pythia-deduped vs OPT
-vs BLOOM) is the set of evaluation plots in the Pythia model card.
+The default view (all five tasks, zero-shot accuracy, each model's final checkpoint, Pythia vs
+Pythia-deduped vs OPT vs BLOOM) is the set of evaluation plots in the Pythia model card. `final`
+is each model's last stored checkpoint, and a released model's one checkpoint (no step); a
+numeric step is that step of the models that have it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import streamlit as st
 from dashboard import charts, download, pickers, state
 from dashboard.data import options, pick
 from dashboard.text import code, codes
-from evalsuite.catalog.pythia import FINAL_STEP
 
 CARD = "model card: all five"
-FAMILIES = ["Pythia", "Pythia (deduped)", "OPT", "BLOOM"]
+FAMILIES = ["Pythia", "Pythia (deduped)", "PolyPythias", "OPT", "BLOOM"]
+FINAL = "final"
 
 
 def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -33,9 +35,8 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
                           pickers.ordered(metrics, pickers.METRIC_ORDER), "acc")
     shots_all = [int(s) for s in _common(scores[scores.metric == metric], shown, "shots")]
     shots = state.choice(cols[2].selectbox, "Shots", "shots", shots_all, 0, format_func=lambda s: f"{s}-shot")
-    steps = [int(s) for s in options(scores[scores.task.isin(shown) & (scores.shots == shots)], "step")]
-    step = state.choice(cols[3].selectbox, "Step", "step", steps, FINAL_STEP if FINAL_STEP in steps
-                        else (steps[-1] if steps else None), format_func=_step_name)
+    steps = [str(int(s)) for s in options(scores[scores.task.isin(shown) & (scores.shots == shots)], "step")]
+    step = state.choice(cols[3].selectbox, "Step", "step", [FINAL] + steps, FINAL, format_func=_step_name)
     families = _families(scores)
     rows = pd.concat([_at_step(pick(scores, t, metric, shots), step) for t in shown], ignore_index=True) \
         if shown and metric is not None and shots is not None else scores.iloc[0:0]
@@ -45,8 +46,8 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     return rows
 
 
-def _step_name(step: int | None) -> str:
-    return f"{step} (final)" if step == FINAL_STEP else str(step)
+def _step_name(step: str) -> str:
+    return "final (each model's last)" if step == FINAL else step
 
 
 def _common(scores: pd.DataFrame, tasks: list[str], column: str) -> list:
@@ -61,13 +62,16 @@ def _families(scores: pd.DataFrame) -> list[str]:
                        help="Model families drawn on the scaling curves.")
 
 
-def _at_step(rows: pd.DataFrame, step: int | None) -> pd.DataFrame:
-    # OPT and BLOOM publish only final checkpoints (step NULL): compared with Pythia's final step only
-    final = rows["step"].isna() & (step == FINAL_STEP)
-    return rows[(rows["step"] == step) | final]
+def _at_step(rows: pd.DataFrame, step: str) -> pd.DataFrame:
+    """The rows at `step`; at FINAL, each model's (and source's) last step, and the released
+    models' one checkpoint (step NULL: OPT, BLOOM, an imported released model)."""
+    if step != FINAL:
+        return rows[rows["step"] == int(step)]
+    last = rows.groupby(["model", "source"])["step"].transform("max")
+    return rows[rows["step"].isna() | (rows["step"] == last)]
 
 
-def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: int | None) -> None:
+def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: str) -> None:
     sized = rows[rows["params"].notna()]
     unsized = sorted(set(rows["model"]) - set(sized["model"]))
     if sized.empty:
@@ -85,10 +89,12 @@ def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: i
         grid[i % len(grid)].altair_chart(chart, width="stretch")
     if len(tasks) > 1:
         st.caption(f"{code(metric)}, {shots}-shot, at step {_step_name(step)}; bars: one stderr.")
-    if step != FINAL_STEP:
-        st.caption(f"OPT and BLOOM are published at their final checkpoint only, so they appear at step "
-                   f"{FINAL_STEP} only.")
+    if step != FINAL:
+        st.caption("Released models (OPT, BLOOM, and others with no training steps) have one checkpoint: "
+                   "they appear under step final.")
     elif rows["step"].isna().any():
-        st.caption("OPT and BLOOM: their final checkpoints (trained on other data, for other token counts).")
+        released = codes(sorted(set(rows.loc[rows["step"].isna(), "model"]))[:12])
+        st.caption(f"Each model at its last stored checkpoint; released models ({released}) at their one "
+                   "checkpoint, trained on other data for other token counts.")
     if unsized:
         st.caption(f"Not drawn (parameter count unknown): {codes(unsized)}.")

@@ -1,4 +1,5 @@
-"""Training curves: a metric against training step (or tokens seen), one line per model."""
+"""Training curves: a metric against training step (or tokens seen), one line per model; released
+models (no training steps: OPT, BLOOM, an imported released model) as horizontal reference lines."""
 
 from __future__ import annotations
 
@@ -8,18 +9,19 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, download, pickers, state
-from dashboard.data import pick
-from dashboard.text import code
+from dashboard.data import PUBLISHED, pick
+from dashboard.text import code, codes
 
 VARIANTS = {"both": "standard + deduped", "standard": "standard only", "deduped": "deduped only"}
 
 
 def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
     st.subheader("Training curves")
-    curves = scores[scores["step"].notna()]  # OPT/BLOOM have one final checkpoint: no curve
+    curves = scores[scores["step"].notna()]
     if curves.empty:
-        st.info("No model in the store has more than a final checkpoint, so there is no training curve "
-                "to draw. Run `evalsuite run` or `evalsuite import` for Pythia checkpoints.")
+        st.info("No model in the store has checkpoints with a training step, so there is no training curve "
+                "to draw. Run `evalsuite run --model pythia-70m --steps published --limit 200`, or `evalsuite "
+                "run --model NAME --model-path DIR` for your own run's checkpoints.")
         return curves
     task, metric, shots = pickers.task_metric_shots(curves)
     rows = pick(curves, task, metric, shots)
@@ -34,20 +36,54 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     if rows.empty:
         st.info("Nothing stored for this selection. Pick another task, shot count or model.")
         return rows
+    x = _x_known(rows, x)
+    reference = _reference(scores, task, metric, shots)
     log_y = metric == "perplexity"
     title = f"{task} {metric}, {shots}-shot"
-    st.altair_chart(charts.training(rows, metric, x, scale, bands, log_y, title), width="stretch")
+    st.altair_chart(charts.training(rows, metric, x, scale, bands, log_y, title, reference), width="stretch")
     _notes(rows, log_y)
-    download.offer(rows, f"training_{task}_{metric}_{shots}shot", "training")
+    download.offer(pd.concat([rows, reference], ignore_index=True), f"training_{task}_{metric}_{shots}shot",
+                   "training")
     return rows
 
 
 def _model_filter(rows: pd.DataFrame) -> pd.DataFrame:
-    ordered = rows.sort_values("params", na_position="last")
-    models = list(dict.fromkeys(ordered["model"]))
+    models = pickers.by_family(rows)
     chosen = state.multi("Models", "models", models, models, container=st.sidebar,
-                         help="Which models to draw (the link remembers the choice).")
+                         format_func=pickers.model_label(rows),
+                         help="Which models to draw, grouped by family (the link remembers the choice).")
     return rows[rows["model"].isin(chosen)]
+
+
+def _x_known(rows: pd.DataFrame, x: str) -> str:
+    """Tokens on the x axis only where every drawn series knows them; else steps, and why."""
+    if x != "tokens":
+        return x
+    unknown = sorted(set(rows.loc[rows["tokens"].isna(), "model"]))
+    if not unknown:
+        st.caption("x axis: tokens seen (each model's steps times its tokens per step, or as its "
+                   "checkpoints' names say).")
+        return x
+    st.caption(f"x axis: training steps, not tokens: tokens seen are not known for {codes(unknown[:10])} "
+               "(`evalsuite run --tokens-per-step N`, or `tokens_per_step` in models.yaml, records them).")
+    return "step"
+
+
+def _reference(scores: pd.DataFrame, task: str, metric: str, shots: int) -> pd.DataFrame:
+    """Released models' scores for this task, metric and shots, picked in the sidebar (the user's
+    own by default; EleutherAI's OPT and BLOOM baselines on request)."""
+    released = pick(scores[scores["step"].isna()], task, metric, shots)
+    if released.empty:
+        return released
+    labels = {f"{m}|{s}": (m if s == PUBLISHED else f"{m} ({s})")
+              for m, s in zip(released["model"], released["source"])}
+    keys = list(labels)
+    mine = [k for k in keys if not k.endswith(f"|{PUBLISHED}")]
+    chosen = state.multi("Released models (reference lines)", "reference", keys, mine, container=st.sidebar,
+                         format_func=labels.get,
+                         help="Models with one released checkpoint and no training steps, drawn as horizontal lines.")
+    key = released["model"] + "|" + released["source"]
+    return released[key.isin(chosen)]
 
 
 def _notes(rows: pd.DataFrame, log_y: bool) -> None:

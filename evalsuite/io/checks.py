@@ -4,9 +4,10 @@ run, score, sample and document of a file before writing any of them.
 A file that passes cannot make an insert fail (every number fits its DuckDB column: INTEGER is
 32-bit) and cannot store nonsense: names follow evalsuite.names, numbers are finite, accuracies
 lie in [0, 1], perplexities are positive, stderrs are not negative, shots, limits, document
-counts and ids are non-negative integers, and a Pythia model's step is one Pythia published. A
-document's texts are strings of bounded length, its fingerprint a sha256 in hex, its right answer
-one of its choices, and it has as many choices as its samples have loglikelihoods.
+counts and ids are non-negative integers (a model's steps are checked against its checkpoints
+where the file is identified: io/identity.py). A document's texts are strings of bounded length,
+its fingerprint a sha256 in hex, its right answer one of its choices, and it has as many choices
+as its samples have loglikelihoods.
 Each check raises BadRow with one line saying what is wrong.
 """
 
@@ -16,7 +17,6 @@ import math
 import re
 
 from evalsuite import names
-from evalsuite.catalog.pythia import ALL_STEPS, MODELS
 from evalsuite.records import Document, Run, Sample, Score
 
 INT32_MAX = 2**31 - 1  # DuckDB INTEGER
@@ -27,7 +27,6 @@ MAX_CHOICES = 100  # requests per document (the five tasks: 1, 2 or 4)
 FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # lm-eval's doc_hash: sha256, hex
 TEXT_FIELDS = ("backend", "model_source", "data_source", "batch_size", "device", "gpu_name", "hostname",
                "evalsuite_commit", "lm_eval_version", "transformers_version", "torch_version")
-_PYTHIA_STEPS = frozenset(ALL_STEPS)
 
 
 class BadRow(ValueError):
@@ -127,12 +126,7 @@ def _value(task: str, metric: str, value: object) -> None:
 
 
 def _step(model: str, step: object) -> None:
-    if model in MODELS:
-        if step not in _PYTHIA_STEPS or isinstance(step, bool):
-            raise BadRow(f"{model} has no step {names.shown(step)}: Pythia's checkpoints are steps 0, 1, "
-                         "2, 4 ... 512, then 1000 ... 143000 every 1000")
-    else:
-        _count("step", step, optional=True)
+    _count("step", step, optional=True)  # None: a released model's one checkpoint
 
 
 def _count(what: str, value: object, optional: bool = False) -> None:

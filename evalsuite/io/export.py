@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from evalsuite import names, store
-from evalsuite.catalog import pythia
+from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.errors import EvalsuiteError
 from evalsuite.records import Score, columns
 from evalsuite.store import metrics
@@ -78,10 +78,12 @@ def lm_eval_documents(rows: list[dict]) -> dict[tuple, dict]:
 
 
 def _empty_document(row: dict) -> dict:
-    model = pythia.MODELS.get(row["model"])
-    args = f"pretrained={model.repo_id if model else row['model']}"
-    if row["step"] is not None:
-        args += f",revision={pythia.revision(row['step'])}"
+    spec = builtin_catalog().get(row["model"])
+    args = f"pretrained={spec.repo if spec and spec.repo else row['model']}"
+    step = row["step"]
+    if step is not None:  # the revision as the entry names it (step{step} where it cannot say)
+        revision = spec.pattern.name_for(step) if spec and spec.pattern else None
+        args += f",revision={revision or f'step{step}'}"
     if row["dtype"]:
         args += f",dtype={row['dtype']}"
     return {"results": {}, "n-shot": {}, "n-samples": {},

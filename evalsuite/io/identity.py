@@ -1,9 +1,13 @@
 """Which checkpoint an lm-eval result file holds, and its provenance, from the file's content.
 
-Model and step come from `config.model_args` (`pretrained=`, `revision=stepN`), never from the
-file's name; `--model` / `--step` fill in what a file does not say and must agree with what it
-does. A file becomes one Run whose id hashes its bytes and the source, so importing it again
-changes nothing.
+Model and step come from `config.model_args` (`pretrained=`, `revision=`), never from the file's
+name, and are read through the catalog: a Hub repository id names the catalog's model whatever
+its case (or, for a repository no entry describes, its name part lower-cased); a revision is
+read by the model's revision pattern (`stepN`, OLMo's `stepN-tokensNB`, ...); `main`, or no
+revision, is the step the entry says `main` holds, and otherwise the model's one released
+checkpoint, step None (never an invented step). Tokens seen come from the model's description.
+`--model` / `--step` fill in what a file does not say and must agree with what it does. A file
+becomes one Run whose id hashes its bytes and the source, so importing it again changes nothing.
 """
 
 from __future__ import annotations
@@ -13,17 +17,23 @@ import re
 from dataclasses import dataclass
 
 from evalsuite import names
-from evalsuite.catalog.baselines import single_checkpoint
-from evalsuite.catalog.pythia import FINAL_STEP, MODELS
+from evalsuite.catalog.entries import Catalog, builtin_catalog
+from evalsuite.catalog.models import KNOWN_PATTERNS, MAIN, ModelSpec, RevisionPattern, is_repo_id, parse_revision
+from evalsuite.catalog.steps import describe
+from evalsuite.errors import EvalsuiteError
 from evalsuite.io.files import SkipFile
-from evalsuite.records import Run
+from evalsuite.records import Model, Run
+
+STEP_FOLDER = re.compile(r"(?:step|checkpoint-)(\d{1,10})")  # a local checkpoint folder's name
 
 
 @dataclass(frozen=True)
 class Identity:
     model: str
-    step: int | None
+    step: int | None  # None: the model's one released checkpoint
     model_source: str | None
+    tokens: int | None = None  # tokens seen at this checkpoint, where known
+    about: Model | None = None  # what the store keeps about the model
 
 
 def _model_args(config: dict) -> dict:
@@ -41,36 +51,85 @@ def _model_args(config: dict) -> dict:
     return found
 
 
-def model_name(pretrained: str) -> tuple[str, int | None]:
+def model_name(pretrained: str, catalog: Catalog | None = None) -> tuple[str, int | None]:
     """`EleutherAI/pythia-v1.1-1b-bf16` -> pythia-1b; `facebook/opt-1.3b` -> opt-1.3b; a local
     checkpoint folder `.../pythia-70m/step1000` -> (pythia-70m, 1000)."""
-    parts = [p for p in re.split(r"[/\\]", pretrained.strip()) if p]
-    step = None
-    if len(parts) > 1 and re.fullmatch(r"step\d{1,10}", parts[-1]):
-        step, parts = int(parts[-1][4:]), parts[:-1]
-    name = re.sub(r"^pythia-v\d+(\.\d+)?-", "pythia-", parts[-1] if parts else "")
-    unsuffixed = re.sub(r"-(bf16|fp16)$", "", name)  # published as pythia-1b-bf16: same model
-    return (unsuffixed if unsuffixed in MODELS else name), step
+    spec, step = _model_of(pretrained, catalog or builtin_catalog())
+    return spec.name, step
 
 
-def _step(revision: str, model: str) -> int:
-    if re.fullmatch(r"step\d{1,10}", revision):
-        return int(revision[4:])
-    if revision == "main" and model in MODELS:
-        return FINAL_STEP  # Pythia's `main` branch is its last checkpoint
-    raise SkipFile(f"revision {names.shown(revision)} is not a checkpoint step (stepN); pass --step")
+def _model_of(pretrained: str, catalog: Catalog) -> tuple[ModelSpec, int | None]:
+    """The model `pretrained=` names (the catalog's entry, or a new description), and the step of
+    a local checkpoint folder (`.../stepN`, `.../checkpoint-N`)."""
+    text = pretrained.strip()
+    if _is_hub(text):
+        known = catalog.by_repo(text) or _same_org(text, catalog.get(_renamed(text.split("/")[-1], catalog)))
+        return (known, None) if known else (_describe(text, catalog), None)
+    parts = [p for p in re.split(r"[/\\]", text) if p]
+    folder = STEP_FOLDER.fullmatch(parts[-1]) if len(parts) > 1 else None
+    if folder:
+        parts = parts[:-1]
+    name = _renamed(parts[-1] if parts else "", catalog)
+    return catalog.get(name) or ModelSpec(name), int(folder[1]) if folder else None
 
 
-def identify(raw: dict, model: str | None = None, step: int | None = None) -> Identity:
+def _is_hub(pretrained: str) -> bool:
+    """`ORG/NAME` (not a local `.../stepN` folder): lm-eval loaded it from the Hub."""
+    return is_repo_id(pretrained) and not STEP_FOLDER.fullmatch(pretrained.split("/")[-1])
+
+
+def _same_org(repo: str, spec: ModelSpec | None) -> ModelSpec | None:
+    """An entry found by name stands for `repo` only when it comes from the same organisation
+    (EleutherAI/pythia-v1.1-1b-bf16 is EleutherAI's pythia-1b; someone/pythia-70m is not)."""
+    same = spec is not None and spec.repo is not None and spec.repo.split("/")[0].lower() == repo.split("/")[0].lower()
+    return spec if same else None
+
+
+def _renamed(name: str, catalog: Catalog) -> str:
+    """Pythia's published file names: `pythia-v1.1-1b-bf16` is the suite's pythia-1b."""
+    name = re.sub(r"^pythia-v\d+(\.\d+)?-", "pythia-", name)
+    unsuffixed = re.sub(r"-(bf16|fp16)$", "", name)
+    return unsuffixed if unsuffixed in catalog else name
+
+
+def _describe(repo: str, catalog: Catalog) -> ModelSpec:
+    """A repository no entry describes: named by its name part, lower-cased."""
+    try:
+        return catalog.for_repo(repo)
+    except names.BadName:
+        return ModelSpec(repo.split("/")[-1])  # refused below with the name it has
+    except EvalsuiteError as exc:  # its name is another model's
+        raise SkipFile(f"{exc}; or pass --model NAME") from None
+
+
+def _step(revision: str, spec: ModelSpec) -> tuple[int | None, int | None]:
+    """(step, tokens in the name) of a revision of `spec`'s repository."""
+    if revision == MAIN:
+        if spec.main is None and spec.revisions:
+            raise SkipFile(f"revision {MAIN} of {spec.name}: its description does not say which step "
+                           f"{MAIN} holds; pass --step")
+        return spec.main, None  # None: the released model's one checkpoint
+    patterns = (spec.revisions,) if spec.revisions else KNOWN_PATTERNS
+    found = parse_revision(revision, patterns)
+    if found is None:
+        shown = " or ".join(RevisionPattern(p).shown() for p in patterns[:2])
+        raise SkipFile(f"revision {names.shown(revision)} is not a checkpoint step ({shown}); pass --step")
+    return found.step, found.tokens
+
+
+def identify(raw: dict, model: str | None = None, step: int | None = None,
+             catalog: Catalog | None = None) -> Identity:
     """Model and step from the file's model_args; --model/--step fill in what it does not say."""
+    catalog = catalog or builtin_catalog()
     args = _model_args(raw.get("config") or {})
     pretrained = args.get("pretrained")
-    found_model, found_step = model_name(pretrained) if pretrained else (None, None)
-    revision = args.get("revision")
-    if revision is None and found_model in MODELS and str(pretrained).startswith("EleutherAI/"):
-        revision = "main"  # lm-eval loaded the Hub's default branch: Pythia's final checkpoint
+    spec, found_step = _model_of(pretrained, catalog) if pretrained else (None, None)
+    named = args.get("revision")  # no revision: lm-eval loaded a Hub repository's main
+    revision = named or (MAIN if pretrained and _is_hub(pretrained) else None)
+    named_tokens = None
     if revision is not None:
-        found_step = _step(revision, found_model or model or "")
+        found_step, named_tokens = _step(revision, spec or catalog.get(model or "") or ModelSpec(model or "?"))
+    found_model = spec.name if spec else None
     for what, given, found in (("model", model, found_model), ("step", step, found_step)):
         if given is not None and found is not None and given != found:
             raise SkipFile(f"the file says {what} {found}, not --{what} {given}")
@@ -81,10 +140,12 @@ def identify(raw: dict, model: str | None = None, step: int | None = None) -> Id
     if not names.is_valid(model):
         raise SkipFile(f"the file names model {names.shown(found_model)}, not a usable name "
                        f"({names.RULE}); pass --model NAME")
-    if step is None and not single_checkpoint(model):
-        raise SkipFile(f"the file does not say which step of {model} it evaluated (no "
-                       "revision=stepN in config.model_args); pass --step N")
-    return Identity(model, step, f"{pretrained}@{revision}" if pretrained and revision else pretrained)
+    spec = catalog.get(model) or (spec if spec and spec.name == model else ModelSpec(model))
+    if step is not None and spec.steps and step not in spec.steps:
+        raise SkipFile(f"{model} has no step {names.shown(step)}: its checkpoints are steps "
+                       f"{describe(list(spec.steps))}")
+    source = f"{pretrained}@{named}" if pretrained and named else pretrained  # what the file says
+    return Identity(model, step, source, spec.tokens_at(step, named_tokens), spec.record())
 
 
 def _is_v03(raw: dict) -> bool:

@@ -4,7 +4,8 @@ Reads lm-eval 0.3 files (EleutherAI's published Pythia, OPT and BLOOM results) a
 `results_*.json` files, with the `samples_<task>_<date>.jsonl` written beside them (each
 document's outcome, and the document itself: its prompt, choices and answer). Which model,
 step and shot count a file holds comes from its content (`config.model_args`: `pretrained=`,
-`revision=stepN`; `num_fewshot` / `n-shot`), never from its name. Only the tasks of tasks.yaml
+`revision=`, read through the catalog by io/identity.py; `num_fewshot` / `n-shot`), never from its
+name; what is known about the model is stored with its rows. Only the tasks of tasks.yaml
 are imported. Each file becomes one run whose id hashes the file's bytes and the source, so
 importing a file again changes nothing. Its source is 'local' unless --source says otherwise:
 'published' is for EleutherAI's numbers and only ever comes from an explicit --source.
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evalsuite import names
+from evalsuite.catalog.entries import Catalog
 from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.io.files import MAX_FILE_MB, SkipFile, find_files, parse_json, read_file, read_json
 from evalsuite.io.identity import Identity, identify, make_run, run_id_for
@@ -93,7 +95,7 @@ def _samples(path: Path, tasks: set[str], ident: Identity, shots: int, run_id: s
 
 
 def load_file(path: Path, suite, source: str | None = None, model: str | None = None,
-              step: int | None = None, max_mb: float = MAX_FILE_MB):
+              step: int | None = None, max_mb: float = MAX_FILE_MB, catalog: Catalog | None = None):
     """One result file -> its JobRecord (run, scores, samples), every row checked, or SkipFile saying why not."""
     from evalsuite.io.checks import BadRow, check_job
     from evalsuite.lmeval.results import parse_results, to_scores
@@ -108,17 +110,17 @@ def load_file(path: Path, suite, source: str | None = None, model: str | None = 
     shots = {m.shots for m in metrics}
     if len(shots) > 1:
         raise SkipFile(f"tasks with different shot counts {sorted(shots)} in one file")
-    ident = identify(raw, model, step)
+    ident = identify(raw, model, step, catalog)
     source = source or "local"  # never 'published' by default: that name is EleutherAI's numbers
     run = make_run(raw, ident, run_id_for(data, source), source)
-    scores = to_scores(metrics, model=ident.model, step=ident.step, run_id=run.run_id, source=source,
-                       doc_limit=run.doc_limit, dtype=run.dtype)
+    scores = to_scores(metrics, model=ident.model, step=ident.step, tokens=ident.tokens, run_id=run.run_id,
+                       source=source, doc_limit=run.doc_limit, dtype=run.dtype)
     samples, documents = _samples(path, {m.task for m in metrics}, ident, shots.pop(), run.run_id, max_mb)
     try:
         check_job(run, scores, samples, documents)
     except BadRow as exc:
         raise SkipFile(str(exc)) from None
-    return JobRecord(run, scores[0].shots, scores, samples, documents=documents)
+    return JobRecord(run, scores[0].shots, scores, samples, documents=documents, model=ident.about)
 
 
 def _stored_run_ids(db: Path) -> set[str]:
@@ -129,13 +131,15 @@ def _stored_run_ids(db: Path) -> set[str]:
 
 def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
                  model: str | None = None, step: int | None = None, on_skip=None,
-                 seed: bool = True, max_file_mb: float = MAX_FILE_MB) -> ImportReport:
+                 seed: bool = True, max_file_mb: float = MAX_FILE_MB,
+                 catalog: Catalog | None = None) -> ImportReport:
     """Import every result file under `paths`; a file that fails is reported, the rest go on.
 
     A store that cannot be written (disk full, read-only) stops the import with an
     EvalsuiteError; every file stored before that is complete, and importing again adds the rest.
     """
     from evalsuite import store
+    from evalsuite.catalog.entries import load_catalog
     from evalsuite.catalog.tasks import load_tasks
 
     source = names.check("source", source) if source is not None else None
@@ -144,6 +148,7 @@ def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
     if not files:
         raise EvalsuiteError(f"no result files (*.json) under {', '.join(map(str, paths))}")
     suite, report, batch = load_tasks(), ImportReport(), []
+    catalog = catalog or load_catalog()
     store.init(db, seed=seed)
     known = _stored_run_ids(db)
 
@@ -154,7 +159,7 @@ def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
 
     for path in files:
         try:
-            job = load_file(path, suite, source, model, step, max_file_mb)
+            job = load_file(path, suite, source, model, step, max_file_mb, catalog)
         except SkipFile as exc:
             skip(path, str(exc))
             continue
@@ -236,6 +241,8 @@ def import_from_args(args, on_skip: Callable[[Path, str], None]) -> ImportReport
     if not 0 < max_file_mb < 2**20:
         raise EvalsuiteError(f"bad --max-file-mb {args.max_file_mb}: give a size in MB above 0")
     db = db_path(args.db)
+    from evalsuite.catalog.entries import load_catalog
+
     report = import_paths(args.paths, db, source=args.source, model=args.model, step=args.step,
-                          on_skip=on_skip, max_file_mb=max_file_mb)
+                          on_skip=on_skip, max_file_mb=max_file_mb, catalog=load_catalog(args.models_file))
     return replace(report, db=db)

@@ -38,8 +38,18 @@ def pick_source(db: Path, model: str, task: str, shots: int) -> str:
                              f"({', '.join(sources)}): pick one with --source")
     raise EvalsuiteError(
         f"no per-document samples of {model} on {task} ({shots}-shot) in {db}: published scores are "
-        f"aggregates only. 'evalsuite run --model {model} --tasks {task}' stores them, and so does "
-        "'evalsuite import' of lm-eval output written with --log_samples")
+        f"aggregates only. {run_hint(model, task)} stores them, and so does 'evalsuite import' of "
+        "lm-eval output written with --log_samples")
+
+
+def run_hint(model: str, task: str) -> str:
+    """The `evalsuite run` command that evaluates `model`: by name where the catalog says where
+    its checkpoints are, else with --model-path (a name alone would be an unknown model)."""
+    from evalsuite.catalog.entries import load_catalog
+
+    spec = load_catalog().get(model)
+    where = "" if spec and (spec.repo or spec.path) else " --model-path DIR"
+    return f"'evalsuite run --model {model}{where} --tasks {task}'"
 
 
 def stats_rows(frame: pd.DataFrame, metric: str = "acc") -> list[dict]:

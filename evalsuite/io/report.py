@@ -41,12 +41,14 @@ def run_summary(db: Path, report: SweepReport, shots: int) -> str:
     frame = store.read_df(db, f"""
         SELECT model, step, task, metric, value, stderr FROM scores
         WHERE run_id IN ({', '.join('?' for _ in ids)}) ORDER BY model, step, task, metric""", ids)
+    frame["step"] = frame["step"].fillna(-1).astype(int)  # a released model's one checkpoint: no step
     frame = frame.pivot_table(index=["model", "step"], columns=["task", "metric"], values="value")
     frame.columns = [f"{t}:{m}" for t, m in frame.columns]
+    frame = frame.reset_index().replace({"step": {-1: "-"}})
     n, up = len(done), report.startup
     wall = sum(d.times.wall_s for d in done) - up.first_load_s
     scoring = sum(d.times.scoring_s for d in done)
-    lines = [text_table(frame.reset_index(), floatfmt="{:.4g}"),
+    lines = [text_table(frame, floatfmt="{:.4g}"),
              f"evaluated {n} checkpoint(s), {wall / n:.1f} s each on average ({scoring / n:.1f} s of "
              f"it scoring; {shots}-shot); stored in {db}"]
     if up.total_s:  # (a Ray sweep's start-up happens on each worker)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalsuite.errors import EvalsuiteError
+from evalsuite.catalog.models import Checkpoint
+from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.paths import TOKENIZER_DIR
 
 
@@ -31,7 +32,8 @@ def quiet_libraries() -> None:
 
 def load_tokenizer(folder: Path = TOKENIZER_DIR):
     """Every Pythia checkpoint uses the same GPT-NeoX-20B tokenizer: the shipped copy is it (a
-    cluster worker passes the copy the driver sent it)."""
+    cluster worker passes the copy the driver sent it). Other models bring their own
+    (load_model_tokenizer)."""
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(folder)
@@ -56,6 +58,20 @@ def choose_backend(model, asked: str) -> BackendChoice:
         return BackendChoice(asked)
     return BackendChoice("hf", f"the fast backend does not score {reason} exactly: "
                                "scored with lm-eval's hf backend instead")
+
+
+def load_model_tokenizer(where: Checkpoint):
+    """A model's own tokenizer: from a checkpoint folder, or its Hub repository at that revision
+    (the HF cache first, as checkpoints load); an EvalsuiteError in one line when it cannot be had."""
+    from transformers import AutoTokenizer
+
+    source = where.local_dir or where.repo_id
+    try:
+        return AutoTokenizer.from_pretrained(source, revision=where.revision) if where.repo_id \
+            else AutoTokenizer.from_pretrained(source)
+    except Exception as exc:  # noqa: BLE001 - a missing file, no network, a broken tokenizer.json
+        raise EvalsuiteError(f"cannot load the tokenizer of {where.model} from {where.describe()}: "
+                             f"{first_line(exc)[:200] or type(exc).__name__}") from None
 
 
 def make_lm(model, tokenizer, backend: str, batch_size: str):

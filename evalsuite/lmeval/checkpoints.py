@@ -1,8 +1,8 @@
 """Loading checkpoints: where (model, step) comes from, reading it into host memory, and placing
 it on the device.
 
-`load_to_host` resolves a checkpoint (a local folder, the HF cache, or the Hub with
-revision=stepN) and reads it into host memory, or fails within seconds with a one-line error
+`load_to_host` resolves a checkpoint (catalog.models.Checkpoint: a local folder, the HF cache, or
+the Hub with its revision) and reads it into host memory, or fails within seconds with a one-line error
 naming it (`CheckpointError` when only this checkpoint is at fault); `place_on_device` moves it
 to the accelerator once the previous model is gone (`load_checkpoint` does both). Also the
 device, dtype and environment a run records.
@@ -17,22 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evalsuite.catalog.models import Checkpoint
 from evalsuite.errors import CheckpointError, EvalsuiteError, first_line
 from evalsuite.lmeval import hub
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """Where one (model, step) checkpoint comes from: a local folder, or a Hub repo + revision."""
-
-    model: str
-    step: int | None
-    repo_id: str | None = None
-    revision: str | None = None
-    local_dir: Path | None = None
-
-    def describe(self) -> str:
-        return str(self.local_dir) if self.local_dir else f"{self.repo_id}@{self.revision}"
 
 
 def pick_device(device: str | None) -> str:
@@ -57,7 +44,7 @@ class LoadedCheckpoint:
     """A checkpoint read into memory, and exactly what was read (for the runs table)."""
 
     checkpoint: Checkpoint
-    model: Any  # GPTNeoXForCausalLM in eval mode: on the host until place_on_device; None once released
+    model: Any  # a causal LM in eval mode: on the host until place_on_device; None once released
     commit: str | None  # the Hub commit (the HF cache's snapshot folder name); None for a local folder
     origin: str  # "folder" (--model-path, the demo), "hf-cache" (no network), or "hub" (downloaded now)
 
@@ -67,7 +54,7 @@ class LoadedCheckpoint:
 
 
 def load_checkpoint(ckpt: Checkpoint, dtype: str, device: str):
-    """A GPTNeoXForCausalLM in eval mode on `device`, or an EvalsuiteError within seconds."""
+    """A causal LM (AutoModelForCausalLM) in eval mode on `device`, or an EvalsuiteError within seconds."""
     return place_on_device(load_to_host(ckpt, dtype), device).model
 
 
@@ -93,7 +80,7 @@ def load_to_host(ckpt: Checkpoint, dtype: str) -> LoadedCheckpoint:
     kwargs = dict(dtype=getattr(torch, dtype))
     if ckpt.local_dir:
         if not (ckpt.local_dir / "config.json").exists():
-            raise CheckpointError(f"{ckpt.model} step {ckpt.step}: no checkpoint at {ckpt.local_dir}")
+            raise CheckpointError(f"{ckpt.label()}: no checkpoint at {ckpt.local_dir} (no config.json)")
         model = _read(ckpt.local_dir, _folder_error(ckpt), **kwargs)
         return LoadedCheckpoint(ckpt, model, commit=None, origin="folder")
     return _from_hub(ckpt, kwargs)
@@ -166,7 +153,7 @@ def _read(source, error: Callable[[str], EvalsuiteError], missing_ok: bool = Fal
 
 def _folder_error(ckpt: Checkpoint) -> Callable[[str], EvalsuiteError]:
     return lambda reason: CheckpointError(
-        f"{ckpt.model} step {ckpt.step}: cannot load {ckpt.local_dir}: {reason}")
+        f"{ckpt.label()}: cannot load {ckpt.local_dir}: {reason}")
 
 
 def _cache_error(ckpt: Checkpoint, snapshot: Path) -> Callable[[str], EvalsuiteError]:
@@ -178,8 +165,8 @@ def _cache_error(ckpt: Checkpoint, snapshot: Path) -> Callable[[str], EvalsuiteE
 def _hub_error(ckpt: Checkpoint, reason: str, kind: type[EvalsuiteError] = CheckpointError) -> EvalsuiteError:
     return kind(
         f"cannot load {ckpt.repo_id} revision {ckpt.revision}: {reason}. To use local files, "
-        "pass --model-path DIR (DIR/<model>/step<N>/ or DIR/step<N>/) or put the revision in the "
-        "HF cache (huggingface-cli download --revision) where the Hub is reachable")
+        "pass --model-path DIR (DIR/step<N>/, DIR/checkpoint-<N>/, or those under DIR/<model>/) or put the "
+        "revision in the HF cache (huggingface-cli download --revision) where the Hub is reachable")
 
 
 def _reason(exc: Exception) -> str:
@@ -187,6 +174,11 @@ def _reason(exc: Exception) -> str:
     text = first_line(exc)
     kind = "" if isinstance(exc, (OSError, EvalsuiteError)) else f"{type(exc).__name__}: "
     return (kind + text)[:200] or type(exc).__name__
+
+
+def parameter_count(model) -> int:
+    """A loaded model's parameters (a tensor shared by two modules, as tied embeddings, counted once)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def environment(device: str) -> dict:

@@ -35,12 +35,9 @@ def tiny_config(layers: int = 6, width: int = 128, heads: int = 4, vocab: int = 
 
 def shapes() -> dict[str, dict[str, int]]:
     """Pythia's shapes by size ('14m', '70m' ... '12b'), as keyword arguments of tiny_model."""
-    from evalsuite.catalog.pythia import MODELS
+    from evalsuite.catalog.pythia import SIZES
 
-    out = {"14m": dict(layers=6, width=128, heads=4)}  # pythia-14m is not one of the suite's 16
-    for model in MODELS.values():
-        out.setdefault(model.size, dict(layers=model.layers, width=model.width, heads=model.heads))
-    return out
+    return {size: dict(layers=layers, width=width, heads=heads) for size, (layers, width, heads, _) in SIZES.items()}
 
 
 def tiny_model(seed: int = 0, **shape):

@@ -39,16 +39,16 @@ def respond(lm, prepared: PreparedRequests) -> None:
         inst.resps.append(answer)
 
 
-def collect(prepared: PreparedRequests, run: Run) -> JobRecord:
+def collect(prepared: PreparedRequests, run: Run, tokens: int | None = None) -> JobRecord:
     """lm-eval's filters, per-document metrics and aggregations over the current responses, as
-    the run's scores and samples."""
+    the run's scores and samples (`tokens`: seen at this checkpoint, where known)."""
     shots, metrics, samples = prepared.key.shots, [], []
     for task in prepared.tasks:
         task.task.apply_filters()
         raw, task_samples = _per_document(task, shots, run)
         metrics += _aggregate(task, raw, shots)
         samples += task_samples
-    scores = to_scores(metrics, model=run.model, step=run.step, run_id=run.run_id,
+    scores = to_scores(metrics, model=run.model, step=run.step, tokens=tokens, run_id=run.run_id,
                        source=run.source, doc_limit=run.doc_limit, dtype=run.dtype)
     return JobRecord(run, shots, scores, samples)
 

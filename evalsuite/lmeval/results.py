@@ -18,7 +18,6 @@ import json
 import math
 from dataclasses import dataclass
 
-from evalsuite.catalog.pythia import tokens_seen
 from evalsuite.records import Document, Sample, Score
 
 METRIC_ALIASES = {"ppl": "perplexity"}
@@ -83,10 +82,12 @@ def _task_metrics(task: str, values: dict, shots: int, n: int | None) -> list[Me
     return out
 
 
-def to_scores(metrics: list[Metric], *, model: str, step: int | None, run_id: str, source: str,
-              doc_limit: int | None = None, dtype: str | None = None) -> list[Score]:
+def to_scores(metrics: list[Metric], *, model: str, step: int | None, tokens: int | None, run_id: str,
+              source: str, doc_limit: int | None = None, dtype: str | None = None) -> list[Score]:
+    """The metrics as stored scores; `tokens`: tokens seen at this checkpoint, from the model's
+    description (None where it is not known)."""
     return [
-        Score(model=model, step=step, tokens=None if step is None else tokens_seen(step),
+        Score(model=model, step=step, tokens=tokens,
               task=m.task, metric=m.metric, shots=m.shots, value=m.value, stderr=m.stderr, n=m.n,
               doc_limit=doc_limit, dtype=dtype, run_id=run_id, source=source)
         for m in metrics

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from evalsuite.records import Model
 from evalsuite.stats.bootstrap import LEVEL, RESAMPLES, SEED
-from evalsuite.stats.models import params_of
+from evalsuite.stats.models import known, params_of, tokens_per_step_of
 
 FORMS = ("logistic", "power", "power-loss", "linear")
 LOSS_FORMS = {"bpb": "power", "perplexity": "power-loss"}  # lower is better, unbounded: power laws
@@ -55,16 +56,17 @@ class ScalingFit:
                       self.floor)[0]
 
 
-def log_size(models, steps=None, axis: str = "params") -> np.ndarray:
-    """x for these models: log10 parameters, or log10 of 6 x parameters x tokens at each step."""
-    from evalsuite.catalog.pythia import TOKENS_PER_STEP
-
-    params = np.array([params_of(m) or np.nan for m in models], dtype=float)
+def log_size(models, steps=None, axis: str = "params", facts: dict[str, Model] | None = None) -> np.ndarray:
+    """x for these models: log10 parameters, or log10 of 6 x parameters x tokens at each step
+    (NaN where the parameters or the tokens per step are unknown). `facts`: stats.models.known()."""
+    facts = facts if facts is not None else known()
+    params = np.array([params_of(m, facts) or np.nan for m in models], dtype=float)
     if axis == "params":
         return np.log10(params)
     if axis != "compute":
         raise ValueError(f"unknown axis {axis!r}: params or compute")
-    return np.log10(6 * params * np.asarray(steps, dtype=float) * TOKENS_PER_STEP)
+    per_step = np.array([tokens_per_step_of(m, facts) or np.nan for m in models], dtype=float)
+    return np.log10(6 * params * np.asarray(steps, dtype=float) * per_step)
 
 
 def fit(x, y, form: str, floor: float = 0.0, models=()) -> ScalingFit:

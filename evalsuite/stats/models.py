@@ -1,23 +1,41 @@
 """What the statistics need to know about a model: its family (whose models make a scaling
-curve and the signal across sizes) and its parameter count.
+curve and the signal across sizes) and its parameter count and tokens per step.
 
-Both come from catalog/baselines.py today. When the model catalog replaces it, `model_info` below
-is the one line to change.
+The store's models table says (it holds the built-in catalog's entries and what every run or
+import wrote); a model it does not list falls back to the built-in catalog, then to nothing.
 """
 
 from __future__ import annotations
 
-from evalsuite.catalog.baselines import model_info
+from pathlib import Path
+
+from evalsuite.records import Model
 
 
-def family_of(model: str) -> str:
-    """The family a model belongs to (pythia, pythia-deduped, opt, bloom); a model the catalog
-    does not know is a family of its own, named after it."""
-    info = model_info(model)
-    return info.family if info else model
+def known(db: Path | None = None) -> dict[str, Model]:
+    """Each model's facts: the built-in catalog's, overridden by the store's models table."""
+    from evalsuite import store
+    from evalsuite.catalog.entries import builtin_catalog
+
+    facts = {spec.name: spec.record() for spec in builtin_catalog()}
+    if db is not None:
+        facts.update(store.known_models(db))
+    return facts
 
 
-def params_of(model: str) -> int | None:
-    """Total parameters, or None for a model the catalog does not know."""
-    info = model_info(model)
-    return info.params if info else None
+def family_of(model: str, facts: dict[str, Model] | None = None) -> str:
+    """The family a model belongs to (pythia, pythia-deduped, opt, ...); a model nothing
+    describes is a family of its own, named after it."""
+    about = (facts if facts is not None else known()).get(model)
+    return about.family if about is not None and about.family != "other" else model
+
+
+def params_of(model: str, facts: dict[str, Model] | None = None) -> int | None:
+    """Total parameters, or None where nothing says."""
+    about = (facts if facts is not None else known()).get(model)
+    return about.params if about is not None else None
+
+
+def tokens_per_step_of(model: str, facts: dict[str, Model] | None = None) -> int | None:
+    about = (facts if facts is not None else known()).get(model)
+    return about.tokens_per_step if about is not None else None

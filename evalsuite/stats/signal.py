@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evalsuite.records import Model
+from evalsuite.stats import models as model_facts
 from evalsuite.stats.models import family_of
 from evalsuite.store.metrics import DERIVED
 from evalsuite.store.values import checkpoint_scores
@@ -86,7 +88,8 @@ def family_scores(db: Path, metrics: tuple[str, ...] | list[str] = METRICS, fami
     """KEYS, model, step, value: the scores signal_noise reads, of every model (or a family's).
     The derived metrics are computed from the samples only at the steps it reads: each model's
     last `last` stored checkpoints and each family's common last one."""
-    stored = [_with_family(checkpoint_scores(db, m, tasks=tasks, source=source, shots=shots), family)
+    facts = model_facts.known(db)
+    stored = [_with_family(checkpoint_scores(db, m, tasks=tasks, source=source, shots=shots), family, facts)
               for m in metrics if m not in DERIVED]
     frames = [f for f in stored if len(f)]
     derived = [m for m in metrics if m in DERIVED]
@@ -94,15 +97,15 @@ def family_scores(db: Path, metrics: tuple[str, ...] | list[str] = METRICS, fami
         known = pd.concat(frames) if frames else None
         steps = _steps_read(known, last) if known is not None else None
         models = sorted(known["model"].unique()) if known is not None else None
-        frames += [_with_family(checkpoint_scores(db, m, models, tasks, source, shots, steps), family)
+        frames += [_with_family(checkpoint_scores(db, m, models, tasks, source, shots, steps), family, facts)
                    for m in derived]
     frames = [f for f in frames if len(f)]
     columns = [*KEYS, "model", "step", "value"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
-def _with_family(frame: pd.DataFrame, family: str | None) -> pd.DataFrame:
-    frame = frame.assign(family=frame["model"].map(family_of))
+def _with_family(frame: pd.DataFrame, family: str | None, facts: dict[str, Model]) -> pd.DataFrame:
+    frame = frame.assign(family=frame["model"].map(lambda model: family_of(model, facts)))
     return frame[frame["family"] == family] if family else frame
 
 

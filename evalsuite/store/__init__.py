@@ -29,15 +29,31 @@ from evalsuite.store.db import (
     transaction,
     utcnow,
 )
-from evalsuite.store.queries import scores_where, scores_with_representative, stored_tasks, stored_tasks_by_step
+from evalsuite.store.queries import (
+    known_models,
+    scores_where,
+    scores_with_representative,
+    stored_tasks,
+    stored_tasks_by_step,
+)
 from evalsuite.store.schema import MIGRATIONS, create_all
-from evalsuite.store.seed import seed_store
-from evalsuite.store.writes import end_sweep, insert, set_worker, start_sweep, write_documents, write_job, write_jobs
+from evalsuite.store.seed import seed_models, seed_store
+from evalsuite.store.writes import (
+    end_sweep,
+    insert,
+    set_worker,
+    start_sweep,
+    write_documents,
+    write_job,
+    write_jobs,
+    write_models,
+)
 
 __all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "connect", "db_path",
-           "end_sweep", "init", "insert", "problem", "read_df", "scores_where", "scores_with_representative",
+           "end_sweep", "init", "insert", "known_models", "problem", "read_df", "scores_where",
+           "scores_with_representative",
            "set_worker", "sql_path", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
-           "write_documents", "write_job", "write_jobs"]
+           "write_documents", "write_job", "write_jobs", "write_models"]
 
 
 def init(path: Path, seed: bool = True) -> Path:
@@ -45,6 +61,7 @@ def init(path: Path, seed: bool = True) -> Path:
 
     A new store is seeded with EleutherAI's published scores (results/published.csv), in the
     same transaction, so the dashboard has real curves before any run; seed=False skips that.
+    Every store gets the built-in catalog's models (the models table) when it first lacks them.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +79,8 @@ def init(path: Path, seed: bool = True) -> Path:
                                  "database with other tables); pick another --db")
         con.execute(create_all())
         con.execute(MIGRATIONS)
+        if "models" not in tables:  # a new store, or one made before models were kept
+            seed_models(con, older_store=not fresh)
         if fresh and seed:
             seed_store(con)
     return path

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalsuite.records import JobKey
-from evalsuite.store.db import connect
+from evalsuite.records import JobKey, Model, columns
+from evalsuite.store.db import connect, read_df
 from evalsuite.store.seed import shipped_run_ids
+
+
+def known_models(path: Path) -> dict[str, Model]:
+    """What the store keeps about each model (its models table; empty for a store made before
+    models were kept)."""
+    frame = read_df(path, "SELECT * FROM models", needs="models", columns=tuple(columns(Model)))
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return {row["model"]: Model(**row) for row in rows}
 
 
 def stored_tasks(path: Path, key: JobKey) -> set[str]:

@@ -11,15 +11,15 @@ import typing
 from dataclasses import fields
 from datetime import datetime
 
-from evalsuite.records import Document, Run, Sample, Score, Sweep, WorkerState
+from evalsuite.records import Document, Model, Run, Sample, Score, Sweep, WorkerState
 
 TABLES: dict[str, type] = {"runs": Run, "scores": Score, "sweeps": Sweep, "samples": Sample,
-                           "documents": Document, "workers": WorkerState}
+                           "documents": Document, "workers": WorkerState, "models": Model}
 # A document is stored once per task, shot count and content: the same doc_id of other data (a
 # changed data set) is another row, and writers skip rows whose key is stored (writes.insert).
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {"runs": ("run_id",), "sweeps": ("sweep_id",),
                                             "documents": ("task", "shots", "doc_id", "fingerprint"),
-                                            "workers": ("sweep_id", "worker")}
+                                            "workers": ("sweep_id", "worker"), "models": ("model",)}
 SQL_TYPES = {str: "VARCHAR", int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", datetime: "TIMESTAMP"}
 
 # Columns added after the first release: a store made before them gains them on the next init.

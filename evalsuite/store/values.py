@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalsuite.catalog.pythia import TOKENS_PER_STEP
 from evalsuite.errors import EvalsuiteError
 from evalsuite.store.db import connect, has_table, read_df
 from evalsuite.store.items import _RUN_ORDER, ItemsKey
@@ -145,12 +144,15 @@ def derived_scores(db: Path, name: str, models: list[str] | None = None, tasks: 
         ranked AS (
             SELECT r.model, r.step, p.task, p.shots, p.value, p.sd / sqrt(p.n) AS stderr, p.n, r.doc_limit, r.dtype,
                    p.run_id, r.source, {_RANK} AS rank
-            FROM per_run p JOIN runs r USING (run_id) {"WHERE r.source = $source" if source else ""})
-        SELECT model, step, CAST(step AS BIGINT) * $tokens AS tokens, task, $metric AS metric, shots, value, stderr,
+            FROM per_run p JOIN runs r USING (run_id) {"WHERE r.source = $source" if source else ""}),
+        -- tokens seen as the run's own stored scores say (the model's description decided them)
+        run_tokens AS (SELECT run_id, any_value(tokens) AS tokens FROM scores
+                       WHERE run_id IN (SELECT run_id FROM ranked) GROUP BY run_id)
+        SELECT model, step, tokens, task, $metric AS metric, shots, value, stderr,
                n, doc_limit, dtype, run_id, source
-        FROM ranked WHERE n > 0 {"" if every_run else "AND rank = 1"}
+        FROM ranked LEFT JOIN run_tokens USING (run_id) WHERE n > 0 {"" if every_run else "AND rank = 1"}
         ORDER BY source, model, step NULLS FIRST, shots, task, run_id"""
-    params.update({"metric": name, "tokens": TOKENS_PER_STEP, **({"source": source} if source else {})})
+    params.update({"metric": name, **({"source": source} if source else {})})
     return _read(db, name, query, params, SCORE_COLUMNS)
 
 

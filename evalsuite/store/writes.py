@@ -1,6 +1,6 @@
 """Writing the store: one job (a checkpoint, or an imported file) per transaction, never a
-partial one, never a double count; the documents a sweep evaluates, once; and the sweeps'
-progress rows.
+partial one, never a double count, with what is known about its model; the documents a sweep
+evaluates, once; and the sweeps' progress rows.
 
 Every insert is columnar (an Arrow table built from the records, schema.py's types): DuckDB's
 row-at-a-time paths cost more than the insert itself for a checkpoint's 11,634 samples.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalsuite.records import Document, JobKey, JobRecord, Run, Sample, Score, Sweep, WorkerState, columns
+from evalsuite.records import Document, JobKey, JobRecord, Model, Run, Sample, Score, Sweep, WorkerState, columns
 from evalsuite.store.db import connect, transaction, utcnow
 from evalsuite.store.schema import TABLES, arrow_schema
 
@@ -47,6 +47,7 @@ def write_jobs(path: Path, records: list[JobRecord]) -> list[list[str]]:
         insert(con, Sample, [s for record, tasks in picked for s in record.samples if s.task in tasks])
         insert(con, Document, [d for record, tasks in picked for d in record.documents if d.task in tasks],
                on_key="skip")
+        write_models(con, [record.model for record, _ in picked if record.model])
     return written
 
 
@@ -92,14 +93,35 @@ def _write(con, record: JobRecord, replace: bool) -> list[str]:
         insert(con, Score, [s for s in record.scores if s.task in written])
         insert(con, Sample, [s for s in record.samples if s.task in written])
         insert(con, Document, [d for d in record.documents if d.task in written], on_key="skip")
+        write_models(con, [record.model] if record.model else [])
     return written
+
+
+# A model's row keeps every fact it has: a newer description replaces what it says, and what it
+# does not know (None, family 'other') leaves the stored fact alone.
+_MERGE = ", ".join(
+    ["family = CASE WHEN excluded.family = 'other' THEN models.family ELSE excluded.family END"]
+    + [f"{c} = coalesce(excluded.{c}, models.{c})" for c in columns(Model) if c not in ("model", "family")])
+
+
+def write_models(con, models: list[Model]) -> None:
+    """Store what is known about these models, through an open transaction (merged as _MERGE says;
+    several descriptions of one model in the list are merged in order)."""
+    merged: dict[str, Model] = {}
+    for model in models:
+        old = merged.get(model.model)
+        merged[model.model] = model if old is None else Model(**{
+            c: (getattr(model, c) if getattr(model, c) not in (None, "other") else getattr(old, c))
+            for c in columns(Model)})
+    insert(con, Model, list(merged.values()), on_key="merge")
 
 
 TABLE_OF = {record_type: name for name, record_type in TABLES.items()}
 # What an insert does with a row whose primary key is stored already (or repeated in the rows):
 VERBS = {"fail": "INSERT",
          "skip": "INSERT OR IGNORE",  # documents: every checkpoint's file describes them again
-         "replace": "INSERT OR REPLACE"}  # a Ray worker's state: the latest counts
+         "replace": "INSERT OR REPLACE",  # a Ray worker's state: the latest counts
+         "merge": "INSERT"}  # models: ON CONFLICT merges the facts (_MERGE)
 
 
 def insert(con, record_type: type, records: list, on_key: str = "fail") -> None:
@@ -113,8 +135,9 @@ def insert(con, record_type: type, records: list, on_key: str = "fail") -> None:
     table = pa.table({c: [getattr(r, c) for r in records] for c in cols}, schema=arrow_schema(record_type))
     con.register("incoming", table)
     verb = VERBS[on_key]
+    merge = f" ON CONFLICT ({cols[0]}) DO UPDATE SET {_MERGE}" if on_key == "merge" else ""
     con.execute(f"{verb} INTO {TABLE_OF[record_type]} ({', '.join(cols)}) "
-                f"SELECT {', '.join(cols)} FROM incoming").fetchall()
+                f"SELECT {', '.join(cols)} FROM incoming{merge}").fetchall()
     # not in a `finally`: after a failed insert the transaction is aborted and unregistering
     # would raise, hiding the real error; the connection, and the registration, close anyway
     con.unregister("incoming")

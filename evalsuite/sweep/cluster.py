@@ -71,7 +71,7 @@ class RayOptions:
 class RaySweepReport(SweepReport):
     workers: int = 0  # workers started, replacements included
     nodes: set[str] = field(default_factory=set)  # Ray node ids the workers ran on
-    requeued: list[tuple[str, int]] = field(default_factory=list)  # (model, step) whose worker died
+    requeued: list[tuple[str, int | None]] = field(default_factory=list)  # (model, step) whose worker died
 
     def cluster_summary(self) -> str:
         again = f"; re-run after their worker was lost: {_steps(self.requeued)}" if self.requeued else ""
@@ -234,5 +234,5 @@ def _run_phases(ray, cfg: RunConfig, jobs: list[Job], opts: RayOptions, gpu_gib:
 
 
 
-def _steps(pairs: list[tuple[str, int]]) -> str:
+def _steps(pairs: list[tuple[str, int | None]]) -> str:
     return ", ".join(f"{model} step {step}" for model, step in pairs)

@@ -14,14 +14,14 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from evalsuite import store
 from evalsuite.lmeval import backends, checkpoints, definitions, evaluate
 from evalsuite.lmeval.checkpoints import LoadedCheckpoint
 from evalsuite.lmeval.requests import PreparedRequests, prepare
 from evalsuite.paths import ROOT
-from evalsuite.records import JobRecord, Run
+from evalsuite.records import JobRecord, Model, Run
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.plan import Job
 
@@ -32,9 +32,13 @@ class Session:
 
     device: str
     dtype: str
-    tokenizer: object
+    tokenizer: object  # the shipped GPT-NeoX-20B tokenizer (Pythia's)
     env: dict  # versions, hardware, host and evalsuite commit: each run's provenance
     sweep_id: str | None
+    tokenizers: dict = field(default_factory=dict)  # {model: its own tokenizer}, for models that bring one
+
+    def tokenizer_of(self, model: str):
+        return self.tokenizers.get(model, self.tokenizer)
 
 
 def git_commit() -> str | None:
@@ -75,13 +79,14 @@ def evaluate_job(cfg: RunConfig, job: Job, model, run: Run, session: Session,
     """Score one loaded checkpoint on the job's tasks with the sweep's prepared requests."""
     requests = prepared.subset([t.name for t in job.tasks])
     choice = backends.choose_backend(model, cfg.backend)  # the fast one only where it is exact
-    lm = backends.make_lm(model, session.tokenizer, choice.backend, cfg.batch_size)
+    lm = backends.make_lm(model, session.tokenizer_of(job.model), choice.backend, cfg.batch_size)
     started = time.perf_counter()
     with silenced():
         evaluate.respond(lm, requests)
         scored = time.perf_counter()
-        record = evaluate.collect(requests, run)
+        record = evaluate.collect(requests, run, job.tokens)
     record.times.scoring_s, record.times.metrics_s = scored - started, time.perf_counter() - scored
+    record.model = _about(cfg, job, model)
     finished = store.utcnow()
     duration = (finished - run.started_at).total_seconds() if run.started_at else None
     record.run = replace(run, backend=choice.backend, finished_at=finished, duration_s=duration)
@@ -95,6 +100,15 @@ def say_notes(record: JobRecord, said: set[str], say: Callable[[str], None]) -> 
         if note not in said:
             said.add(note)
             say(note)
+
+
+def _about(cfg: RunConfig, job: Job, model) -> Model | None:
+    """What the store keeps about the job's model; its parameters counted from the loaded
+    checkpoint where the catalog does not give them."""
+    about = cfg.about.get(job.model)
+    if about is not None and about.params is None:
+        about = replace(about, params=checkpoints.parameter_count(model))
+    return about
 
 
 def evaluate_loaded(cfg: RunConfig, job: Job, loaded: LoadedCheckpoint, session: Session,

@@ -48,7 +48,7 @@ class Failure:
     """A checkpoint that could not be evaluated; the sweep went on without it."""
 
     model: str
-    step: int
+    step: int | None  # None: a released model's one checkpoint
     reason: str
 
 
@@ -80,7 +80,8 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True, say: Callable[[str], N
         return report
     with registered(cfg, len(jobs), env["hostname"]) as sweep:
         startup.store_s = lap()
-        session = Session(device, dtype, backends.load_tokenizer(), env, sweep.sweep_id)
+        own = {model: backends.load_model_tokenizer(where) for model, where in cfg.tokenizers.items()}
+        session = Session(device, dtype, backends.load_tokenizer(), env, sweep.sweep_id, own)
         startup.tokenizer_s = lap()
         _evaluate_jobs(cfg, jobs, session, report, show_progress, say)
     return report
@@ -145,7 +146,7 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
             waited = time.perf_counter() - mark
             if job is jobs[0]:
                 report.startup.first_load_s = waited
-            bar.set_description(f"{job.model} step{job.step}")
+            bar.set_description(f"{job.model} step{job.step}" if job.step is not None else job.model)
             if isinstance(loaded, CheckpointError):  # this checkpoint only: report it, go on
                 report.failed.append(Failure(job.model, job.step, str(loaded)))
             elif isinstance(loaded, BaseException):

@@ -21,24 +21,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evalsuite.catalog import pythia
+from evalsuite.catalog.entries import load_catalog
+from evalsuite.lmeval import demo
 
 WORKSPACE_GIB = 10.0  # per worker beside the weights: CUDA context, allocator cache, 65,536-token batches
 MAX_PER_GPU = 4
 DEFAULT_GPU_GIB = 80.0  # assumed where the driver cannot ask a GPU (no CUDA where it looked)
 BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+DEMO_SHAPE = "pythia-14m"  # the demo model is a GPT-NeoX of this shape (lmeval/demo.py)
 
 
-def workers_per_gpu(params: int, dtype: str, gpu_memory_gib: float) -> int:
-    """How many workers evaluating a model of `params` parameters in `dtype` share one GPU."""
+def workers_per_gpu(params: int | None, dtype: str, gpu_memory_gib: float) -> int:
+    """How many workers evaluating a model of `params` parameters in `dtype` share one GPU (a model
+    of unknown size gets a GPU of its own)."""
+    if params is None:
+        return 1
     weights_gib = params * BYTES[dtype] / 2**30
     return max(1, min(MAX_PER_GPU, int(gpu_memory_gib // (weights_gib + WORKSPACE_GIB))))
 
 
-def model_params(model: str) -> int:
-    """A Pythia model's parameters; the demo model (not one of the suite's models) counts as the smallest."""
-    known = pythia.MODELS.get(model)
-    return known.params if known else min(m.params for m in pythia.MODELS.values())
+def model_params(model: str) -> int | None:
+    """A model's parameters as the catalog gives them (the demo model has pythia-14m's shape);
+    None for a model of unknown size."""
+    spec = load_catalog().get(DEMO_SHAPE if model == demo.DEMO_NAME else model)
+    return spec.params if spec else None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 Resuming is planning again: a task whose key (model, step, shots, limit, dtype, source) is
 already stored is skipped unless --force; a job is one checkpoint with the tasks it still lacks.
+Where a checkpoint loads from was found once, when the command was parsed (sweep/config.py).
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evalsuite import store
-from evalsuite.catalog import pythia
+from evalsuite.catalog.models import Checkpoint
 from evalsuite.catalog.tasks import TaskSpec
 from evalsuite.lmeval import demo
-from evalsuite.lmeval.checkpoints import Checkpoint
 from evalsuite.records import JobKey
 from evalsuite.sweep.config import RunConfig
 
@@ -20,8 +20,9 @@ from evalsuite.sweep.config import RunConfig
 @dataclass(frozen=True)
 class Job:
     model: str
-    step: int
+    step: int | None  # None: a released model's one checkpoint
     tasks: list[TaskSpec]  # the tasks still to run
+    tokens: int | None = None  # tokens seen at this checkpoint, where known
 
 
 def plan(cfg: RunConfig, dtype: str) -> list[Job]:
@@ -33,16 +34,14 @@ def plan(cfg: RunConfig, dtype: str) -> list[Job]:
         for step in cfg.steps[model]:
             todo = [t for t in cfg.tasks if t.name not in stored.get(step, set())]
             if todo:
-                jobs.append(Job(model, step, todo))
+                jobs.append(Job(model, step, todo, cfg.checkpoints[model][step].tokens))
     return jobs
 
 
-def checkpoint_for(cfg: RunConfig, model: str, step: int) -> Checkpoint:
-    """Where (model, step) is loaded from: --model-path, the demo folder, or the Hub."""
-    revision = pythia.revision(step)
-    if cfg.model_path:
-        nested = cfg.model_path / model / revision
-        return Checkpoint(model, step, local_dir=nested if nested.exists() else cfg.model_path / revision)
-    if model == demo.DEMO_NAME:
-        return Checkpoint(model, step, local_dir=demo.build_demo_checkpoints() / revision)
-    return Checkpoint(model, step, repo_id=pythia.MODELS[model].repo_id, revision=revision)
+def checkpoint_for(cfg: RunConfig, model: str, step: int | None) -> Checkpoint:
+    """Where (model, step) is loaded from: as found when the command was parsed; the demo
+    model's folder is built first where it is not yet (on this machine, or a local Ray worker)."""
+    ckpt = cfg.checkpoints[model][step]
+    if model == demo.DEMO_NAME and not cfg.model_path:
+        demo.build_demo_checkpoints()
+    return ckpt
