@@ -37,7 +37,7 @@ def test_the_demo_models_lambada_perplexity_falls_at_every_checkpoint(tmp_path, 
     built = demo.build_demo_checkpoints(tmp_path / "demo")
     db = tmp_path / "store.duckdb"
     done = run_evalsuite(hf_home, db, "run", "--model", "demo-copy", "--model-path", str(built),
-                         "--tasks", "lambada_openai", "--limit", "30")
+                         "--tasks", "lambada_openai", "--limit", "40")
     assert done.returncode == 0, done.stderr[-3000:]
     ppl = store.read_df(db, "SELECT step, value FROM scores WHERE source = 'local' AND metric = 'perplexity' "
                             "ORDER BY step")
