@@ -29,6 +29,7 @@ Targets (issue 10): each query the view runs <= 1 s; the dashboard process < 2 G
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import socket
@@ -270,6 +271,13 @@ def report_build(built: dict, db: Path) -> None:
           f"(the store before them: documents, runs, published scores, {built['before_samples'] / 2**20:.0f} MiB)")
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a broken installation
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", type=Path, default=RESULTS_DIR / "bench_items.duckdb")
@@ -278,6 +286,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--models", default=None, help="a comma list, smallest first (default: all 16)")
     args = parser.parse_args()
+    if Path(CHROMIUM).exists() and not _installed("playwright"):  # said before the hour-long build
+        parser.exit(2, "bench_items: timing the dashboard needs playwright: pip install 'evalsuite[test]'\n")
     models = args.models.split(",") if args.models else list(SUITE)
     print(machine.describe())
     import duckdb

@@ -5,18 +5,26 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
-# Runs the real CLI in a process where `ray` cannot be found, as on an install without the extra.
-WITHOUT_RAY = textwrap.dedent("""
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+# Makes one package unfindable, as on an install without the extra that brings it.
+BLOCKER = textwrap.dedent("""
     import sys
 
-    class NoRay:
+    class Missing:
         def find_spec(self, name, path=None, target=None):
-            if name == "ray" or name.startswith("ray."):
-                raise ModuleNotFoundError("No module named 'ray'", name="ray")
+            if name.split(".")[0] == MISSING:
+                raise ModuleNotFoundError(f"No module named {MISSING!r}", name=MISSING)
             return None
 
-    sys.meta_path.insert(0, NoRay())
+    sys.meta_path.insert(0, Missing())
+""")
+# Runs the real CLI in a process where `ray` cannot be found.
+WITHOUT_RAY = "MISSING = 'ray'\n" + BLOCKER + textwrap.dedent("""
     from evalsuite.cli import main
     sys.argv = ["evalsuite", *sys.argv[1:]]
     sys.exit(main())
@@ -42,3 +50,16 @@ def test_without_ray_a_run_without_ray_still_parses(tmp_path):
     """The check is for --ray only: a bad option elsewhere still gets its own message."""
     done = _run_without_ray("run", "--workers", "2", tmp_path=tmp_path)
     assert done.returncode == 2 and "--workers needs --ray" in done.stderr
+
+
+def test_the_items_benchmark_without_playwright_says_so_before_building(tmp_path):
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("bench_items times the dashboard only where chromium is installed")
+    script = "MISSING = 'playwright'\n" + BLOCKER + (
+        f"sys.path.insert(0, {str(BENCHMARKS)!r})\n"
+        f"sys.argv = ['bench_items.py', '--db', {str(tmp_path / 'b.duckdb')!r}]\n"
+        f"import runpy; runpy.run_path({str(BENCHMARKS / 'bench_items.py')!r}, run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == "bench_items: timing the dashboard needs playwright: pip install 'evalsuite[test]'"
+    assert not (tmp_path / "b.duckdb").exists()
