@@ -9,6 +9,8 @@ so rather than silently shifting steps by one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import altair as alt
 import pandas as pd
 
@@ -76,9 +78,11 @@ def _size_order(rows: pd.DataFrame) -> list[str]:
 
 def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log",
              bands: bool = True, log_y: bool = False, title: str = "",
-             reference: pd.DataFrame | None = None) -> AnyChart:
+             reference: pd.DataFrame | None = None,
+             extra: Callable[[alt.X], list] | None = None) -> AnyChart:
     """Metric vs step (or tokens), one line per model and source; stderr as a shaded band;
-    `reference`: released models (no steps), each a labelled horizontal line."""
+    `reference`: released models (no steps), each a labelled horizontal line; `extra`: more
+    layers (stat_charts.py's), built on this chart's x encoding."""
     data = _with_bounds(chart_frame(rows), log_y)
     xenc = _x_encoding(x, scale, data)
     # symbolOpacity: the legend would otherwise borrow the faint stderr band's opacity
@@ -102,6 +106,7 @@ def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log
         layers.insert(0, band)
     if reference is not None and not reference.empty:
         layers += _reference_lines(chart_frame(reference), metric, log_y)
+    layers += extra(xenc) if extra else []
     return alt.layer(*layers).properties(title=title, height=HEIGHT + 140).interactive()
 
 
@@ -117,8 +122,9 @@ def _reference_lines(rows: pd.DataFrame, metric: str, log_y: bool) -> list[alt.C
 
 
 def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = False,
-            compact: bool = False) -> AnyChart:
-    """Metric vs parameter count (log), one line per family, stderr as error bars."""
+            compact: bool = False, extra: Callable[[alt.X], list] | None = None) -> AnyChart:
+    """Metric vs parameter count (log), one line per family, stderr as error bars; `extra`: more
+    layers (a fit: stat_charts.fit_layers) on this chart's x encoding."""
     data = _with_bounds(chart_frame(rows), log_y)
     data["family_source"] = [f if s == "published" else f"{f} ({s})"
                              for f, s in zip(data["family"], data["source"])]
@@ -142,7 +148,8 @@ def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = Fals
         shape="diamond", size=110, filled=True, stroke="black", strokeWidth=0.8).encode(
         xenc, yenc, color, tooltip=tooltip)
     height = 340 if compact else HEIGHT
-    return alt.layer(bars, lines, points, own).properties(title=title, height=height)
+    more = extra(xenc) if extra else []
+    return alt.layer(*more, bars, lines, points, own).properties(title=title, height=height)
 
 
 def _extra(i: int) -> str:

@@ -1,5 +1,6 @@
 """Local vs published: the user's own evaluations beside EleutherAI's numbers for the same checkpoints,
-or beside another source's (results imported from another lab, for any model).
+or beside another source's (results imported from another lab, for any model); below it, the
+paired comparison of any two checkpoints (views/paired.py).
 
 A difference is flagged when it exceeds the combined standard error of the two numbers
 (sqrt(se_local^2 + se_published^2)). Two unbiased evaluations of the same checkpoint differ by
@@ -17,6 +18,7 @@ import streamlit as st
 from dashboard import charts, download, pickers, state
 from dashboard.data import PUBLISHED, pick, representative
 from dashboard.text import code, codes
+from dashboard.views import paired
 
 KEYS = ["model", "step", "task", "metric", "shots"]
 
@@ -38,6 +40,13 @@ def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> 
 
 
 def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
+    table = _sources(scores)
+    paired.render(scores, path)
+    return table
+
+
+def _sources(scores: pd.DataFrame) -> pd.DataFrame:
+    """Every score stored by one source beside another's: the overlay, the flagged table."""
     st.subheader("Local vs published")
     sources = sorted(set(scores["source"]) - {PUBLISHED})
     if not sources:

@@ -48,7 +48,7 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     if rows.empty:
         st.info(NO_SAMPLES)
         return rows
-    key = _pick(rows)
+    key = _pick(path, rows)
     stats = data.item_query(path, "stats", key)
     if stats.empty:
         st.info(f"No per-document samples of {code(key.model)} on {code(key.task)} ({key.shots}-shot, "
@@ -59,21 +59,30 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     steps = _summary(path, key, table)
     _heat_map(path, key, table, steps)
     left, right = st.columns(2)
-    left.altair_chart(charts.learned_histogram(table["learned_at"], steps), width="stretch")
-    right.altair_chart(charts.flips_histogram(table["flips"]), width="stretch")
+    if table["learned_at"].notna().any():
+        left.altair_chart(charts.learned_histogram(table["learned_at"], steps), width="stretch")
+    else:
+        left.info(f"No document was learned: all {len(table):,} are wrong at the last checkpoint, so there is "
+                  "no learning time to draw.")
+    if table["flips"].gt(0).any():
+        right.altair_chart(charts.flips_histogram(table["flips"]), width="stretch")
+    else:
+        right.info(f"No document flipped: each of the {len(table):,} is right at every checkpoint or wrong "
+                   "at every one, so there is no spread of flips to draw.")
     doc_id = _document_table(path, key, table)
     _document(path, key, doc_id, table, steps)
     download.offer(table, f"items_{key.model}_{key.task}_{key.metric}_{key.shots}shot", "items")
     return table
 
 
-def _pick(rows: pd.DataFrame) -> ItemsKey:
+def _pick(path: Path, rows: pd.DataFrame) -> ItemsKey:
     cols = st.columns([3, 2, 1, 2, 2])
     models = pickers.by_family(rows)
     model = state.choice(cols[0].selectbox, "Model", "model", models, models[0], format_func=pickers.model_label(rows))
     mine = rows[rows["model"] == model]
     tasks = pickers.ordered(sorted(set(mine["task"])), pickers.TASK_ORDER)
-    task = state.choice(cols[1].selectbox, "Task", "task", tasks, tasks[0])
+    task = state.choice(cols[1].selectbox, "Task", "task", tasks, _most_flips(path, mine, tasks),
+                        help="Opens on the task whose documents change most between checkpoints.")
     mine = mine[mine["task"] == task]
     shots = state.choice(cols[2].selectbox, "Shots", "shots", sorted(int(s) for s in set(mine["shots"])), 0,
                          format_func=lambda s: f"{s}-shot")
@@ -85,6 +94,17 @@ def _pick(rows: pd.DataFrame) -> ItemsKey:
                                    help="Right by acc_norm (each choice's loglikelihood divided by its "
                                    "length) instead of acc.")
     return ItemsKey(model, task, shots, "acc_norm" if norm else "acc", source)
+
+
+def _most_flips(path: Path, mine: pd.DataFrame, tasks: list[str]) -> str:
+    """The default task: the one where this model's documents flip most between checkpoints
+    (zero-shot, from the source the picker opens on), not the first in the list: a task where
+    nothing changes (every document wrong throughout) shows an empty story."""
+    sources = sorted(set(mine["source"]))
+    source = "local" if "local" in sources else sources[0]
+    flips = data.item_query(path, "flips_by_task", str(mine["model"].iloc[0]), 0, source)
+    flips = flips[flips["task"].isin(tasks) & (flips["flips"] > 0)]
+    return str(flips["task"].iloc[0]) if len(flips) else tasks[0]
 
 
 def _summary(path: Path, key: ItemsKey, table: pd.DataFrame) -> list[int]:
