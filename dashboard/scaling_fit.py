@@ -47,7 +47,8 @@ def curve(points: pd.DataFrame, metric: str, floor: float) -> Fitted | None:
     form = fit.form_for(metric)
     x = np.log10(points["params"].to_numpy(dtype=float))
     at = np.linspace(x.min(), x.max() + EXTRAPOLATE, 40)
-    band = fit.band(x, points["value"].to_numpy(dtype=float), form, at, floor if form == "logistic" else 0.0)
+    with np.errstate(over="ignore"):  # a flat family (step 0: chance) drives the logistic to its ends
+        band = fit.band(x, points["value"].to_numpy(dtype=float), form, at, floor if form == "logistic" else 0.0)
     band = band.assign(params=10 ** band["x"], fit=f"{form} fit on {len(points)} models, 95% bootstrap band")
     return Fitted(band.drop(columns="x"), form, len(points))
 

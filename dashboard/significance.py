@@ -98,10 +98,14 @@ def layers(path: Path, rows: pd.DataFrame, picked: Picked, task: str, metric: st
         return out
     model, source = picked.series.split("|", 1)
     key = ItemsKey(model, task, shots, metric, source)
-    tokens = rows[(rows["model"] == model) & (rows["source"] == source)].set_index("step")["tokens"]
+    mine = rows[(rows["model"] == model) & (rows["source"] == source)]
+    tokens = mine.set_index("step")["tokens"]
     tokens = tokens[~tokens.index.duplicated()]
-    out.intervals = _with_tokens(stats_data.intervals(path, key), tokens)
-    out.changes = _with_tokens(stats_data.changes(path, key, picked.correction), tokens)
+    # the curve's own columns on every row: a tooltip names it, and the layer's rows are its points
+    own = {"model": model, "source": source, "variant": mine["variant"].iloc[0], "size": mine["size"].iloc[0],
+           "task": task, "metric": metric, "shots": shots}
+    out.intervals = _with_tokens(stats_data.intervals(path, key), tokens).assign(**own)
+    out.changes = _with_tokens(stats_data.changes(path, key, picked.correction), tokens).assign(**own)
     out.notes.append(_summary(out, model, source))
     return out
 

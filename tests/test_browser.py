@@ -158,7 +158,8 @@ def test_runs_and_comparison_views_render(server, browser):
     assert page.get_by_text("pythia-demo on here: 4 of 6 checkpoints stored").count() == 1
     page.close()
     page = _open(browser, server + "/?view=compare", 1, "compare")
-    assert page.locator("[data-testid='stDataFrame']").count() == 1
+    page.locator("[data-testid='stDataFrame']").nth(1).wait_for(timeout=60_000)  # then the paired comparison
+    assert page.locator("[data-testid='stDataFrame']").count() == 2
     assert page.locator("[data-testid='stException']").count() == 0
 
 
