@@ -83,10 +83,10 @@ def verdict(rows: pd.DataFrame) -> list[str]:
     """Plain sentences: where the metric's own form misses (outside its band), and how it does
     against the straight line."""
     own = rows[rows["form"] != "linear"]
-    line = rows[rows["form"] == "linear"].set_index("model")
+    line = dict(zip(rows.loc[rows["form"] == "linear", "model"], rows.loc[rows["form"] == "linear", "abs_error"]))
     out = []
     for r in own.itertuples():
-        against = f"; the straight line misses by {line.loc[r.model, 'abs_error']:.4f}" if r.model in line.index else ""
+        against = f"; the straight line misses by {line[r.model]:.4f}" if r.model in line else ""
         if r.in_band:
             out.append(f"{code(r.model)}: the {r.form} fit predicts {r.predicted:.4f}, actual {r.actual:.4f} "
                        f"(off by {r.abs_error:.4f}, inside its 95% band){against}.")

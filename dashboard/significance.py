@@ -58,7 +58,8 @@ class Layers:
 def _series(rows: pd.DataFrame) -> list[str]:
     keys = rows.drop_duplicates(["model", "source"])
     order = {m: i for i, m in enumerate(pickers.by_family(rows))}
-    ordered = sorted(keys.itertuples(index=False), key=lambda r: (r.source == PUBLISHED, order[r.model], r.source))
+    ordered = sorted(keys.itertuples(index=False),
+                     key=lambda r: (r.source == PUBLISHED, order[str(r.model)], str(r.source)))
     return [f"{r.model}|{r.source}" for r in ordered]
 
 

@@ -199,6 +199,11 @@ def two_task_db(tmp_path_factory) -> Path:
 def test_items_opens_on_the_task_with_most_flips_and_says_when_nothing_changes(two_task_db, monkeypatch):
     at = _app(two_task_db, monkeypatch, view="items")
     assert at.selectbox(key="task").value == "piqa"  # not lambada_openai, first in the list
+    assert at.query_params["task"] == "piqa"  # a link reopens it
+    at = _app(two_task_db, monkeypatch)  # the training view first: its task is LAMBADA ...
+    assert at.selectbox(key="task").value == "lambada_openai"
+    at.sidebar.radio(key="view").set_value("items").run()  # ... and still Items opens on PIQA
+    assert at.selectbox(key="task").value == "piqa"
     assert len(at.get("vega_lite_chart")) >= 5
     flat = _app(two_task_db, monkeypatch, view="items", task="lambada_openai")
     texts = [i.value for i in flat.info]

@@ -21,6 +21,7 @@ from dashboard.text import code
 from evalsuite.store.items import ItemsKey
 from evalsuite.store.seed import shipped_run_ids
 
+_SHOWN_TASK = "_items_task"  # the task this view last showed in this session
 HEAT_ROWS = 200  # documents in the heat map: 200 x 154 checkpoints is 30,800 cells
 SPREAD = "spread"
 HOW_TO_GET = (
@@ -81,8 +82,14 @@ def _pick(path: Path, rows: pd.DataFrame) -> ItemsKey:
     model = state.choice(cols[0].selectbox, "Model", "model", models, models[0], format_func=pickers.model_label(rows))
     mine = rows[rows["model"] == model]
     tasks = pickers.ordered(sorted(set(mine["task"])), pickers.TASK_ORDER)
-    task = state.choice(cols[1].selectbox, "Task", "task", tasks, _most_flips(path, mine, tasks),
+    # The view opens on the task with most flips, whatever task another view had picked; finding
+    # it costs a pass over the model's samples, so not where the link names the task or this view
+    # has shown one already; the task is always in the link, so a link reopens the same one.
+    if st.query_params.get("task") not in tasks and st.session_state.get(_SHOWN_TASK) not in tasks:
+        st.session_state["task"] = _most_flips(path, mine, tasks)
+    task = state.choice(cols[1].selectbox, "Task", "task", tasks, tasks[0], always=True,
                         help="Opens on the task whose documents change most between checkpoints.")
+    st.session_state[_SHOWN_TASK] = task
     mine = mine[mine["task"] == task]
     shots = state.choice(cols[2].selectbox, "Shots", "shots", sorted(int(s) for s in set(mine["shots"])), 0,
                          format_func=lambda s: f"{s}-shot")
