@@ -491,8 +491,11 @@ def test_items_view_shows_what_evalsuite_items_computes(learning_db, monkeypatch
     learned = table["learned_at"].dropna().tolist()
     assert learned == sorted(learned) and table["learned_at"].isna().tolist() == sorted(table["learned_at"].isna())
     heat, learned_bars, flips, scale, curves, margins = _charts(at)  # the page's order
-    cells = heat[1]
-    assert cells["doc_id"].nunique() == 60 and set(cells["step"]) == set(ITEM_STEPS)  # 60 < 200: all shown
+    runs = heat[1]  # runs of equal outcome (charts.heat_runs), each document's covering every checkpoint
+    assert runs["doc_id"].nunique() == 60 and (runs.groupby("doc_id")["checkpoints"].sum() == len(ITEM_STEPS)).all()
+    assert set(runs["from_step"]) | set(runs["to_step"]) <= set(ITEM_STEPS) and len(runs) < 60 * len(ITEM_STEPS)
+    per_doc = table.set_index("doc_id")["flips"]
+    assert (runs.groupby("doc_id").size() - 1).sort_index().tolist() == per_doc.sort_index().tolist()
     never = int(table["learned_at"].isna().sum())
     assert learned_bars[1]["documents"].sum() == 60 - never and f"({never:,} not learned" in learned_bars[0]["title"]
     assert flips[1]["documents"].sum() == 60
