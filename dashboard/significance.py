@@ -105,8 +105,9 @@ def layers(path: Path, rows: pd.DataFrame, picked: Picked, task: str, metric: st
     # the curve's own columns on every row: a tooltip names it, and the layer's rows are its points
     own = {"model": model, "source": source, "variant": mine["variant"].iloc[0], "size": mine["size"].iloc[0],
            "task": task, "metric": metric, "shots": shots}
-    out.intervals = _with_tokens(stats_data.intervals(path, key), tokens).assign(**own)
-    out.changes = _with_tokens(stats_data.changes(path, key, picked.correction), tokens).assign(**own)
+    both = stats_data.curve_stats(path, key, picked.correction)
+    out.intervals = _with_tokens(both.intervals, tokens).assign(**own)
+    out.changes = _with_tokens(both.changes, tokens).assign(**own)
     out.notes.append(_summary(out, model, source))
     return out
 

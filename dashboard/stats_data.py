@@ -22,14 +22,10 @@ from evalsuite.store.items import ItemsKey
 from evalsuite.store.values import Checkpoint, checkpoint_scores
 
 
-def intervals(path: Path, key: ItemsKey) -> pd.DataFrame:
-    """Each checkpoint's value and 95% interval (bootstrap where samples exist, else stderr)."""
-    return _intervals(str(path), file_stamp(path), key)
-
-
-def changes(path: Path, key: ItemsKey, correction: str) -> pd.DataFrame:
-    """Each pair of consecutive checkpoints tested, corrected by `correction` (holm or bh)."""
-    return _changes(str(path), file_stamp(path), key, correction)
+def curve_stats(path: Path, key: ItemsKey, correction: str) -> curve.CurveStats:
+    """Each checkpoint's value and 95% interval (bootstrap where samples exist, else stderr), and
+    each pair of consecutive checkpoints tested, corrected by `correction` (holm or bh)."""
+    return _curve_stats(str(path), file_stamp(path), key, correction)
 
 
 def derived_scores(path: Path, metric: str, task: str, shots: int) -> pd.DataFrame:
@@ -51,13 +47,8 @@ def signal_noise(path: Path, metrics: tuple[str, ...], source: str | None, shots
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
-def _intervals(path: str, stamp: tuple, key: ItemsKey) -> pd.DataFrame:
-    return curve.intervals(Path(path), key)
-
-
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
-def _changes(path: str, stamp: tuple, key: ItemsKey, correction: str) -> pd.DataFrame:
-    return curve.changes(Path(path), key, correction)
+def _curve_stats(path: str, stamp: tuple, key: ItemsKey, correction: str) -> curve.CurveStats:
+    return curve.intervals_and_changes(Path(path), key, correction)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
