@@ -21,6 +21,7 @@ from dashboard.text import code, codes
 from dashboard.views import paired
 
 KEYS = ["model", "step", "task", "metric", "shots"]
+STYLED_ROWS = 500  # above this the flagged rows are not coloured (see _table)
 
 
 def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> pd.DataFrame:
@@ -95,7 +96,10 @@ def _table(table: pd.DataFrame, mine: str, reference: str) -> None:
     st.markdown(f"**{len(table)}** scores stored by both; **{flagged}** differ by more than one "
                 "combined stderr (by chance alone about a third would).")
     shown = table.rename(columns=lambda c: c.replace("_local", f" ({mine})").replace("_published", f" ({reference})"))
-    st.dataframe(shown.style.apply(_highlight, axis=1), width="stretch", hide_index=True)
+    # pandas' Styler computes every cell's style in Python: for a full sweep's thousands of rows
+    # that took seconds of each opening; there the table is plain (flagged rows first, `flag` column)
+    body = shown.style.apply(_highlight, axis=1) if len(shown) <= STYLED_ROWS else shown
+    st.dataframe(body, width="stretch", hide_index=True)
 
 
 def _highlight(row: pd.Series) -> list[str]:
