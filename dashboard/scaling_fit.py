@@ -44,6 +44,11 @@ def curve(points: pd.DataFrame, metric: str, floor: float) -> Fitted | None:
     MIN_MODELS models."""
     if len(points) < MIN_MODELS:
         return None
+    return _curve(points[["params", "value"]].astype(float), metric, floor)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)  # keyed on the points themselves: 1,000 refits each
+def _curve(points: pd.DataFrame, metric: str, floor: float) -> Fitted:
     form = fit.form_for(metric)
     x = np.log10(points["params"].to_numpy(dtype=float))
     at = np.linspace(x.min(), x.max() + EXTRAPOLATE, 40)
@@ -58,6 +63,7 @@ def floor(rows: pd.DataFrame, family: str) -> float:
     return fit.floor_of(rows[rows["family"] == family])
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
 def backtest(points: pd.DataFrame, metric: str, floor_value: float) -> pd.DataFrame:
     """Fit on the points up to 2.8B, predict the larger ones, by the metric's own form and by a
     straight line (as fit.backtest and benchmarks/bench_scaling_fit.py): model, form, actual,
