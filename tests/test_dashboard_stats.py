@@ -211,3 +211,16 @@ def test_items_opens_on_the_task_with_most_flips_and_says_when_nothing_changes(t
     assert any(t.startswith("No document flipped") for t in texts)
     titles = [c.proto.spec for c in flat.get("vega_lite_chart")]
     assert not any("When documents were learned" in t or "How often documents flipped" in t for t in titles)
+
+
+def test_items_shows_p_correct_and_bpb_as_evalsuite_items_does(jump_db, monkeypatch, capsys):
+    from evalsuite.cli import main
+
+    for metric in ("p_correct", "bpb"):
+        at = _app(jump_db, monkeypatch, view="items", value=metric)
+        table = at.dataframe[0].value.set_index("doc_id").sort_index()
+        assert main(["items", "--db", str(jump_db), "--model", "pythia-410m", "--task", "piqa", "--metric", metric,
+                     "--format", "json"]) == 0
+        cli = pd.DataFrame(json.loads(capsys.readouterr().out)).set_index("doc_id").sort_index()
+        assert np.allclose(table[f"final_{metric}"].astype(float), cli[f"final_{metric}"].astype(float))
+        assert any(f"final_{metric} `: its value at each document's last checkpoint" in c.value for c in at.caption)

@@ -19,8 +19,10 @@ import streamlit as st
 from dashboard import data, download, item_charts, pickers, state
 from dashboard.text import code
 from evalsuite.store.items import ItemsKey
+from evalsuite.store.metrics import DERIVED
 from evalsuite.store.seed import shipped_run_ids
 
+NO_VALUE = "none"
 _SHOWN_TASK = "_items_task"  # the task this view last showed in this session
 HEAT_ROWS = 200  # documents in the heat map: 200 x 154 checkpoints is 30,800 cells
 SPREAD = "spread"
@@ -77,7 +79,7 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
 
 
 def _pick(path: Path, rows: pd.DataFrame) -> ItemsKey:
-    cols = st.columns([3, 2, 1, 2, 2])
+    cols = st.columns([3, 2, 1, 2, 2, 2])
     models = pickers.by_family(rows)
     model = state.choice(cols[0].selectbox, "Model", "model", models, models[0], format_func=pickers.model_label(rows))
     mine = rows[rows["model"] == model]
@@ -100,6 +102,12 @@ def _pick(path: Path, rows: pd.DataFrame) -> ItemsKey:
     norm = has_norm and state.flag(cols[4].toggle, "acc_norm", "norm", False,
                                    help="Right by acc_norm (each choice's loglikelihood divided by its "
                                    "length) instead of acc.")
+    value = state.choice(cols[5].selectbox, "Continuous value", "value", [NO_VALUE, *DERIVED], NO_VALUE,
+                         help="p_correct (the right choice's probability among the choices) or bpb (bits per "
+                         "byte of the right continuation) at each document's last checkpoint, from the stored "
+                         "loglikelihoods; right and wrong stay acc's.")
+    if value != NO_VALUE:
+        return ItemsKey(model, task, shots, value, source)
     return ItemsKey(model, task, shots, "acc_norm" if norm else "acc", source)
 
 
@@ -127,8 +135,10 @@ def _summary(path: Path, key: ItemsKey, table: pd.DataFrame) -> list[int]:
     tiles[3].metric("Learned, forgotten, learned again", f"{again.sum():,}",
                     help="Learned for good after at least two changes between right and wrong.")
     st.caption(f"{n:,} documents of {code(key.task)} x {len(steps)} checkpoints of {code(key.model)} "
-               f"(steps {steps[0]} to {steps[-1]}), source {code(key.source)}, right by {code(key.metric)}, "
-               f"{key.shots}-shot.")
+               f"(steps {steps[0]} to {steps[-1]}), source {code(key.source)}, right by "
+               f"{code('acc_norm' if key.metric == 'acc_norm' else 'acc')}, {key.shots}-shot"
+               + (f"; {code('final_' + key.metric)}: its value at each document's last checkpoint."
+                  if key.metric in DERIVED else "."))
     return steps
 
 
