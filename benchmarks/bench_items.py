@@ -237,6 +237,8 @@ def dashboard(db: Path, models: list[str]) -> tuple[list[tuple[str, float, float
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_healthy(port)
+        charts = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+        tables = "[data-testid='stDataFrame']"
         timings = []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
@@ -244,59 +246,19 @@ def dashboard(db: Path, models: list[str]) -> tuple[list[tuple[str, float, float
             # server's caches (shared by every session until the store changes) filled
             for label, query, n, t in [(f"{label}{again}", *rest) for again in ("", " (again)")
                                        for label, *rest in pages(models)]:
-                timings.append((label, _open_timed(browser, port, query, n, t), os.getloadavg()[0]))
+                page = browser.new_page(viewport={"width": 1500, "height": 1200})
+                start = time.perf_counter()
+                page.goto(f"http://127.0.0.1:{port}/{query}")
+                page.wait_for_function(f'document.querySelectorAll("{charts}").length >= {n} && '
+                                       f'document.querySelectorAll("{tables}").length >= {t}', timeout=300_000)
+                timings.append((label, time.perf_counter() - start, os.getloadavg()[0]))
+                assert page.locator("[data-testid='stException']").count() == 0
+                page.close()
             browser.close()
         return timings, _peak_rss_mb(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
-
-
-def _open_timed(browser, port: int, query: str, charts: int, tables: int) -> float:
-    """Seconds from opening the link in a new tab until `charts` charts are drawn and `tables`
-    tables shown."""
-    drawn = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
-    page = browser.new_page(viewport={"width": 1500, "height": 1200})
-    start = time.perf_counter()
-    page.goto(f"http://127.0.0.1:{port}/{query}")
-    page.wait_for_function(f'document.querySelectorAll("{drawn}").length >= {charts} && '
-                           f'document.querySelectorAll("[data-testid=\'stDataFrame\']").length >= {tables}',
-                           timeout=300_000)
-    seconds = time.perf_counter() - start
-    assert page.locator("[data-testid='stException']").count() == 0
-    page.close()
-    return seconds
-
-
-def against(db: Path, models: list[str], baseline: str) -> None:
-    """The pages both dashboards have, served side by side on the store by this checkout and by
-    another one's Python (`baseline`: its .venv/bin/python, with evalsuite installed from it),
-    opened alternately in one browser so both see the same machine load; twice each."""
-    from playwright.sync_api import sync_playwright
-
-    ports = {"baseline": _free_port(), "this": _free_port()}
-    procs = [subprocess.Popen([python, "-m", "evalsuite", "dashboard", "--db", str(db), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                              cwd="/tmp", env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-             for python, port in ((baseline, ports["baseline"]), (sys.executable, ports["this"]))]
-    shared = [p for p in pages(models) if "view=signal" not in p[1] and "p_correct" not in p[1]
-              and "most flips" not in p[0]]
-    try:
-        for port in ports.values():
-            _wait_healthy(port)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            for again in ("", " (again)"):
-                for label, query, n, t in shared:
-                    before = _open_timed(browser, ports["baseline"], query, n, min(t, 1))  # (no paired table)
-                    now = _open_timed(browser, ports["this"], query, n, t)
-                    print(f"baseline vs this  {label + again:50s} {before:5.1f} s  {now:5.1f} s  "
-                          f"ratio {before / now:4.2f}  (load average {os.getloadavg()[0]:.1f})", flush=True)
-            browser.close()
-    finally:
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
 
 
 def _wait_healthy(port: int) -> None:
@@ -338,8 +300,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--models", default=None, help="a comma list, smallest first (default: all 16)")
     parser.add_argument("--pages-only", action="store_true", help="with --reuse: only the dashboard's page timings")
-    parser.add_argument("--baseline", default=None, metavar="PYTHON",
-                        help="also time the pages against another checkout's dashboard (its .venv/bin/python)")
     args = parser.parse_args()
     models = args.models.split(",") if args.models else list(SUITE)
     print(machine.describe())
@@ -360,8 +320,6 @@ def main() -> None:
                 print(f"dashboard page  {label:50s} {seconds:5.1f} s until its charts and tables are drawn "
                       f"(load average {load:.1f})")
             print(f"dashboard process        peak resident {peak:,.0f} MiB, at the end {now:,.0f} MiB")
-            if args.baseline:
-                against(args.db, models, args.baseline)
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
     finally:
         if not args.keep:
