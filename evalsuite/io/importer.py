@@ -80,9 +80,10 @@ def _stored_run_ids(db: Path) -> set[str]:
 def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
                  model: str | None = None, step: int | None = None, on_skip=None,
                  seed: bool = True, max_file_mb: float = MAX_FILE_MB,
-                 catalog: Catalog | None = None, on_note=None) -> ImportReport:
+                 catalog: Catalog | None = None, on_note=None, tasks: list[str] | None = None) -> ImportReport:
     """Import every result file under `paths`; a file that fails is reported (`on_skip`), the
-    rest go on; whatever is left out of a stored file is reported too (`on_note`).
+    rest go on; whatever is left out of a stored file is reported too (`on_note`). `tasks`: only
+    these (tasks.yaml's names, or a file's own); default every task.
 
     A store that cannot be written (disk full, read-only) stops the import with an
     EvalsuiteError, and a Ctrl-C with ImportInterrupted; every file stored before either is
@@ -97,7 +98,8 @@ def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
     files = find_files(paths)  # a path that does not exist is reported as a skipped file
     if not files:
         raise EvalsuiteError(f"no result files (*.json) under {', '.join(map(str, paths))}")
-    opts = LoadOptions(load_tasks(), catalog or load_catalog(), source, model, step, max_file_mb)
+    opts = LoadOptions(load_tasks(), catalog or load_catalog(), source, model, step, max_file_mb,
+                       frozenset(tasks) if tasks is not None else None)
     report = ImportReport()
     store.init(db, seed=seed)
 
@@ -131,6 +133,8 @@ def _import_files(files: list[Path], db: Path, opts: LoadOptions, report: Import
             loaded = load_file(path, opts)
         except SkipFile as exc:
             skip(path, str(exc))
+            # its samples files go with it, not named again as read by no results file
+            samples_files.update(path.parent.glob(f"samples_*_{path.stem.removeprefix('results_')}.jsonl"))
             continue
         samples_files.update(loaded.samples_files)
         for line in loaded.notes:

@@ -32,6 +32,7 @@ class LoadOptions:
     model: str | None = None
     step: int | None = None
     max_mb: float = 100
+    tasks: frozenset[str] | None = None  # only these (stored names); None: every task of a file
 
 
 @dataclass
@@ -82,6 +83,8 @@ def load_file(path: Path, opts: LoadOptions) -> Loaded:
 
     raw, data = read_json(path, opts.max_mb)
     metrics, notes = _metrics(raw, opts.suite)
+    if opts.tasks is not None:  # asked for a few: the others are not left out by the file's fault
+        metrics, notes = [m for m in metrics if m.task in opts.tasks], []
     if not metrics:
         raise SkipFile("it holds no score evalsuite can store" + (f" ({notes[0]})" if notes else ""))
     ident = identify(raw, opts.model, opts.step, opts.catalog)
