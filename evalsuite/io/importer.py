@@ -127,7 +127,8 @@ def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
 def _import_files(files: list[Path], db: Path, opts: LoadOptions, report: ImportReport, skip, note) -> set[Path]:
     """Read, check and write every file, in batches of at most FLUSH_BYTES read; returns the
     samples files the results files account for."""
-    known, batch, held, samples_files = _stored_run_ids(db), [], 0, set()
+    known, batch, held = _stored_run_ids(db), [], 0
+    samples_files: set[Path] = set()
     for path in files:
         try:
             loaded = load_file(path, opts)
