@@ -33,7 +33,7 @@ from evalsuite.io.load import LoadOptions, load_file
 
 # Bytes of files read (results and samples) held as records before they are written: the batch,
 # not the number of files, bounds memory (benchmarks/bench_import.py)
-FLUSH_BYTES = 32 * 2**20
+FLUSH_BYTES = 16 * 2**20
 
 
 class ImportInterrupted(KeyboardInterrupt):

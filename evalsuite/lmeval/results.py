@@ -99,12 +99,12 @@ def to_scores(metrics: list[Metric], *, model: str, step: int | None, tokens: in
 
 def parse_samples(raw_samples: dict[str, list[dict]], *, model: str, step: int | None, shots: int,
                   run_id: str) -> list[Sample]:
-    """lm-eval 0.4's `samples` (log_samples=True) -> one Sample per document."""
+    """lm-eval 0.4's `samples` (log_samples=True) -> one Sample per document (its fingerprint is
+    its Document's: parse_documents hashes each document once)."""
     return [
         make_sample(run_id=run_id, model=model, step=step, task=task, shots=shots,
                     doc_id=int(doc["doc_id"]), target=_gold(doc["target"], doc["filtered_resps"], doc.get("acc")),
-                    resps=doc["filtered_resps"], metrics=doc,
-                    fingerprint=doc_hash(doc["doc"]) if "doc" in doc else None)
+                    resps=doc["filtered_resps"], metrics=doc)
         for task, docs in raw_samples.items() for doc in docs
     ]
 
