@@ -77,8 +77,8 @@ def _one_file(file: Path, task: str, shots: int, of: SamplesOf, max_mb: float):
         samples = parse_samples({task: lines}, model=of.model, step=of.step, shots=shots, run_id=of.run_ids[shots])
         documents = parse_documents({task: lines}, shots=shots)
         fingerprints = {d.doc_id: d.fingerprint for d in documents}
-        for sample in samples:  # each sample points at the document it was scored on
-            sample.fingerprint = fingerprints.get(sample.doc_id)
+        for sample in samples:  # the document it was scored on, hashed here: a file's doc_hash may lie
+            sample.fingerprint = fingerprints.get(sample.doc_id, sample.fingerprint)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
         raise SkipFile(f"an unexpected shape ({type(exc).__name__}: {names.printable(exc)[:200]})") from None
     check_samples(samples, documents)

@@ -99,12 +99,14 @@ def to_scores(metrics: list[Metric], *, model: str, step: int | None, tokens: in
 
 def parse_samples(raw_samples: dict[str, list[dict]], *, model: str, step: int | None, shots: int,
                   run_id: str) -> list[Sample]:
-    """lm-eval 0.4's `samples` (log_samples=True) -> one Sample per document (its fingerprint is
-    its Document's: parse_documents hashes each document once)."""
+    """lm-eval 0.4's `samples` (log_samples=True) -> one Sample per document, pointing at its
+    document by the `doc_hash` lm-eval logs (an importer replaces it by its Document's own hash,
+    parse_documents', where the line logs the document)."""
     return [
         make_sample(run_id=run_id, model=model, step=step, task=task, shots=shots,
                     doc_id=int(doc["doc_id"]), target=_gold(doc["target"], doc["filtered_resps"], doc.get("acc")),
-                    resps=doc["filtered_resps"], metrics=doc)
+                    resps=doc["filtered_resps"], metrics=doc,
+                    fingerprint=doc["doc_hash"] if isinstance(doc.get("doc_hash"), str) else None)
         for task, docs in raw_samples.items() for doc in docs
     ]
 
