@@ -153,7 +153,8 @@ def _add_scoring_options(parser) -> None:
     parser.add_argument("--dtype", default=None,
                         help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
     parser.add_argument("--batch-size", default="auto", help="batch size, or auto (default)")
-    parser.add_argument("--backend", default="fast", choices=["fast", "hf"], help="lm-eval model backend (default: fast)")
+    parser.add_argument("--backend", default="fast", choices=["fast", "hf"],
+                        help="lm-eval model backend (default: fast)")
 
 
 def _add_source_options(parser) -> None:

@@ -98,6 +98,17 @@ def test_the_trainer_callback_evaluates_each_save_and_leaves_losses_bitwise_equa
     assert (tmp_path / "with" / "checkpoint-4").is_dir()
 
 
+def test_evaluating_inside_a_plain_loop_leaves_its_losses_bitwise_equal(tmp_path):
+    def evaluate(net, tok, step):
+        evalsuite.evaluate_model(net, tok, model_name="looped", step=step, tasks=["lambada_openai"], limit=LIMIT,
+                                 db=tmp_path / "s.duckdb")
+
+    with_eval, without = training.loop_losses(6, evaluate), training.loop_losses(6)
+    assert with_eval == without
+    assert sorted(_scores(tmp_path / "s.duckdb", "looped")) == [(s, "lambada_openai", m) for s in (2, 4, 6)
+                                                                 for m in ("acc", "perplexity")]
+
+
 def test_every_n_steps_evaluates_between_saves(tmp_path):
     callback = evalsuite.EvalCallback(model_name="trained", tasks=["lambada_openai"], limit=LIMIT,
                                       db=tmp_path / "s.duckdb", every=1)

@@ -86,6 +86,38 @@ def train(out: Path, save_at: list[int], pause: float = 0.0, slow_write: float =
     return losses
 
 
+def loop_losses(steps: int, evaluate=None) -> list[float]:
+    """A plain loop as a researcher writes one: the model put in train mode once, batches drawn
+    with Python's and numpy's RNGs, dropout from torch's; `evaluate(model, tokenizer, step)` called
+    after every second step. The losses, which must not depend on whether it is called."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from evalsuite.lmeval.demo import tokenizer
+
+    tok = tokenizer()
+    ids, net = batches(tok), model(dropout=0.1)
+    random.seed(0)
+    np.random.seed(0)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    net.train()
+    losses = []
+    for step in range(1, steps + 1):
+        rows = random.sample(range(len(ids)), BATCH)
+        batch = ids[rows]
+        batch = batch[:, : TOKENS - int(np.random.randint(0, 8))]
+        loss = net(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+        if evaluate is not None and step % 2 == 0:
+            evaluate(net, tok, step)
+    return losses
+
+
 def trainer(out: Path, steps: int, save_steps: int, callbacks: list, dropout: float = 0.1):
     """The Hugging Face Trainer on the same model (with dropout, so any RNG use shows in the losses),
     logging every step's loss; returns the trained Trainer."""

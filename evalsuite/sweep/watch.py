@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evalsuite import store
 from evalsuite.catalog.complete import UNREADABLE, Verdict, inspect
@@ -29,6 +30,9 @@ from evalsuite.sweep.config import RunConfig, config_from_args
 from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests, say_notes
 from evalsuite.sweep.local import Failure
 from evalsuite.sweep.plan import Job, checkpoint_for, plan
+
+if TYPE_CHECKING:
+    from evalsuite.lmeval.requests import PreparedRequests
 
 DEFAULT_INTERVAL_S = 5.0
 
@@ -130,7 +134,7 @@ class _Watcher:
                  report: WatchReport, say: Callable[[str], None]):
         self.args, self.opts, self.committer, self.report, self.say = args, opts, committer, report, say
         self.session, self.looks = session, Looks()
-        self.prepared = None
+        self.prepared: PreparedRequests | None = None
         self.notes: set[str] = set()
         self.db = store.db_path(args.db)
 
