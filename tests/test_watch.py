@@ -144,6 +144,27 @@ def test_watch_refuses_a_missing_folder_in_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip().startswith("evalsuite: error: watch:")
 
 
+def test_the_runs_view_says_what_a_watch_waits_for_and_old_stores_gain_the_note(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from evalsuite.records import Sweep
+
+    db = store.init(tmp_path / "s.duckdb")  # with the published scores: the views have something to show
+    with store.transaction(db) as con:  # a store made before watch: its sweeps table has no note
+        con.execute("ALTER TABLE sweeps DROP COLUMN note")
+    store.init(db)
+    now = store.utcnow()
+    store.start_sweep(db, Sweep("w1", "my-run", planned=0, started_at=now, updated_at=now, hostname="lab"))
+    store.note_sweep(db, "w1", 3, "waiting for step 4 to be complete (model.safetensors is 10 of 20 bytes)")
+    monkeypatch.setenv("EVALSUITE_DB", str(db))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"), default_timeout=60)
+    at.query_params["view"] = "runs"
+    at.run()
+    assert not at.exception and not at.error
+    assert any(c.value == "` my-run `: ` waiting for step 4 to be complete (model.safetensors is 10 of 20 bytes) `"
+               for c in at.caption), [c.value for c in at.caption]
+
+
 def _watch(run_dir: Path, db: Path, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     return subprocess.Popen(evalsuite_cmd("watch", str(run_dir), "--model", "my-run", "--db", str(db),

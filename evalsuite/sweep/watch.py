@@ -235,6 +235,7 @@ class _Watcher:
         self.committer.submit(record)
         self.looks.done.add(job.step)
         self.report.stored.append(job.step)
+        self.report.failed = [f for f in self.report.failed if f.step != job.step]  # loaded once complete
         self.say(f"evaluated {job.model} step {job.step} ({time.perf_counter() - started:.1f} s)")
 
     def _note(self, poll: Poll) -> None:
