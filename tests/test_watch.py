@@ -96,6 +96,19 @@ def test_a_sharded_checkpoint_waits_for_every_shard_its_index_names(tmp_path):
     assert inspect(folder).complete
 
 
+def test_a_torch_bin_is_complete_only_with_its_end_record(tmp_path):
+    import torch
+
+    folder = tmp_path / "checkpoint-3"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    torch.save({"w": torch.arange(5000.0)}, folder / "pytorch_model.bin")
+    assert inspect(folder).complete
+    whole = (folder / "pytorch_model.bin").read_bytes()
+    (folder / "pytorch_model.bin").write_bytes(whole[: len(whole) - 30])
+    assert inspect(folder).state == INCOMPLETE
+
+
 def _save(root: Path, step: int, seed: int) -> None:
     from evalsuite.lmeval.demo import tokenizer
 
@@ -219,6 +232,24 @@ def test_watch_killed_mid_sweep_and_restarted_stores_each_checkpoint_once(follow
     assert again.returncode == 0, out[-2000:]
     assert _runs_per_step(db) == {step: 1 for step in STEPS}
     assert _scores(db, "my-run") == _scores(followed[1], "my-run")
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_watch_with_one_truthful_line(tmp_path):
+    db = tmp_path / "s.duckdb"
+    watcher = _watch(tmp_path, db)
+    assert watcher.stdout is not None
+    first = watcher.stdout.readline()
+    assert first.startswith("watching "), first
+    time.sleep(1)
+    watcher.send_signal(signal.SIGINT)
+    out, _ = watcher.communicate(timeout=120)
+    assert watcher.returncode == 0, out
+    assert out.strip().splitlines()[-1] == ("watch my-run: stored 0 checkpoint(s) (steps none), 0 already stored, "
+                                            f"0 not loadable; stopped by Ctrl-C; was waiting for the next "
+                                            f"checkpoint in {tmp_path}")
+    sweep = store.read_df(db, "SELECT status, note FROM sweeps").iloc[0]
+    assert sweep["status"] == "stopped" and sweep["note"] == f"waiting for the next checkpoint in {tmp_path}"
 
 
 def _stored_any(db: Path) -> bool:
