@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalsuite import store
+from evalsuite import names, store
 from evalsuite.catalog.complete import UNREADABLE, Verdict, inspect
 from evalsuite.catalog.discover import folder_checkpoints
 from evalsuite.errors import CheckpointError, EvalsuiteError
@@ -83,6 +83,7 @@ class Poll:
 
 
 def options_from_args(args) -> WatchOptions:
+    names.check("model", args.model)
     folder = Path(args.dir)
     if not folder.is_dir():
         raise EvalsuiteError(f"watch: {folder} is not a directory")
