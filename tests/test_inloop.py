@@ -95,7 +95,10 @@ def test_the_trainer_callback_evaluates_each_save_and_leaves_losses_bitwise_equa
     rows = store.read_df(tmp_path / "s.duckdb", "SELECT step, count(*) AS n FROM runs WHERE model = 'trained' "
                                                 "GROUP BY step ORDER BY step")
     assert rows.values.tolist() == [[2, 1], [4, 1]]
-    assert (tmp_path / "with" / "checkpoint-4").is_dir()
+    # the Trainer's own checkpoint-N/ folders, read back by `watch`, score as the callback did in memory
+    assert main(["watch", str(tmp_path / "with"), "--model", "trained", "--once", "--tasks", "lambada_openai",
+                 "--limit", str(LIMIT), "--device", "cpu", "--db", str(tmp_path / "disk.duckdb")]) == 0
+    assert _scores(tmp_path / "disk.duckdb", "trained") == _scores(tmp_path / "s.duckdb", "trained")
 
 
 def test_evaluating_inside_a_plain_loop_leaves_its_losses_bitwise_equal(tmp_path):

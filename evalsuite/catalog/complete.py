@@ -114,10 +114,13 @@ def _check_weights(path: Path) -> tuple[str, str | None]:
     try:  # a torch .bin is a zip: its last record (the end of the central directory) is written last
         size = path.stat().st_size
         with path.open("rb") as f:
+            head = f.read(2)
             f.seek(max(0, size - 65_557))
             tail = f.read()
     except OSError as exc:
         return INCOMPLETE, f"{path.name}: {exc.strerror}"
+    if head != b"PK":  # torch's legacy format (before 1.6): nothing tells; stable sizes decide (watch.py)
+        return (COMPLETE, None) if size else (INCOMPLETE, f"{path.name} is empty")
     if b"PK\x05\x06" not in tail:
         return INCOMPLETE, f"{path.name} has no end record yet ({size:,} bytes so far)"
     return COMPLETE, None
