@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import evalsuite
@@ -84,6 +85,7 @@ def test_requests_are_built_once_per_process(tmp_path, monkeypatch):
     assert again.written == []  # stored once: a second evaluation of a step adds nothing
 
 
+@pytest.mark.slow
 def test_the_trainer_callback_evaluates_each_save_and_leaves_losses_bitwise_equal(tmp_path):
     callback = evalsuite.EvalCallback(model_name="trained", tasks=["lambada_openai"], limit=LIMIT,
                                       db=tmp_path / "s.duckdb")
@@ -112,6 +114,7 @@ def test_evaluating_inside_a_plain_loop_leaves_its_losses_bitwise_equal(tmp_path
                                                                  for m in ("acc", "perplexity")]
 
 
+@pytest.mark.slow
 def test_every_n_steps_evaluates_between_saves(tmp_path):
     callback = evalsuite.EvalCallback(model_name="trained", tasks=["lambada_openai"], limit=LIMIT,
                                       db=tmp_path / "s.duckdb", every=1)
