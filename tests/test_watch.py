@@ -223,7 +223,7 @@ def test_watch_killed_mid_sweep_and_restarted_stores_each_checkpoint_once(follow
     while time.monotonic() < deadline and watcher.poll() is None:
         if db.exists() and _stored_any(db):
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     watcher.send_signal(signal.SIGKILL)  # one checkpoint stored, the next being evaluated
     watcher.wait(timeout=60)
     assert 0 < len(_runs_per_step(db)) < len(STEPS)

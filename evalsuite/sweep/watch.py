@@ -2,8 +2,8 @@
 
 Every poll finds the run's checkpoint folders (catalog/discover.py: stepN/, checkpoint-N/, or
 those under DIR/<model>/), looks at each one not yet stored (catalog/complete.py) and evaluates
-those that are complete and whose files did not change since the previous look, in step order,
-through the same path as `run` (plan.py skips what is stored, job.py scores, the committer is
+those that are complete and whose files did not change since the previous look, in step order
+(a folder still being written does not hold back a later one that is complete), through the same path as `run` (plan.py skips what is stored, job.py scores, the committer is
 the one writer): a restarted watch resumes, and nothing is read half-written. A folder that stays
 incomplete or cannot be loaded is reported once, and retried only when its files change. The
 sweep's row in the store says what watch is waiting for (the dashboard's Runs view shows it).
