@@ -46,8 +46,10 @@ def test_a_saved_folder_is_complete_and_its_signature_follows_its_files(tmp_path
     first = inspect(folder)
     assert (first.state, first.reason) == (COMPLETE, None)
     assert inspect(folder).signature == first.signature
+    assert inspect(folder, tokenizer=True).reason == "no tokenizer yet"  # savers write it after the weights
     (folder / "tokenizer.json").write_text("{}")
     assert inspect(folder).signature != first.signature
+    assert inspect(folder, tokenizer=True).complete
 
 
 def test_weights_cut_short_are_incomplete_until_their_last_byte(tmp_path):
@@ -150,6 +152,49 @@ def test_a_pass_leaves_a_half_written_checkpoint_until_it_is_complete(tmp_path, 
     assert _runs_per_step(db) == {0: 1, 2: 1}
     assert "stored 1 checkpoint(s) (steps 2), 1 already stored" in out
     assert sorted(p.name for p in run_dir.iterdir()) == ["step0", "step2"]  # nothing deleted
+
+
+def _wait_for(lines: list[str], text: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in lines):
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.1)
+
+
+def test_an_unloadable_checkpoint_is_said_once_and_retried_when_its_files_change(tmp_path):
+    import threading
+
+    from safetensors.numpy import load_file, save_file
+
+    from evalsuite.cli import build_parser
+    from evalsuite.sweep.watch import options_from_args, watch
+
+    run_dir, db = tmp_path / "run", tmp_path / "s.duckdb"
+    _save(run_dir, 0, seed=0)
+    _save(run_dir, 2, seed=2)
+    weights = run_dir / "step0" / "model.safetensors"
+    good = weights.read_bytes()
+    tensors = load_file(str(weights))
+    tensors["gpt_neox.embed_in.weight"] = tensors["gpt_neox.embed_in.weight"][:100]  # complete, but not this model
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    assert inspect(weights.parent).complete
+    args = build_parser().parse_args(["watch", str(run_dir), "--model", "my-run", "--until", "4", "--interval", "0.2",
+                                      "--db", str(db), *ARGS])
+    lines: list[str] = []
+    reports = []
+    thread = threading.Thread(target=lambda: reports.append(watch(args, options_from_args(args), lines.append)))
+    thread.start()
+    _wait_for(lines, "evaluated my-run step 2")
+    _wait_for(lines, "not evaluated: my-run step 0")
+    time.sleep(1.5)  # several looks at the same files
+    assert sum("not evaluated" in line for line in lines) == 1, lines
+    weights.write_bytes(good)  # the files change: it is tried again
+    _wait_for(lines, "evaluated my-run step 0")
+    _save(run_dir, 4, seed=4)
+    thread.join(timeout=300)
+    report, = reports
+    assert _runs_per_step(db) == {0: 1, 2: 1, 4: 1}
+    assert report.stored == [2, 0, 4] and report.failed == [] and report.ended == "until"
 
 
 def test_watch_refuses_a_missing_folder_in_one_line(tmp_path, capsys):

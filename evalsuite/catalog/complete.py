@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalsuite.catalog.models import TOKENIZER_FILES
+
 COMPLETE, INCOMPLETE, UNREADABLE = "complete", "incomplete", "unreadable"
 SINGLE_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -42,10 +44,13 @@ class Verdict:
         return self.state == COMPLETE
 
 
-def inspect(folder: Path) -> Verdict:
-    """The folder's state now (see the module's docstring)."""
+def inspect(folder: Path, tokenizer: bool = False) -> Verdict:
+    """The folder's state now (see the module's docstring). `tokenizer`: the checkpoint must bring
+    its own (savers write it after the weights), so a folder without one is not complete yet."""
     signature, changed_at = _signature(folder)
     state, reason = _check(folder)
+    if state == COMPLETE and tokenizer and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        state, reason = INCOMPLETE, "no tokenizer yet"
     return Verdict(folder, state, reason, signature, changed_at)
 
 

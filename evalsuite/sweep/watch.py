@@ -1,13 +1,14 @@
 """`evalsuite watch DIR --model NAME`: follow a training run, evaluating each checkpoint it saves.
 
 Every poll finds the run's checkpoint folders (catalog/discover.py: stepN/, checkpoint-N/, or
-those under DIR/<model>/), looks at each one not yet stored (catalog/complete.py) and evaluates
-those that are complete and whose files did not change since the previous look, in step order
-(a folder still being written does not hold back a later one that is complete), through the same path as `run` (plan.py skips what is stored, job.py scores, the committer is
-the one writer): a restarted watch resumes, and nothing is read half-written. A folder that stays
-incomplete or cannot be loaded is reported once, and retried only when its files change. The
-sweep's row in the store says what watch is waiting for (the dashboard's Runs view shows it).
-Checkpoints are only ever read.
+those under DIR/<model>/), looks at each one not yet stored (catalog/complete.py: weights, and
+the tokenizer where the checkpoints bring theirs) and evaluates those that are complete and whose
+files did not change since the previous look, in step order (a folder still being written does
+not hold back a later one that is complete), through the same path as `run` (plan.py skips what
+is stored, job.py scores, the committer is the one writer): a restarted watch resumes, and
+nothing is read half-written. A folder that stays incomplete or cannot be loaded is reported
+once, and retried only when its files change. The sweep's row in the store says what watch is
+waiting for (the dashboard's Runs view shows it). Checkpoints are only ever read.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from typing import TYPE_CHECKING
 from evalsuite import names, store
 from evalsuite.catalog.complete import UNREADABLE, Verdict, inspect
 from evalsuite.catalog.discover import folder_checkpoints
+from evalsuite.catalog.entries import load_catalog
+from evalsuite.catalog.models import Checkpoint
 from evalsuite.errors import CheckpointError, EvalsuiteError
 from evalsuite.records import Sweep
 from evalsuite.sweep.committer import Committer
-from evalsuite.sweep.config import RunConfig, config_from_args
+from evalsuite.sweep.config import RunConfig, config_from_args, tokenizer_of
 from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests, say_notes
 from evalsuite.sweep.local import Failure
 from evalsuite.sweep.plan import Job, checkpoint_for, plan
@@ -138,6 +141,7 @@ class _Watcher:
         self.prepared: PreparedRequests | None = None
         self.notes: set[str] = set()
         self.db = store.db_path(args.db)
+        self.own_tokenizer = _brings_tokenizer(args, opts.model)
 
     def run(self) -> None:
         while True:
@@ -163,7 +167,7 @@ class _Watcher:
         for step, folder in folders.items():
             if step in self.looks.done:
                 continue
-            verdict, before = inspect(folder), self.looks.seen.get(step)
+            verdict, before = inspect(folder, tokenizer=self.own_tokenizer), self.looks.seen.get(step)
             self.looks.seen[step] = verdict
             key = f"{step}:{verdict.signature}"
             if key in self.looks.failed:
@@ -248,6 +252,13 @@ class _Watcher:
         assert sweep_id is not None
         self.committer.note(lambda: store.note_sweep(self.db, sweep_id, planned, note))
         self.committer.wait()
+
+
+def _brings_tokenizer(args, model: str) -> bool:
+    """Whether each checkpoint holds the model's tokenizer (read from the first one evaluated),
+    as opposed to one its catalog entry names (sweep/config.py tokenizer_of)."""
+    spec, probe = load_catalog(args.models_file).get(model), Checkpoint(model, None)
+    return spec is None or tokenizer_of(spec, probe) is probe
 
 
 def _step_folders(root: Path, model: str) -> dict[int, Path]:
