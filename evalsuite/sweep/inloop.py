@@ -36,7 +36,10 @@ class Evaluated:
     written: list[str]
 
     def score(self, task: str, metric: str = "acc") -> float:
-        return next(s.value for s in self.scores if s.task == task and s.metric == metric)
+        found = next((s.value for s in self.scores if s.task == task and s.metric == metric), None)
+        if found is None:
+            raise KeyError(f"no {metric} of {task} in this evaluation")
+        return found
 
 
 def evaluate_model(model, tokenizer, *, model_name: str, step: int, tasks: list[str] | None = None,
