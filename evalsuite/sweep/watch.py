@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from evalsuite import names, store
 from evalsuite.catalog.complete import UNREADABLE, Verdict, inspect
-from evalsuite.catalog.discover import folder_checkpoints
+from evalsuite.catalog.discover import STEP_FOLDER, folder_checkpoints
 from evalsuite.catalog.entries import load_catalog
 from evalsuite.catalog.models import Checkpoint
 from evalsuite.errors import CheckpointError, EvalsuiteError
@@ -142,6 +142,7 @@ class _Watcher:
         self.notes: set[str] = set()
         self.db = store.db_path(args.db)
         self.own_tokenizer = _brings_tokenizer(args, opts.model)
+        self.noted: tuple[int, str] | None = None  # the sweep row's plan and note as last written
 
     def run(self) -> None:
         while True:
@@ -250,6 +251,9 @@ class _Watcher:
         planned = len(self.report.stored) + len(poll.waiting)
         sweep_id = self.session.sweep_id
         assert sweep_id is not None
+        if (planned, note) == self.noted:  # nothing new: the store is not written every poll
+            return
+        self.noted = (planned, note)
         self.committer.note(lambda: store.note_sweep(self.db, sweep_id, planned, note))
         self.committer.wait()
 
@@ -263,12 +267,10 @@ def _brings_tokenizer(args, model: str) -> bool:
 
 def _step_folders(root: Path, model: str) -> dict[int, Path]:
     """{step: folder} of the run so far (none yet is fine); a folder that is one checkpoint is not a run."""
-    try:
-        found = folder_checkpoints(root, model)
-    except EvalsuiteError as exc:
-        if "no checkpoints of" in str(exc):
-            return {}
-        raise
+    bases = [base for base in (root / model, root) if base.is_dir()]
+    if not any(STEP_FOLDER.fullmatch(p.name) or p.name == "config.json" for base in bases for p in base.iterdir()):
+        return {}  # nothing saved yet
+    found = folder_checkpoints(root, model)
     if None in found:
         raise EvalsuiteError(f"watch: {found[None]} is one checkpoint (a config.json, no stepN/ or "
                              "checkpoint-N/ folders): evaluate it with 'evalsuite run --model-path'")
