@@ -19,7 +19,9 @@ import pytest
 from evalsuite import store
 from evalsuite.catalog.complete import COMPLETE, INCOMPLETE, UNREADABLE, inspect
 from evalsuite.cli import main
+from evalsuite.lmeval.demo import tokenizer
 
+import training
 from conftest import evalsuite_cmd
 
 TRAINING = str(Path(__file__).resolve().parent / "training.py")
@@ -112,10 +114,6 @@ def test_a_torch_bin_is_complete_only_with_its_end_record(tmp_path):
 
 
 def _save(root: Path, step: int, seed: int) -> None:
-    from evalsuite.lmeval.demo import tokenizer
-
-    import training
-
     torch_model = training.model(seed=seed)
     torch_model.save_pretrained(root / f"step{step}")
     tokenizer().save_pretrained(root / f"step{step}")
@@ -195,6 +193,23 @@ def test_an_unloadable_checkpoint_is_said_once_and_retried_when_its_files_change
     report, = reports
     assert _runs_per_step(db) == {0: 1, 2: 1, 4: 1}
     assert report.stored == [2, 0, 4] and report.failed == [] and report.ended == "until"
+
+
+def test_a_sharded_checkpoint_is_evaluated_once_every_shard_is_there(tmp_path, capsys):
+    folder, db = tmp_path / "run" / "checkpoint-8", tmp_path / "s.duckdb"
+    training.model(seed=8).save_pretrained(folder, max_shard_size="5MB")
+    tokenizer().save_pretrained(folder)
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) > 1
+    last = shards[-1].read_bytes()
+    shards[-1].unlink()  # the saver has not written the last shard yet
+    watch = ["watch", str(tmp_path / "run"), "--model", "my-run", "--once", "--db", str(db), *ARGS]
+    assert main(watch) == 0
+    assert f"waiting for step 8 to be complete ({shards[-1].name} (named by model.safetensors.index.json) is not " \
+           "there yet)" in capsys.readouterr().out
+    shards[-1].write_bytes(last)
+    assert main(watch) == 0
+    assert _runs_per_step(db) == {8: 1}
 
 
 def test_watch_refuses_a_missing_folder_in_one_line(tmp_path, capsys):
