@@ -149,3 +149,20 @@ def test_a_jsonl_that_no_results_file_reads_is_named(tmp_path, capsys):
               "(samples_<task>_<date>.jsonl of a task it holds)")
     assert lines == [f"evalsuite: {folder / 'notes.jsonl'}: {reason}",
                      f"evalsuite: {folder / 'samples_piqa_2025-02-25T02-50-33.665339.jsonl'}: {reason}"]
+
+
+def test_a_file_with_several_shot_counts_is_one_run_each(tmp_path):
+    """lm-eval 0.4 writes each task's own n-shot; such a file was refused whole."""
+    raw = json.loads(GOOSE.read_text())
+    raw["results"]["piqa"] = {"alias": "piqa", "acc,none": 0.6, "acc_stderr,none": 0.01}
+    raw["n-shot"]["piqa"] = 5
+    path = tmp_path / "results_2025-01-01T00-00-00.json"
+    path.write_text(json.dumps(raw))
+    db = tmp_path / "store.duckdb"
+    report = import_paths([path], db, seed=False)
+    assert report.imported == [path] and report.scores == 3
+    runs = store.read_df(db, "SELECT r.run_id, s.task, s.shots FROM runs r JOIN scores s USING (run_id) "
+                             "ORDER BY shots, task")
+    assert list(zip(runs.task, runs.shots)) == [("lambada_openai", 0), ("lambada_openai", 0), ("piqa", 5)]
+    assert runs.run_id.nunique() == 2
+    assert import_paths([path], db, seed=False).unchanged == [path]
