@@ -78,9 +78,6 @@ def _metrics(raw: dict, suite) -> tuple[list, list[str]]:
 
 def load_file(path: Path, opts: LoadOptions) -> Loaded:
     """One result file -> its jobs, every row checked, or SkipFile saying why not."""
-    from evalsuite.io.checks import BadRow, check_run, check_score
-    from evalsuite.lmeval.results import to_scores
-
     raw, data = read_json(path, opts.max_mb)
     metrics, notes = _metrics(raw, opts.suite)
     if opts.tasks is not None:  # asked for a few: the others are not left out by the file's fault
@@ -90,14 +87,28 @@ def load_file(path: Path, opts: LoadOptions) -> Loaded:
     ident = identify(raw, opts.model, opts.step, opts.catalog)
     source, source_note = _source(opts.source, ident.source)
     notes = list(ident.notes) + ([source_note] if source_note else []) + notes
+    jobs = _jobs(raw, ident, metrics, run_id_for(data, source), source)
+    rename, shots_of = our_tasks(opts.suite), {m.task: m.shots for m in metrics}
+    tasks = {t: (rename.get(t, t), shots_of[rename.get(t, t)]) for t in raw["results"] if rename.get(t, t) in shots_of}
+    run_ids = {job.shots: job.run.run_id for job in jobs}
+    read = read_samples(SamplesOf(path, tasks, ident.model, ident.step, run_ids), opts.max_mb)
+    for job in jobs:
+        job.samples = [s for s in read.samples if s.run_id == job.run.run_id]
+        job.documents = [d for d in read.documents if d.shots == job.shots]
+    return Loaded(jobs, notes + read.notes, read.files, len(data) + read.size)
+
+
+def _jobs(raw: dict, ident, metrics: list, base: str, source: str) -> list[JobRecord]:
+    """One checked job per shot count (run id `base`, with the shots where there are several)."""
+    from evalsuite.io.checks import BadRow, check_run, check_score
+    from evalsuite.lmeval.results import to_scores
+
     by_shots = defaultdict(list)
     for m in metrics:
         by_shots[m.shots].append(m)
-    base = run_id_for(data, source)
-    run_ids = {shots: base if len(by_shots) == 1 else f"{base}-{shots}shot" for shots in by_shots}
     jobs = []
     for shots, group in sorted(by_shots.items()):
-        run = make_run(raw, ident, run_ids[shots], source)
+        run = make_run(raw, ident, base if len(by_shots) == 1 else f"{base}-{shots}shot", source)
         scores = to_scores(group, model=ident.model, step=ident.step, tokens=ident.tokens, run_id=run.run_id,
                            source=source, doc_limit=run.doc_limit, dtype=run.dtype)
         try:
@@ -107,13 +118,7 @@ def load_file(path: Path, opts: LoadOptions) -> Loaded:
         except BadRow as exc:
             raise SkipFile(str(exc)) from None
         jobs.append(JobRecord(run, shots, scores, [], model=ident.about))
-    rename, shots_of = our_tasks(opts.suite), {m.task: m.shots for m in metrics}
-    tasks = {t: (rename.get(t, t), shots_of[rename.get(t, t)]) for t in raw["results"] if rename.get(t, t) in shots_of}
-    read = read_samples(SamplesOf(path, tasks, ident.model, ident.step, run_ids), opts.max_mb)
-    for job in jobs:
-        job.samples = [s for s in read.samples if s.run_id == job.run.run_id]
-        job.documents = [d for d in read.documents if d.shots == job.shots]
-    return Loaded(jobs, notes + read.notes, read.files, len(data) + read.size)
+    return jobs
 
 
 def _source(given: str | None, named: str | None) -> tuple[str, str | None]:
