@@ -57,3 +57,36 @@ def test_ctrl_c_during_a_write_stops_the_import_and_says_what_was_stored(tmp_pat
     monkeypatch.undo()
     assert main(["import", str(REAL), "--db", str(db)]) == 0  # the rest, and the stored one found stored
     assert capsys.readouterr().out.startswith(f"imported {len(list(REAL.glob('*.json'))) - 1} files (")
+
+
+@pytest.mark.slow
+def test_a_real_ctrl_c_while_the_store_is_written(tmp_path):
+    """The real command, a real SIGINT the moment DuckDB starts writing (its .wal file appears):
+    exit status 130, and the line's count of stored files is what the store holds."""
+    import importlib.util
+    import subprocess
+    import sys
+    import time
+
+    spec = importlib.util.spec_from_file_location("bench_import", Path(__file__).parent.parent / "benchmarks"
+                                                  / "bench_import.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    files = bench.make_files(tmp_path / "files", 6, 10)
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    wal = db.with_name(db.name + ".wal")
+    proc = subprocess.Popen([sys.executable, "-m", "evalsuite.cli", "import", *map(str, files), "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not wal.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("evalsuite: interrupted: ") and "importing again adds the rest" in line
+    told = int(line.removeprefix("evalsuite: interrupted: ").split(" ")[0])
+    stored = store.read_df(db, "SELECT count(*) AS n FROM runs WHERE source = 'local'").n[0]
+    assert told == stored < 6

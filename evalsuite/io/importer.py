@@ -21,7 +21,10 @@ The reference data under results/ is built with this importer: see evalsuite/io/
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +43,32 @@ class ImportInterrupted(KeyboardInterrupt):
     """Ctrl-C during an import; the message says what was stored."""
 
 
+# Set by a Ctrl-C during an import: DuckDB turns one that arrives while it executes into an error
+# of its own (InterruptException, or a RuntimeError "Query interrupted" while it reads Arrow
+# data), which must stop the import, never be taken for a bad file (issue 20, item 8)
+_SIGINT = threading.Event()
+
+
+@contextmanager
+def _noting_sigint():
+    """Ctrl-C raises KeyboardInterrupt as usual, and is noted in _SIGINT (main thread only)."""
+    _SIGINT.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def noted(signum, frame):
+        _SIGINT.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, noted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class ImportReport:
     imported: list[Path] = field(default_factory=list)
@@ -49,6 +78,7 @@ class ImportReport:
     scores: int = 0
     samples: int = 0
     db: Path | None = None  # the store written to
+    counted: set[str] = field(default_factory=set, repr=False)  # run ids written and counted above
 
     def summary(self) -> str:
         extra = [f"{len(self.unchanged)} already stored"] if self.unchanged else []
@@ -114,7 +144,8 @@ def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
             on_note(path, line)
 
     try:
-        read = _import_files(files, db, opts, report, skip, note)
+        with _noting_sigint():
+            read = _import_files(files, db, opts, report, skip, note)
     except KeyboardInterrupt:
         raise ImportInterrupted(report.stored()) from None
     for path in find_files(paths, suffix=".jsonl"):
@@ -163,26 +194,44 @@ def _flush(db: Path, batch: list, report: ImportReport, skip) -> None:
     """
     import duckdb
 
-    from evalsuite.store import write_jobs
-
     if not batch:
         return
     try:
-        try:
-            written = write_jobs(db, [job for _, job in batch])
-        except (EvalsuiteError, duckdb.InterruptException):
-            raise
-        except Exception:  # noqa: BLE001 - find the file at fault
-            for path, job in batch:
-                _write_alone(db, path, job, report, skip)
-        else:
-            for (path, job), tasks in zip(batch, written):
-                _count(report, path, job, tasks)
-    except duckdb.InterruptException:
+        _write_batch(db, batch, report, skip)
+    except (KeyboardInterrupt, duckdb.InterruptException):
+        _reconcile(db, batch, report)  # a stop may land just after a commit: count what is stored
         raise KeyboardInterrupt from None
     except EvalsuiteError as exc:  # the store itself failed (disk full, read-only, corrupt)
         raise _stopped(exc, report) from None
     batch.clear()
+
+
+def _write_batch(db: Path, batch: list, report: ImportReport, skip) -> None:
+    import duckdb
+
+    from evalsuite.store import write_jobs
+
+    try:
+        written = write_jobs(db, [job for _, job in batch])
+    except (EvalsuiteError, duckdb.InterruptException):
+        raise
+    except Exception:  # noqa: BLE001 - find the file at fault
+        if _SIGINT.is_set():  # DuckDB turned the Ctrl-C into an error of its own
+            raise KeyboardInterrupt from None
+        for path, job in batch:
+            _write_alone(db, path, job, report, skip)
+    else:
+        for (path, job), tasks in zip(batch, written):
+            _count(report, path, job, tasks)
+
+
+def _reconcile(db: Path, batch: list, report: ImportReport) -> None:
+    """After a stop: the batch's jobs the store holds (committed before the stop took effect),
+    counted as imported, so the line after a Ctrl-C says what is really stored."""
+    stored = _stored_run_ids(db)
+    for path, job in batch:
+        if job.run.run_id in stored and job.run.run_id not in report.counted:
+            _count(report, path, job, sorted({s.task for s in job.scores}))
 
 
 def _write_alone(db: Path, path: Path, job, report: ImportReport, skip) -> None:
@@ -202,6 +251,7 @@ def _write_alone(db: Path, path: Path, job, report: ImportReport, skip) -> None:
 
 def _count(report: ImportReport, path: Path, job, tasks: list[str]) -> None:
     """One written file: imported, or unchanged when every task of it was stored already."""
+    report.counted.add(job.run.run_id)
     if not tasks:
         if path not in report.unchanged[-1:] and path not in report.imported[-1:]:
             report.unchanged.append(path)
