@@ -56,10 +56,14 @@ class Layers:
 
 
 def _series(rows: pd.DataFrame) -> list[str]:
+    """Every drawn curve as 'model|source': the user's own first, those with a change to test
+    (two checkpoints or more) before single points, then by family and size."""
     keys = rows.drop_duplicates(["model", "source"])
     order = {m: i for i, m in enumerate(pickers.by_family(rows))}
+    points = rows.groupby(["model", "source"])["step"].nunique().to_dict()
     ordered = sorted(keys.itertuples(index=False),
-                     key=lambda r: (r.source == PUBLISHED, order[str(r.model)], str(r.source)))
+                     key=lambda r: (r.source == PUBLISHED, points[(r.model, r.source)] < 2, order[str(r.model)],
+                                    str(r.source)))
     return [f"{r.model}|{r.source}" for r in ordered]
 
 
