@@ -189,7 +189,7 @@ def options(scores: pd.DataFrame, column: str, **where) -> list:
 ITEM_QUERIES: dict[str, Callable[..., pd.DataFrame]] = {
     "stats": items.item_stats, "cells": items.item_cells, "history": items.item_history,
     "by_scale": items.by_scale, "right_by_scale": items.right_by_scale,
-    "documents": items.documents, "prompt_ends": items.prompt_ends, "flips_by_task": items.flips_by_task}
+    "documents_of": items.documents_of, "prompt_ends_of": items.prompt_ends_of, "flips_by_task": items.flips_by_task}
 
 
 def item_query(path: Path, name: str, *args) -> pd.DataFrame:

@@ -168,7 +168,7 @@ def _heat_map(path: Path, key: ItemsKey, table: pd.DataFrame, steps: list[int]) 
 def _document_table(path: Path, key: ItemsKey, table: pd.DataFrame) -> int:
     """Every document, a row each; picking a row (or the selector below) shows that document."""
     st.markdown("**Documents** (pick a row, or a document below)")
-    ends = data.item_query(path, "prompt_ends", key.task, key.shots)
+    ends = data.item_query(path, "prompt_ends_of", key)
     shown = table.merge(ends, on="doc_id", how="left") if not ends.empty else table.assign(prompt_end=None)
     ids = table["doc_id"].astype(int).tolist()
     st.dataframe(shown, hide_index=True, width="stretch", height=280, key="items_table",
@@ -198,7 +198,7 @@ def _learned(learned_at) -> str:
 
 def _document(path: Path, key: ItemsKey, doc_id: int, table: pd.DataFrame, steps: list[int]) -> None:
     history = data.item_query(path, "history", key, doc_id)
-    stored = data.item_query(path, "documents", key.task, key.shots, [doc_id])
+    stored = data.item_query(path, "documents_of", key, [doc_id])
     row = table[table["doc_id"] == doc_id].iloc[0].to_dict()
     st.markdown(f"**Document {code(doc_id)}** of {code(key.task)}: {_learned(row['learned_at'])}, "
                 f"{int(row['flips'])} flips over {int(row['steps'])} checkpoints")
