@@ -209,6 +209,8 @@ def test_sigterm_and_sighup_stop_a_local_sweep_in_one_line_leaving_no_process(tm
     (["--workers", "2"], "--workers needs --ray"),
     (["--ray", "local", "--workers", "0"], "--workers must be at least 1"),
     (["--ray", "127.0.0.1:9"], "--ray 127.0.0.1:9: nothing answers there"),
+    (["--ray", "[::1]:9"], "--ray [::1]:9: nothing answers there"),  # an IPv6 head's address is accepted
+    (["--ray", "127.0.0.1:70000"], "--ray 127.0.0.1:70000: the port must be 1 to 65535"),
 ])
 def test_bad_ray_arguments_are_one_line_errors(tmp_path, capsys, args, message):
     """Checked before ray is imported: in this process, which must never import it (its threads

@@ -4,22 +4,23 @@ ray.init() is called.
 Why: ray.init() at a port where something else listens (a web server, a database, a socket that
 accepts and says nothing) retries for ever, printing "Failed to connect to GCS", and a Ctrl-C does
 not stop it (issue 20). So `check_head` first connects over TCP (nothing there: one line at once),
-then asks the GCS for the cluster's id over gRPC with a deadline: a Ray head answers, or refuses
-the call for want of its token, within a second; anything else is one line within PROBE_S. Every
-wait here is a Python wait, so Ctrl-C stops it. IPv6 heads are written `[::1]:6379`.
+then asks the GCS for a key through Ray's own client, in a child process given PROBE_S: a Ray
+head answers within a second or two; anything else is one line. Every wait here is a Python
+wait on a child, so Ctrl-C stops it. IPv6 heads are written `[::1]:6379`.
 """
 
 from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 
 from evalsuite.errors import EvalsuiteError
 
 ADDRESS = re.compile(r"^(local|auto|[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5})$")
-PROBE_S = 10.0  # for each of the TCP connection and the gRPC call: a Ray head answers in milliseconds
-_CLUSTER_ID = "/ray.rpc.NodeInfoGcsService/GetClusterId"  # the first call ray.init() makes
+PROBE_S = 15.0  # for each of the TCP connection and the GCS call: a Ray head answers in a second or two
 
 
 @dataclass(frozen=True)
@@ -50,27 +51,35 @@ def check_head(address: str) -> None:
     except OSError as exc:
         raise EvalsuiteError(f"--ray {address}: nothing answers there ({exc.strerror or exc}); start the "
                              "head with `ray start --head` and pass the address it prints") from None
-    problem = _grpc_problem(head)
+    problem = _ray_problem(head)
     if problem:
         raise EvalsuiteError(f"--ray {address}: something answers there, but not a Ray head ({problem}); "
                              "pass the address `ray start --head` prints (port 6379 by default)")
 
 
-def _grpc_problem(head: HeadAddress) -> str | None:
-    """None when the GCS answers the call (or refuses it for want of a token), else why not."""
-    import grpc
-
-    channel = grpc.insecure_channel(head.target)
+def _ray_problem(head: HeadAddress) -> str | None:
+    """None when a Ray GCS answers at `head`, else why not. Asked by Ray's own GCS client in a
+    child process that is killed after PROBE_S: in this process, it would retry for a minute
+    with Ctrl-C ignored."""
+    probe = subprocess.Popen([sys.executable, "-c", _PROBE, head.target], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)  # a Ctrl-C is this process's to handle
     try:
-        call = channel.unary_unary(_CLUSTER_ID)  # bytes in and out: the request's fields are all optional
-        call.future(b"", timeout=PROBE_S).result()
-    except grpc.RpcError as exc:
-        code = exc.code()
-        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-            return None  # a Ray head with token authentication: ray.init() brings the token
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return f"no gRPC answer within {PROBE_S:.0f} s"
-        return f"{code.name.lower()}: {(exc.details() or '')[:120]}".rstrip(": ")
+        _, err = probe.communicate(timeout=PROBE_S)
+    except subprocess.TimeoutExpired:
+        return f"no answer from a Ray GCS within {PROBE_S:.0f} s"
     finally:
-        channel.close()
-    return None
+        if probe.poll() is None:
+            probe.kill()
+            probe.wait()
+    if probe.returncode == 0:
+        return None
+    lines = [line.strip() for line in err.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else f"the probe exited with status {probe.returncode}"
+
+
+_PROBE = """
+import sys
+from ray._raylet import GcsClient
+GcsClient(address=sys.argv[1]).internal_kv_get(b"evalsuite-probe", None)
+"""
