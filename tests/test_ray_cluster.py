@@ -223,3 +223,28 @@ def test_a_node_lost_mid_sweep(cluster, hf_home, checkpoints, tmp_path):
     workers = _workers(db)
     assert "lost" in set(workers.state)
     assert set(workers.loc[workers.done > 0, "node_id"]) - {victim.node_id}  # others finished it
+
+
+def test_a_worker_death_is_charged_to_the_checkpoint_whose_loading_kills_it(cluster, hf_home, checkpoints, tmp_path):
+    """One worker; loading step 2000 ends the worker's process (tests/ray_driver.py --kill-loading).
+    Its first worker holds steps 1000 and 2000 when it dies: neither is charged, each runs again
+    alone; then 2000 kills three workers of its own and is reported, while 1000 and 3000 are
+    stored. Ray's death paragraphs stay off stdout: one line of the sweep's per lost worker."""
+    root = tmp_path / "ckpts"
+    for step in (1000, 2000, 3000):
+        os.makedirs(root, exist_ok=True)
+        (root / f"step{step}").symlink_to(checkpoints / f"step{step}")
+    db = tmp_path / "s.duckdb"
+    status, out, err = _finish(_driver(cluster, hf_home, db, "--model-path", str(root), "--steps", "1000:3000",
+                                       "--workers", "1", "--kill-loading", "2000"))
+    assert status == 2, err[-3000:]
+    assert err.count("not evaluated: pythia-70m step 2000: its worker died 3 times") == 1, err[-3000:]
+    assert "not evaluated: pythia-70m step 1000" not in err
+    _stored_once(db, [1000, 3000])
+    lost = [line for line in out.splitlines() if line.startswith("lost Ray worker")]
+    assert lost[0].endswith("with pythia-70m step 1000 and pythia-70m step 2000 in flight: each runs again, alone")
+    assert [line.split(" while it ran ")[1] for line in lost[1:]] == [
+        f"pythia-70m step 2000 (death {n} of 3 for it{'; not run again' if n == 3 else ''})" for n in (1, 2, 3)]
+    assert out.strip().splitlines()[-1] == \
+        "on Ray: 5 worker(s) on 2 node(s); re-run after their worker was lost: pythia-70m steps 1000, 2000"
+    assert "A worker died" not in out and "(raylet)" not in out

@@ -221,4 +221,11 @@ def _run_phases(ray, cfg: RunConfig, jobs: list[Job], opts: RayOptions, gpu_gib:
 
 
 def _steps(pairs: list[tuple[str, int | None]]) -> str:
-    return ", ".join(f"{model} step {step}" for model, step in pairs)
+    """Each model once, its steps each once: "pythia-70m steps 1000, 2000"."""
+    steps: dict[str, list[int | None]] = {}
+    for model, step in pairs:
+        if step not in steps.setdefault(model, []):
+            steps[model].append(step)
+    return "; ".join(f"{model} step {got[0]}" if len(got) == 1 else
+                     f"{model} steps {', '.join(map(str, sorted(got, key=lambda s: (s is None, s or 0))))}"
+                     for model, got in steps.items())
