@@ -150,6 +150,7 @@ def test_local_instance_on_loopback_stopped_killed_and_resumed(tmp_path, checkpo
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted; finished checkpoints are stored" in err
     assert instance.gone(), instance.described()
+    instance.remove()
     first = _stored(db)
     assert 1 <= first < len(STEPS)
 
@@ -160,6 +161,7 @@ def test_local_instance_on_loopback_stopped_killed_and_resumed(tmp_path, checkpo
     proc.kill()
     proc.communicate(timeout=60)
     assert instance.gone(), instance.described()
+    instance.remove()
     second = _stored(db)
     assert second < len(STEPS)
     sweeps = store.read_df(db, "SELECT status FROM sweeps ORDER BY started_at").status.tolist()
@@ -173,6 +175,7 @@ def test_local_instance_on_loopback_stopped_killed_and_resumed(tmp_path, checkpo
     assert f"{second} of {len(STEPS)} checkpoints already stored; {len(STEPS) - second} to evaluate" in out
     assert "on Ray: 2 worker(s) on 1 node(s)" in out
     assert not instance.pids()  # a sweep that ends waits for its reaper
+    instance.remove()
     scores = store.read_df(db, "SELECT step, task, metric FROM scores WHERE source = 'local'")
     assert sorted(set(scores.step)) == STEPS and len(scores) == METRICS * len(STEPS)
     assert not scores.duplicated().any()

@@ -14,10 +14,12 @@ table and the dashboard's progress work as in a local sweep), and each worker's 
 the store's `workers` table for the dashboard's Runs view.
 
 Faults: a worker that dies (its process killed, its node lost) gives its jobs back to the queue
-for the other workers and a replacement started in its place; a job whose worker died
-cluster_pool.MAX_ATTEMPTS times is reported, not retried again. A checkpoint that cannot be loaded
+for the other workers and a replacement started in its place; the death is charged to the job
+it was running (cluster_pool.py says how), and a job charged MAX_ATTEMPTS times is reported, not
+retried again. A checkpoint that cannot be loaded
 (CheckpointError) is reported once, by name; any other error stops the sweep. A killed or
-interrupted driver: the same command resumes from the store.
+interrupted driver (Ctrl-C, SIGTERM, SIGHUP: cluster_stops.py): the same command resumes from
+the store.
 
 `--ray local` keeps Ray on this machine: every Ray process listens on 127.0.0.1 only, with a
 random token (Ray's token authentication), no dashboard or job server, in a private temp dir,
