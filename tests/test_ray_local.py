@@ -249,3 +249,20 @@ def test_workers_are_sent_the_tokenizer_and_only_the_chosen_tasks_data(tmp_path)
     text = "Question: which gas do plants take in?\nAnswer: carbon dioxide"
     assert backends.load_tokenizer(tmp_path / "tokenizer")(text)["input_ids"] == \
         backends.load_tokenizer(TOKENIZER_DIR)(text)["input_ids"]
+
+
+def test_workers_are_sent_a_models_own_tokenizer_but_not_its_weights(tmp_path, checkpoints):
+    from evalsuite.cli import build_parser
+    from evalsuite.lmeval import backends
+    from evalsuite.sweep.config import config_from_args
+
+    args = ["run", "--model", "my-run", "--model-path", str(checkpoints), "--tasks", "arc_easy"]
+    cfg = config_from_args(build_parser().parse_args(args))
+    unpack_files(pack_files(cfg), tmp_path)
+    own = tmp_path / "tokenizers" / "0"
+    sent = {p.name for p in own.iterdir()}
+    assert {"tokenizer.json", "tokenizer_config.json", "config.json"} <= sent
+    assert not [name for name in sent if name.endswith((".safetensors", ".bin"))], sent
+    text = "Question: which gas do plants take in?\nAnswer: carbon dioxide"
+    first = next(iter(cfg.checkpoints["my-run"].values())).local_dir
+    assert backends.load_tokenizer(own)(text)["input_ids"] == backends.load_tokenizer(first)(text)["input_ids"]
