@@ -51,7 +51,7 @@ from evalsuite.store.writes import (
 
 __all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "connect", "db_path",
            "end_sweep", "init", "insert", "known_models", "problem", "read_df", "scores_where",
-           "scores_with_representative",
+           "scores_with_representative", "readable",
            "set_worker", "sql_path", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
            "write_documents", "write_job", "write_jobs", "write_models"]
 
@@ -83,4 +83,16 @@ def init(path: Path, seed: bool = True) -> Path:
             seed_models(con, older_store=not fresh)
         if fresh and seed:
             seed_store(con)
+    return path
+
+
+def readable(db: str | Path | None) -> Path:
+    """The store a reading command (stats, compare) reads. A store named with --db or $EVALSUITE_DB
+    must exist (a mistyped path is an error, not a new file); the default store is created on first
+    use, seeded with EleutherAI's published numbers, so statistics work out of the box."""
+    path = db_path(db)
+    if not path.exists():
+        if db or os.environ.get("EVALSUITE_DB"):
+            raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+        init(path)
     return path
