@@ -58,12 +58,13 @@ def _run(address: str, tmp_path, hf_home) -> subprocess.Popen:
 ])
 def test_a_port_that_is_not_a_ray_head_is_one_line_within_30_s(tmp_path, hf_home, family, reply):
     server = FakeServer(family, reply)
+    started = time.monotonic()
+    proc = _run(server.address, tmp_path, hf_home)
     try:
-        started = time.monotonic()
-        proc = _run(server.address, tmp_path, hf_home)
         _, err = proc.communicate(timeout=60)
         took = time.monotonic() - started
     finally:
+        proc.kill()  # a command that hangs (as before issue 20) must not outlive the test
         server.close()
     lines = err.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, err[-3000:]
@@ -74,8 +75,8 @@ def test_a_port_that_is_not_a_ray_head_is_one_line_within_30_s(tmp_path, hf_home
 
 def test_ctrl_c_while_connecting(tmp_path, hf_home):
     server = FakeServer(socket.AF_INET, b"")
+    proc = _run(server.address, tmp_path, hf_home)
     try:
-        proc = _run(server.address, tmp_path, hf_home)
         deadline = time.monotonic() + 60
         while server.accepted < 2 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # the second connection: the gRPC call, waiting for an answer
@@ -83,6 +84,7 @@ def test_ctrl_c_while_connecting(tmp_path, hf_home):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=5)
     finally:
+        proc.kill()
         server.close()
     assert proc.returncode == 130 and err.strip().splitlines() == [
         "evalsuite: interrupted; finished checkpoints are stored"], err[-3000:]
