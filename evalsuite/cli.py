@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, Stopped
 
 
 def cmd_run(args) -> None:
@@ -327,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     except EvalsuiteError as exc:
         print(f"evalsuite: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:  # SIGTERM or SIGHUP, where a command turns them into a clean stop
+        print(f"evalsuite: stopped by {exc.signal_name}; finished checkpoints are stored", file=sys.stderr)
+        return exc.status
     except KeyboardInterrupt:
         print("evalsuite: interrupted; finished checkpoints are stored", file=sys.stderr)
         return 130
