@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, Stopped
 
 
 def cmd_run(args) -> None:
@@ -50,6 +50,13 @@ def cmd_run(args) -> None:
             "are stored. Run the same command again to retry them")
 
 
+def cmd_watch(args) -> None:
+    from evalsuite.sweep.watch import options_from_args, watch
+
+    report = watch(args, options_from_args(args), say=lambda line: print(line, flush=True))
+    print(report.summary())  # each checkpoint that would not load was said when it failed
+
+
 def cmd_ls(args) -> None:
     from evalsuite.io.report import listing
 
@@ -82,12 +89,19 @@ def cmd_stats(args) -> None:
 
 def cmd_import(args) -> int:
     from evalsuite import names
-    from evalsuite.io.importer import import_from_args
+    from evalsuite.io.importer import ImportInterrupted, import_from_args
 
     def skip(path, reason: str) -> None:
         print(f"evalsuite: skipped {names.printable(path)}: {names.printable(reason)[:500]}", file=sys.stderr)
 
-    report = import_from_args(args, on_skip=skip)
+    def note(path, line: str) -> None:
+        print(f"evalsuite: {names.printable(path)}: {names.printable(line)[:500]}", file=sys.stderr)
+
+    try:
+        report = import_from_args(args, on_skip=skip, on_note=note)
+    except ImportInterrupted as exc:
+        print(f"evalsuite: interrupted: {exc}", file=sys.stderr)
+        return 130
     print(report.summary())
     return report.exit_status()
 
@@ -107,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evalsuite", description="Evaluate language-model checkpoints (Pythia, the PolyPythias, your own "
         "training run, a Hub repository) with lm-eval and store every score.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_ls, _add_items, _add_compare, _add_stats, _add_export, _add_import, _add_dashboard):
+    for add in (_add_run, _add_watch, _add_ls, _add_items, _add_compare, _add_stats, _add_export, _add_import,
+                _add_dashboard):
         add(sub)
     return parser
 
@@ -121,25 +136,11 @@ def _add_run(sub) -> None:
     run.add_argument("--steps", default=None,
                      help="all, final, 1000,2000 or START:STOP:STRIDE; published and log on Pythia's schedule "
                           "(default: all)")
-    run.add_argument("--tasks", default=None, help="comma list of tasks from tasks.yaml (default: all)")
-    run.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
-    run.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
-    run.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if present)")
-    run.add_argument("--dtype", default=None,
-                     help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
-    run.add_argument("--batch-size", default="auto", help="batch size, or auto (default)")
-    run.add_argument("--backend", default="fast", choices=["fast", "hf"], help="lm-eval model backend (default: fast)")
+    _add_scoring_options(run)
     run.add_argument("--model-path", default=None,
                      help="local checkpoints: DIR/step<N>/ or DIR/checkpoint-<N>/ (HF Trainer), or those "
                           "under DIR/<model>/; a DIR with a config.json is one released checkpoint")
-    run.add_argument("--tokens-per-step", type=int, default=None, metavar="N",
-                     help="tokens one training step consumed, for a model whose description does not say "
-                          "(default: unknown; tokens seen are then not stored)")
-    run.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
-    run.add_argument("--data-dir", default=None,
-                     help="task data: DIR/<task>/<split>.jsonl, or 'hub' (default: tasks.yaml's)")
-    run.add_argument("--tasks-file", default=None, help="tasks.yaml to use (default: the project's)")
-    run.add_argument("--db", default=None, help=DB_HELP)
+    _add_source_options(run)
     run.add_argument("--force", action="store_true", help="re-evaluate and replace what is already stored")
     run.add_argument("--cleanup", action="store_true", help="delete each Hub revision from the HF cache once evaluated")
     run.add_argument("--ray", default=None, metavar="ADDRESS",
@@ -148,6 +149,50 @@ def _add_run(sub) -> None:
     run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="with --ray: at most N workers (default: one per GPU slot or CPU)")
     run.set_defaults(func=cmd_run)
+
+
+def _add_scoring_options(parser) -> None:
+    """How checkpoints are scored: `run`'s options, shared by `watch`."""
+    parser.add_argument("--tasks", default=None, help="comma list of tasks from tasks.yaml (default: all)")
+    parser.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
+    parser.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if present)")
+    parser.add_argument("--dtype", default=None,
+                        help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
+    parser.add_argument("--batch-size", default="auto", help="batch size, or auto (default)")
+    parser.add_argument("--backend", default="fast", choices=["fast", "hf"],
+                        help="lm-eval model backend (default: fast)")
+
+
+def _add_source_options(parser) -> None:
+    """Where models, tasks and the store are: `run`'s options, shared by `watch`."""
+    parser.add_argument("--tokens-per-step", type=int, default=None, metavar="N",
+                        help="tokens one training step consumed, for a model whose description does not say "
+                             "(default: unknown; tokens seen are then not stored)")
+    parser.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
+    parser.add_argument("--data-dir", default=None,
+                        help="task data: DIR/<task>/<split>.jsonl, or 'hub' (default: tasks.yaml's)")
+    parser.add_argument("--tasks-file", default=None, help="tasks.yaml to use (default: the project's)")
+    parser.add_argument("--db", default=None, help=DB_HELP)
+
+
+def _add_watch(sub) -> None:
+    watch = sub.add_parser(
+        "watch", help="evaluate a training run's checkpoints as it saves them",
+        description="Evaluate every complete checkpoint in DIR (stepN/, checkpoint-N/, or those under "
+        "DIR/<model>/), then each new one as the training run writes it, in step order, until Ctrl-C, "
+        "--until or --once. A checkpoint is read only once its files are complete and stopped changing; "
+        "stored checkpoints are skipped (a restart resumes). Checkpoints are never deleted.")
+    watch.add_argument("dir", metavar="DIR", help="the training run's output folder")
+    watch.add_argument("--model", required=True, help="the name to store the run's scores under")
+    watch.add_argument("--interval", type=float, default=5.0, metavar="S",
+                       help="seconds between looks at DIR (default: 5)")
+    watch.add_argument("--until", type=int, default=None, metavar="STEP",
+                       help="exit once a checkpoint at STEP or later is stored")
+    watch.add_argument("--once", action="store_true", help="one pass over what is complete now, then exit")
+    _add_scoring_options(watch)
+    _add_source_options(watch)
+    watch.set_defaults(func=cmd_watch)
 
 
 def _add_ls(sub) -> None:
@@ -244,18 +289,21 @@ def _add_import(sub) -> None:
     imp = sub.add_parser(
         "import", help="load lm-eval result files (0.3 published, 0.4 results_*.json) into the store",
         description="Load lm-eval result files into the store: lm-eval 0.3 files (EleutherAI's "
-        "published ones) and lm-eval 0.4 results_*.json with the samples_*.jsonl beside them. Only "
-        "the tasks of tasks.yaml are imported. Model, step and shots come from each file's config; "
-        "importing a file again changes nothing. Each file is checked and stored whole, or skipped "
-        "with one line saying why.",
+        "published ones) and lm-eval 0.4 results_*.json with the samples_*.jsonl beside them; "
+        "every task of a file is stored (what is left out is named). Model, step and shots come from "
+        "each file's content; importing a file again changes nothing. Each file is checked and stored "
+        "whole, or skipped with one line saying why.",
         epilog="Exit status: 0 when every file was imported or already stored, 1 when some were "
         "skipped, 2 when all were skipped or on an error.")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="result files, or folders searched for *.json")
     imp.add_argument("--source", default=None,
                      help="source name stored with the rows (default: local; 'published' is "
                      "EleutherAI's numbers, so only name it for their files)")
-    imp.add_argument("--model", default=None, help="model name, for files whose config does not name it")
-    imp.add_argument("--step", type=int, default=None, help="checkpoint step, for files whose config does not name it")
+    imp.add_argument("--model", default=None,
+                     help="store the files' rows under this model name (the file's own name stays in "
+                          "the run's model_source); needed for files that name no model")
+    imp.add_argument("--step", type=int, default=None,
+                     help="checkpoint step for files that name none (a file naming its own step keeps it)")
     imp.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
     imp.add_argument("--max-file-mb", type=float, default=None,
                      help="skip files larger than this, results and samples alike (default: 100)")
@@ -279,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     except EvalsuiteError as exc:
         print(f"evalsuite: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:  # SIGTERM or SIGHUP, where a command turns them into a clean stop
+        print(f"evalsuite: stopped by {exc.signal_name}; finished checkpoints are stored", file=sys.stderr)
+        return exc.status
     except KeyboardInterrupt:
         print("evalsuite: interrupted; finished checkpoints are stored", file=sys.stderr)
         return 130

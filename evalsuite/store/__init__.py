@@ -36,11 +36,12 @@ from evalsuite.store.queries import (
     stored_tasks,
     stored_tasks_by_step,
 )
-from evalsuite.store.schema import MIGRATIONS, create_all
+from evalsuite.store.schema import create_all, migrate
 from evalsuite.store.seed import seed_models, seed_store
 from evalsuite.store.writes import (
     end_sweep,
     insert,
+    note_sweep,
     set_worker,
     start_sweep,
     write_documents,
@@ -50,8 +51,8 @@ from evalsuite.store.writes import (
 )
 
 __all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "connect", "db_path",
-           "end_sweep", "init", "insert", "known_models", "problem", "read_df", "scores_where",
-           "scores_with_representative",
+           "end_sweep", "init", "insert", "known_models", "note_sweep", "problem", "read_df", "scores_where",
+           "scores_with_representative", "readable",
            "set_worker", "sql_path", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
            "write_documents", "write_job", "write_jobs", "write_models"]
 
@@ -78,9 +79,21 @@ def init(path: Path, seed: bool = True) -> Path:
             raise EvalsuiteError(f"cannot write store {path}: not an evalsuite store (a DuckDB "
                                  "database with other tables); pick another --db")
         con.execute(create_all())
-        con.execute(MIGRATIONS)
+        migrate(con, tables)
         if "models" not in tables:  # a new store, or one made before models were kept
             seed_models(con, older_store=not fresh)
         if fresh and seed:
             seed_store(con)
+    return path
+
+
+def readable(db: str | Path | None) -> Path:
+    """The store a reading command (stats, compare) reads. A store named with --db or $EVALSUITE_DB
+    must exist (a mistyped path is an error, not a new file); the default store is created on first
+    use, seeded with EleutherAI's published numbers, so statistics work out of the box."""
+    path = db_path(db)
+    if not path.exists():
+        if db or os.environ.get("EVALSUITE_DB"):
+            raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+        init(path)
     return path
