@@ -29,6 +29,7 @@ and evalsuite.sweep.reaper removes every one of its processes when the sweep end
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import secrets
@@ -87,7 +88,22 @@ def options_from_args(args) -> RayOptions | None:
         raise EvalsuiteError(f"--ray {args.ray!r}: use local, auto or HOST:PORT (the Ray head's address)")
     if args.workers is not None and args.workers < 1:
         raise EvalsuiteError("--workers must be at least 1")
+    require_ray()
     return RayOptions(args.ray, args.workers)
+
+
+RAY_MISSING = "--ray needs Ray, an optional extra of evalsuite: pip install 'evalsuite[ray]'"
+
+
+def require_ray() -> None:
+    """Ray is optional (pyproject's `ray` extra): without it, one line naming the install command.
+    Looked up, not imported: Ray reads its loopback switches once, when imported (connected())."""
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # a broken or half-removed installation
+        found = False
+    if not found:
+        raise EvalsuiteError(RAY_MISSING)
 
 
 def run_ray_sweep(cfg: RunConfig, opts: RayOptions, show_progress: bool = True,
