@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from dashboard.data import FAMILY_NAMES, OTHER, options
+from dashboard.data import FAMILY_NAMES, OTHER, PUBLISHED, options
 from evalsuite.catalog.tasks import load_tasks
 from evalsuite.store.metrics import DERIVED
 
@@ -30,7 +30,7 @@ def task_metric_shots(scores: pd.DataFrame, cols=None, derived_tasks=()) -> tupl
     task = state.choice(cols[0].selectbox, "Task", "task", tasks, tasks[0] if tasks else None)
     metrics = ordered(options(scores, "metric", task=task), METRIC_ORDER)
     metrics += list(DERIVED) if task in derived_tasks else []
-    metric = state.choice(cols[1].selectbox, "Metric", "metric", metrics, "acc",
+    metric = state.choice(cols[1].selectbox, "Metric", "metric", metrics, moving_metric(scores, task, metrics),
                           help="p_correct: the probability of the right choice among the choices; bpb: bits per "
                           "byte of the right continuation; both from the stored loglikelihoods (documents with "
                           "samples only).")
@@ -39,6 +39,21 @@ def task_metric_shots(scores: pd.DataFrame, cols=None, derived_tasks=()) -> tupl
     shot = state.choice(cols[2].selectbox, "Shots", "shots", shots, 0,
                         format_func=lambda s: f"{s}-shot")
     return task, metric, shot
+
+
+def moving_metric(scores: pd.DataFrame, task: str, metrics: list[str], preferred: str = "acc") -> str:
+    """The metric a view opens on: acc, unless none of the store's own runs' acc curves on this
+    task moves over their checkpoints while another metric's does (a small model wrong on every
+    LAMBADA word at each checkpoint, as the demo is: its falling perplexity is what it learned)."""
+    own = scores[(scores["task"] == task) & (scores["source"] != PUBLISHED)]
+
+    def moves(metric: str) -> bool:
+        values = own[own["metric"] == metric].groupby(["model", "source"])["value"].nunique()
+        return bool((values > 1).any())
+
+    if own.empty or preferred not in metrics or moves(preferred):
+        return preferred
+    return next((m for m in metrics if moves(m)), preferred)
 
 
 def x_axis(cols) -> tuple[str, str]:

@@ -96,7 +96,9 @@ def test_every_view_renders_a_chart_and_downloads(db, monkeypatch, view):
 
 
 def test_training_curves_carry_every_stored_checkpoint(db, monkeypatch):
-    at = _app(db, monkeypatch)  # default view: lambada_openai acc, 0-shot, all models
+    # lambada_openai acc, 0-shot, all models (asked for: the demo-shaped curve's acc stays 0, so
+    # the view would open on perplexity, see test_training_curves_open_on_the_metric_that_moves)
+    at = _app(db, monkeypatch, metric="acc")
     _clean(at)
     (spec, shown), = _charts(at)
     want = store.read_df(db, "SELECT model, step, source, value FROM scores WHERE task = 'lambada_openai' "
@@ -570,3 +572,19 @@ def test_a_choice_with_its_own_context_is_shown_by_what_differs():
     assert _prompt_and_choices(contexts[0], [ending, ending], contexts) == (
         "Sarah was a better surgeon than Maria so ", ["...Sarah" + ending, "...Maria" + ending])
     assert _prompt_and_choices("Q?\nAnswer:", [" a", " b"], None) == ("Q?\nAnswer:", [" a", " b"])
+
+
+def test_training_curves_open_on_the_metric_that_moves(tmp_path, monkeypatch):
+    """A small model wrong on every LAMBADA word at each checkpoint (acc 0 throughout), whose
+    perplexity falls: the view opens on perplexity; once its acc moves, on acc."""
+    path = store.init(tmp_path / "store.duckdb")
+    for i, step in enumerate(DEMO_STEPS):
+        _job(path, "pythia-demo", step, [("lambada_openai", "acc", 0.0, 0.0),
+                                         ("lambada_openai", "perplexity", 1e6 / (i + 1), 1e4)], 100)
+    at = _app(path, monkeypatch, view="training")
+    _clean(at)
+    assert at.selectbox(key="metric").value == "perplexity"
+    _job(path, "pythia-demo", 200, [("lambada_openai", "acc", 0.01, 0.01),
+                                    ("lambada_openai", "perplexity", 1e5, 1e3)], 100)
+    at = _app(path, monkeypatch, view="training")
+    assert at.selectbox(key="metric").value == "acc"
