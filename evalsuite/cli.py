@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from evalsuite import numbers
 from evalsuite.errors import EvalsuiteError
 
 
@@ -44,6 +45,11 @@ def cmd_run(args) -> None:
     for failure in report.failed:
         where = f"step {failure.step}" if failure.step is not None else "(released)"
         print(f"not evaluated: {failure.model} {where}: {failure.reason}", file=sys.stderr)
+    for line in report.unstored:
+        print(f"evaluated, not stored: {line}", file=sys.stderr)
+    if report.unstored:
+        raise EvalsuiteError(f"{len(report.unstored)} evaluated checkpoint(s) are not in the store yet "
+                             "(listed above); run the same command again once the store is free")
     if report.failed:
         raise EvalsuiteError(
             f"{len(report.failed)} checkpoint(s) could not be evaluated (listed above); the others "
@@ -122,17 +128,17 @@ def _add_run(sub) -> None:
                      help="all, final, 1000,2000 or START:STOP:STRIDE; published and log on Pythia's schedule "
                           "(default: all)")
     run.add_argument("--tasks", default=None, help="comma list of tasks from tasks.yaml (default: all)")
-    run.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
-    run.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
+    run.add_argument("--shots", type=numbers.SHOTS, default=0, help="few-shot examples (default: 0)")
+    run.add_argument("--limit", type=numbers.LIMIT, default=None, help="documents per task (default: all)")
     run.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if present)")
     run.add_argument("--dtype", default=None,
                      help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
-    run.add_argument("--batch-size", default="auto", help="batch size, or auto (default)")
+    run.add_argument("--batch-size", default="auto", type=numbers.batch_size, help="batch size, or auto (default)")
     run.add_argument("--backend", default="fast", choices=["fast", "hf"], help="lm-eval model backend (default: fast)")
     run.add_argument("--model-path", default=None,
                      help="local checkpoints: DIR/step<N>/ or DIR/checkpoint-<N>/ (HF Trainer), or those "
                           "under DIR/<model>/; a DIR with a config.json is one released checkpoint")
-    run.add_argument("--tokens-per-step", type=int, default=None, metavar="N",
+    run.add_argument("--tokens-per-step", type=numbers.TOKENS_PER_STEP, default=None, metavar="N",
                      help="tokens one training step consumed, for a model whose description does not say "
                           "(default: unknown; tokens seen are then not stored)")
     run.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
@@ -169,7 +175,7 @@ def _add_items(sub) -> None:
         "lm-eval output written with --log_samples.")
     items.add_argument("--model", required=True, help="the model, e.g. pythia-160m")
     items.add_argument("--task", required=True, help="the task, e.g. arc_easy")
-    items.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
+    items.add_argument("--shots", type=numbers.SHOTS, default=0, help="few-shot examples (default: 0)")
     items.add_argument("--metric", default="acc", choices=["acc", "acc_norm", "p_correct", "bpb"],
                        help="what 'right' means (default: acc); p_correct and bpb: acc's, and their value "
                        "at the last step (final_p_correct, final_bpb)")
@@ -193,7 +199,7 @@ def _add_compare(sub) -> None:
     compare.add_argument("--task", default=None, help="only these tasks (comma list; default: every task both have)")
     compare.add_argument("--metric", default="acc", choices=["acc", "acc_norm", "p_correct", "bpb"],
                          help="default: acc")
-    compare.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
+    compare.add_argument("--shots", type=numbers.SHOTS, default=0, help="few-shot examples (default: 0)")
     compare.add_argument("--source", default=None,
                          help="both sides' source (default: each side's only source with samples, else its only one)")
     compare.add_argument("--source-a", default=None, help="A's source")
@@ -215,9 +221,10 @@ def _add_stats(sub) -> None:
     stats.add_argument("--task", default=None, help="only these tasks (comma list)")
     stats.add_argument("--metric", default=None, choices=["acc", "acc_norm", "perplexity", "p_correct", "bpb"],
                        help="default: every one stored or derivable")
-    stats.add_argument("--shots", type=int, default=None, help="only this shot count (default: each)")
+    stats.add_argument("--shots", type=numbers.SHOTS, default=None, help="only this shot count (default: each)")
     stats.add_argument("--source", default=None, help="only this source (default: each)")
-    stats.add_argument("--last", type=int, default=5, help="checkpoints a model's noise is measured over (default: 5)")
+    stats.add_argument("--last", type=numbers.LAST, default=5,
+                       help="checkpoints a model's noise is measured over (default: 5)")
     stats.add_argument("--format", default="table", choices=["table", "json"])
     stats.add_argument("--db", default=None, help=DB_HELP)
     stats.set_defaults(func=cmd_stats)
@@ -255,9 +262,10 @@ def _add_import(sub) -> None:
                      help="source name stored with the rows (default: local; 'published' is "
                      "EleutherAI's numbers, so only name it for their files)")
     imp.add_argument("--model", default=None, help="model name, for files whose config does not name it")
-    imp.add_argument("--step", type=int, default=None, help="checkpoint step, for files whose config does not name it")
+    imp.add_argument("--step", type=numbers.STEP, default=None,
+                     help="checkpoint step, for files whose config does not name it")
     imp.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
-    imp.add_argument("--max-file-mb", type=float, default=None,
+    imp.add_argument("--max-file-mb", type=numbers.MAX_FILE, default=None,
                      help="skip files larger than this, results and samples alike (default: 100)")
     imp.add_argument("--db", default=None, help=DB_HELP)
     imp.set_defaults(func=cmd_import)
@@ -265,7 +273,7 @@ def _add_import(sub) -> None:
 
 def _add_dashboard(sub) -> None:
     dash = sub.add_parser("dashboard", help="open the Streamlit dashboard on the store (localhost)")
-    dash.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    dash.add_argument("--port", type=numbers.PORT, default=8501, help="port (default: 8501)")
     dash.add_argument("--host", default="127.0.0.1",
                       help="address to listen on (default: 127.0.0.1, this machine only)")
     dash.add_argument("--db", default=None, help=DB_HELP)
@@ -273,8 +281,9 @@ def _add_dashboard(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        # every number is checked as it is parsed (numbers.py): a bad one is one line, exit 2
+        args = build_parser().parse_args(argv)
         status = args.func(args)  # None, or an exit status (import: 1 when some files failed)
     except EvalsuiteError as exc:
         print(f"evalsuite: error: {exc}", file=sys.stderr)

@@ -1,0 +1,134 @@
+"""A reader holding the store never costs a sweep what it evaluated: records wait (in memory, then
+in `<db>.spool/`) and are committed when the store is free, or by the next sweep; once each."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from evalsuite import store
+from evalsuite.sweep.committer import Committer
+from evalsuite.sweep.spool import spool_root
+
+import factory
+from conftest import cli_env, evalsuite_cmd
+
+# Another process's read connection: DuckDB then refuses this process's writes. It holds until
+# its stdin closes (or `hold_s`), after `ready` (SQL returning one number) is above 0.
+HOLDER = """
+import sys, time, duckdb
+db, ready, hold_s = sys.argv[1], sys.argv[2], float(sys.argv[3])
+while True:
+    try:
+        con = duckdb.connect(db, read_only=True)
+    except duckdb.Error:
+        time.sleep(0.02)
+        continue
+    if con.execute(ready).fetchone()[0] > 0:
+        break
+    con.close()
+    time.sleep(0.1)
+print("held", flush=True)
+if hold_s > 0:
+    time.sleep(hold_s)
+else:
+    sys.stdin.read()
+con.close()
+"""
+
+
+def hold(db, ready: str = "SELECT 1", hold_s: float = 0) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), ready, str(hold_s)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return proc
+
+
+def held(proc: subprocess.Popen) -> subprocess.Popen:
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def release(proc: subprocess.Popen) -> None:
+    proc.stdin.close()
+    proc.wait(30)
+
+
+def _steps(db):
+    return list(store.read_df(db, "SELECT step FROM scores ORDER BY step").step)
+
+
+def test_a_held_store_keeps_records_waiting_then_commits_each_once(tmp_path, monkeypatch):
+    monkeypatch.setattr("evalsuite.sweep.committer.RETRY_S", 0.2)
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    reader = held(hold(db))
+    news = []
+    try:
+        with Committer(db, memory=1, on_wait=news.append) as committer:
+            started = time.monotonic()
+            for step in (1000, 2000, 3000):
+                committer.submit(factory.job(step=step, samples=2))  # returns: the evaluation goes on
+            assert time.monotonic() - started < 10
+            assert len(list(spool_root(db).glob("*/*.pkl"))) == 2  # past `memory`: on disk
+            deadline = time.monotonic() + 30
+            while not news and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert news and news[0].startswith(f"PID {reader.pid}")  # who holds it, by DuckDB's word
+            release(reader)
+    finally:
+        reader.kill()
+    assert _steps(db) == [1000, 2000, 3000]
+    assert [c.step for c in committer.committed] == [1000, 2000, 3000] and not committer.left
+    assert news[-1] is None and not spool_root(db).exists()
+
+
+def test_records_a_stopped_sweep_left_are_committed_by_the_next_once(tmp_path, monkeypatch):
+    monkeypatch.setattr("evalsuite.sweep.committer.RETRY_S", 0.2)
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    records = [factory.job(step=step, samples=2) for step in (1000, 2000)]
+    reader = held(hold(db))
+    try:
+        with Committer(db, memory=1, end_wait_s=0.5) as committer:
+            for record in records:
+                committer.submit(record)
+    finally:
+        release(reader)
+    assert _steps(db) == [] and len(committer.left) == 2
+    assert "pythia-70m step 1000: not stored yet (the store is held by PID" in committer.left[0]
+    assert len(list(spool_root(db).glob("*/*.pkl"))) == 2
+    store.write_job(db, records[0])  # as if the stopped sweep had committed it before it was killed
+    with Committer(db) as committer:
+        committer.submit(factory.job(step=3000, samples=2))
+    assert _steps(db) == [1000, 2000, 3000]  # step 1000 once: the kept record found it stored
+    assert committer.recovered == 2 and [c.step for c in committer.committed] == [3000]
+    assert store.read_df(db, "SELECT count(*) AS n FROM samples").n[0] == 6
+    assert not spool_root(db).exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_outlasts_a_reader_holding_the_store(tmp_path, checkpoints, hf_home):
+    """A real sweep while another process holds a read connection for longer than the lock wait
+    (on main: the sweep gave up after that wait, exit 2, evaluated checkpoints lost)."""
+    db = tmp_path / "store.duckdb"
+    env = {**cli_env(hf_home, db), "EVALSUITE_LOCK_WAIT_S": "2"}
+    sweep = subprocess.Popen(
+        evalsuite_cmd("run", "--model", "mine", "--model-path", str(checkpoints), "--tasks", "arc_easy",
+                      "--limit", "4", "--steps", "1000,2000,3000"),
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    # held from the moment the sweep has stored its documents (it is evaluating) for 12 s
+    reader = hold(db, "SELECT count(*) FROM documents", hold_s=12)
+    try:
+        held(reader)
+        out, err = sweep.communicate(timeout=600)
+    finally:
+        reader.kill()
+        sweep.kill()
+    assert sweep.returncode == 0, err[-3000:]
+    assert f"the store is held by PID {reader.pid}" in out
+    scores = store.read_df(db, "SELECT step, count(*) AS n FROM scores WHERE source = 'local' GROUP BY step "
+                               "ORDER BY step")
+    assert scores.step.tolist() == [1000, 2000, 3000] and (scores.n == scores.n[0]).all()
+    assert store.read_df(db, "SELECT count(*) AS n FROM runs WHERE source = 'local'").n[0] == 3
+    assert not spool_root(db).exists()
