@@ -8,7 +8,9 @@ An EvalsuiteError becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 
 from evalsuite import numbers
@@ -65,13 +67,15 @@ def cmd_ls(args) -> None:
 def cmd_export(args) -> None:
     from evalsuite.io.export import export_from_args
 
-    sys.stdout.write(export_from_args(args))
+    with _stop_on_sigterm():  # a stop removes the temporary files: the finally blocks run
+        sys.stdout.write(export_from_args(args))
 
 
 def cmd_items(args) -> None:
     from evalsuite.io.items import items_from_args
 
-    print(items_from_args(args))
+    with _stop_on_sigterm():
+        print(items_from_args(args))
 
 
 def cmd_compare(args) -> None:
@@ -103,6 +107,32 @@ def cmd_dashboard(args) -> None:
 
     launch(args.db, host=args.host, port=args.port, say=lambda line: print(line, flush=True),
            warn=lambda line: print(line, file=sys.stderr))
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """SIGTERM stops the command as Ctrl-C does (KeyboardInterrupt), so what it was writing is
+    cleaned up and it ends with one line, not killed mid-write."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+STOPPED = {"run": "finished checkpoints are stored",
+           "export": "nothing was written; an earlier output file is as it was",
+           "items": "nothing was written; an earlier output file is as it was"}
+
+
+def _stopped(args, stop: KeyboardInterrupt) -> str:
+    """The one line for a Ctrl-C (or a SIGTERM) of this command, with what it kept."""
+    notes = "; ".join(getattr(stop, "__notes__", []))
+    said = STOPPED.get(getattr(args, "command", None) or "", "stopped")
+    return f"evalsuite: interrupted; {said}" + (f"; {notes}" if notes else "")
 
 
 DB_HELP = "DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)"
@@ -281,6 +311,7 @@ def _add_dashboard(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         # every number is checked as it is parsed (numbers.py): a bad one is one line, exit 2
         args = build_parser().parse_args(argv)
@@ -288,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     except EvalsuiteError as exc:
         print(f"evalsuite: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("evalsuite: interrupted; finished checkpoints are stored", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(_stopped(args, stop), file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader stopped early (`evalsuite export | head`): not our error, and no traceback;

@@ -112,21 +112,32 @@ def test_a_sweep_outlasts_a_reader_holding_the_store(tmp_path, checkpoints, hf_h
     """A real sweep while another process holds a read connection for longer than the lock wait
     (on main: the sweep gave up after that wait, exit 2, evaluated checkpoints lost)."""
     db = tmp_path / "store.duckdb"
-    env = {**cli_env(hf_home, db), "EVALSUITE_LOCK_WAIT_S": "2"}
+    env = {**cli_env(hf_home, db), "EVALSUITE_LOCK_WAIT_S": "2", "PYTHONUNBUFFERED": "1"}
     sweep = subprocess.Popen(
         evalsuite_cmd("run", "--model", "mine", "--model-path", str(checkpoints), "--tasks", "arc_easy",
                       "--limit", "4", "--steps", "1000,2000,3000"),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    # held from the moment the sweep has stored its documents (it is evaluating) for 12 s
-    reader = hold(db, "SELECT count(*) FROM documents", hold_s=12)
+        env=env, stdout=subprocess.PIPE, stderr=(tmp_path / "err").open("w"), text=True,
+        stdin=subprocess.DEVNULL)  # stderr to a file: a pipe nobody reads yet could fill and stall it
+    # held from the moment the sweep has stored its documents (it is evaluating) until released
+    reader = hold(db, "SELECT count(*) FROM documents")
     try:
         held(reader)
-        out, err = sweep.communicate(timeout=600)
+        lines = []
+        for line in sweep.stdout:  # the sweep says it waits, and for whom ...
+            lines.append(line)
+            if "the store is held by" in line:
+                break
+        assert f"the store is held by PID {reader.pid}" in "".join(lines), (tmp_path / "err").read_text()[-3000:]
+        time.sleep(5)  # ... past the lock wait, after which the sweep used to give up
+        release(reader)
+        out, _ = sweep.communicate(timeout=600)
     finally:
         reader.kill()
         sweep.kill()
+    err = (tmp_path / "err").read_text()
     assert sweep.returncode == 0, err[-3000:]
-    assert f"the store is held by PID {reader.pid}" in out
+    assert "store held by PID" in err  # the progress line said so while it waited
+    assert "evaluated 3 checkpoint(s)" in out
     scores = store.read_df(db, "SELECT step, count(*) AS n FROM scores WHERE source = 'local' GROUP BY step "
                                "ORDER BY step")
     assert scores.step.tolist() == [1000, 2000, 3000] and (scores.n == scores.n[0]).all()

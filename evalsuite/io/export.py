@@ -174,18 +174,18 @@ def _copy_piece(db: Path, query: str, params: list, chunk: tuple[str, str], piec
     """One (model, task)'s samples into `piece`, in a read connection of its own."""
     import duckdb
 
-    try:
-        with store.connect(db, read_only=True) as con:
-            # Sorting a full suite's 28.7M rows took 6.6 GiB in memory; capped, DuckDB spills to disk
-            # beside --out in about the same time (benchmarks/bench_items.py)
-            con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
-            con.execute(f"SET temp_directory = {store.sql_path(spill)}")
+    with store.connect(db, read_only=True) as con:
+        # Sorting a full suite's 28.7M rows took 6.6 GiB in memory; capped, DuckDB spills to disk
+        # beside --out in about the same time (benchmarks/bench_items.py)
+        con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
+        con.execute(f"SET temp_directory = {store.sql_path(spill)}")
+        try:
             (rows,), = con.execute(f"COPY ({query}) TO {store.sql_path(piece)} ({kind})",
                                    [*params, *chunk]).fetchall()
-    except duckdb.Error as exc:  # a full disk while writing the piece or spilling: the output's disk
-        if "No space left" in str(exc):
-            raise EvalsuiteError(f"cannot write {out}: no space left on {atomic.disk_of(out)}") from None
-        raise
+        except duckdb.Error as exc:  # a full disk writing the piece or spilling: --out's disk, not the store
+            if "No space left" in str(exc):
+                raise EvalsuiteError(f"cannot write {out}: no space left on {atomic.disk_of(out)}") from None
+            raise
     return piece, rows
 
 

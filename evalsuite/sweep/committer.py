@@ -137,6 +137,9 @@ class Committer:
         except Exception as commit_error:
             if exc is not None:
                 exc.add_note(f"and committing the checkpoint before it failed too: {commit_error}")
+        if self.left and exc is not None:  # the CLI's one line says what was not stored, and where it is
+            exc.add_note(f"{len(self.left)} evaluated checkpoint(s) not stored yet: kept in "
+                         f"{spool.spool_root(self.db)}, committed by the next 'evalsuite run' on this store")
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -232,4 +235,5 @@ def _described(holder: str) -> str:
             command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
     except (OSError, ValueError):
         return holder
+    command = " ".join(command.split())  # one line, whatever the command line holds
     return f"{holder} ({command[:80]})" if command else holder

@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from evalsuite import store
 from evalsuite.errors import CheckpointError
@@ -146,7 +145,7 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
     with tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True,
               file=sys.__stderr__) as bar, \
             Committer(cfg.db, session.sweep_id, replace=cfg.force,
-                      on_wait=waiting(bar, say, spool_root(cfg.db))) as committer:
+                      on_wait=waiting(bar)) as committer:
         loads, started = iter(Prefetcher(load, jobs)), time.perf_counter()  # the first load starts
         prepared = prepare_requests(cfg)  # ... and lm-eval's requests are built meanwhile
         # What each doc_id is, stored once per sweep (those stored already are skipped), on the
@@ -169,26 +168,32 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
                 del loaded
                 say_notes(record, said, say)  # a backend fallback: once a sweep, not once a checkpoint
                 committer.submit(record)
+                say_held(committer, said, say)
                 _cleanup(cfg, job, say)
                 record.times.wall_s = time.perf_counter() - mark  # the commit itself overlaps the next
                 del record
             bar.update()
             mark = time.perf_counter()
+        say_held(committer, said, say)  # still held at the end: the sweep waits for it (Committer.close)
     report.jobs, report.unstored, report.recovered = committer.committed, committer.left, committer.recovered
 
 
-def waiting(bar, say: Callable[[str], None], folder: Path) -> Callable[[str | None], None]:
-    """The committer's news about a held store, on the progress line (and said once a sweep)."""
-    said: list[str] = []
-
+def waiting(bar) -> Callable[[str | None], None]:
+    """The committer's news about a held store, on the progress line (from its thread: the bar
+    writes to the real stderr, which evaluation's silencing leaves alone)."""
     def on_wait(holder: str | None) -> None:
         bar.set_postfix_str(f"store held by {holder}: evaluated checkpoints wait" if holder else "")
-        if holder and not said:
-            said.append(holder)
-            say(f"the store is held by {holder}; evaluated checkpoints wait (in memory, then in "
-                f"{folder}) and are committed when it is free")
 
     return on_wait
+
+
+def say_held(committer: Committer, said: set[str], say: Callable[[str], None]) -> None:
+    """Once a sweep, from the main thread (prints there are not silenced): who holds the store."""
+    holder = committer.holder
+    if holder and "held" not in said:
+        said.add("held")
+        say(f"the store is held by {holder}; evaluated checkpoints wait (in memory, then in "
+            f"{spool_root(committer.db)}) and are committed when it is free")
 
 
 def _cleanup(cfg: RunConfig, job: Job, say: Callable[[str], None]) -> None:
