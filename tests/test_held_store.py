@@ -3,6 +3,7 @@ in `<db>.spool/`) and are committed when the store is free, or by the next sweep
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import time
@@ -91,19 +92,22 @@ def test_records_a_stopped_sweep_left_are_committed_by_the_next_once(tmp_path, m
     reader = held(hold(db))
     try:
         with Committer(db, memory=1, end_wait_s=0.5) as committer:
+            # the sweep's documents: a write that must not be lost either
+            committer.note(functools.partial(store.write_documents, db, factory.documents("piqa", 2)), keep=True)
             for record in records:
                 committer.submit(record)
     finally:
         release(reader)
     assert _steps(db) == [] and len(committer.left) == 2
     assert "pythia-70m step 1000: not stored yet (the store is held by PID" in committer.left[0]
-    assert len(list(spool_root(db).glob("*/*.pkl"))) == 2
+    assert len(list(spool_root(db).glob("*/*.pkl"))) == 3  # two records and the documents
     store.write_job(db, records[0])  # as if the stopped sweep had committed it before it was killed
     with Committer(db) as committer:
         committer.submit(factory.job(step=3000, samples=2))
     assert _steps(db) == [1000, 2000, 3000]  # step 1000 once: the kept record found it stored
     assert committer.recovered == 2 and [c.step for c in committer.committed] == [3000]
     assert store.read_df(db, "SELECT count(*) AS n FROM samples").n[0] == 6
+    assert store.read_df(db, "SELECT count(*) AS n FROM documents").n[0] == 2
     assert not spool_root(db).exists()
 
 

@@ -55,12 +55,14 @@ class _Item:
     spooled: Spooled | None = None
     path: Path | None = None  # on disk
     note: Callable[[], object] | None = None
+    keep: bool = False  # a note that must not be lost (the sweep's documents): spooled at the end
     recovered: bool = False  # left by an earlier sweep
 
     def label(self) -> str:
-        if self.spooled is None and self.path is None:
-            return "a worker's state"
-        record = (self.spooled or spool.load(self.path)).record  # type: ignore[arg-type]
+        kept = self.spooled or (spool.load(self.path) if self.path is not None else None)
+        if not isinstance(kept, Spooled):
+            return "the sweep's documents"
+        record = kept.record
         step = f"step {record.run.step}" if record.run.step is not None else "(released)"
         return f"{record.run.model} {step}"
 
@@ -95,11 +97,13 @@ class Committer:
             self._queue.append(item)
             self._cond.notify_all()
 
-    def note(self, write: Callable[[], object]) -> None:
+    def note(self, write: Callable[[], object], keep: bool = False) -> None:
         """Queue a small write (documents, a Ray worker's state) on the commit thread, in order with
-        the commits, so that one thread writes the store; its error surfaces at the next wait."""
+        the commits, so that one thread writes the store; its error surfaces at the next wait.
+        `keep`: a write that must not be lost (picklable: functools.partial of a store function),
+        kept in the spool with the records when the store stays held."""
         with self._cond:
-            self._queue.append(_Item(note=write))
+            self._queue.append(_Item(note=write, keep=keep))
             self._cond.notify_all()
 
     def wait(self) -> None:
@@ -183,6 +187,10 @@ class Committer:
             item.note()
             return
         spooled = item.spooled or spool.load(item.path)  # type: ignore[arg-type]
+        if not isinstance(spooled, Spooled):  # a kept note
+            spooled()
+            item.path.unlink(missing_ok=True)  # type: ignore[union-attr]
+            return
         started = time.perf_counter()
         record = spooled.record
         try:
@@ -215,10 +223,12 @@ class Committer:
         why = f"the store is held by {self.holder}" if self.holder else "the sweep stopped before its commit"
         try:
             for item in self._queue:
-                if item.note is not None:
+                if item.note is not None and not item.keep:
                     continue  # a worker's state: only news while the sweep runs
                 if item.path is None:
-                    item.path = self._spool.put(item.spooled)  # type: ignore[arg-type]
+                    item.path = self._spool.put(item.note or item.spooled)  # type: ignore[arg-type]
+                if item.note is not None:
+                    continue  # kept quietly: committed with the records it belongs to
                 self.left.append(f"{item.label()}: not stored yet ({why}); kept in {item.path.parent}, "
                                  "committed by the next 'evalsuite run' on this store")
         finally:

@@ -150,7 +150,7 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
         prepared = prepare_requests(cfg)  # ... and lm-eval's requests are built meanwhile
         # What each doc_id is, stored once per sweep (those stored already are skipped), on the
         # committer's thread: this process has one writer at a time, and a held store waits.
-        committer.note(functools.partial(store.write_documents, cfg.db, prepared.documents()))
+        committer.note(functools.partial(store.write_documents, cfg.db, prepared.documents()), keep=True)
         report.startup.requests_s = time.perf_counter() - started
         said: set[str] = set()  # the records' notes said so far
         mark = time.perf_counter()

@@ -17,7 +17,7 @@ import os
 import pickle
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +46,9 @@ class Spool:
         self._lock: int | None = None
         self._count = 0
 
-    def put(self, item: Spooled) -> Path:
-        """Write one record to its own file (whole or not at all); a full disk is one error naming it."""
+    def put(self, item: Spooled | Callable[[], object]) -> Path:
+        """Write one record (or a write that must not be lost: a picklable callable, such as the
+        sweep's documents) to its own file, whole or not at all; a full disk is one error naming it."""
         try:
             if self._lock is None:
                 self.folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ class Spool:
         self._lock = None
 
 
-def load(path: Path) -> Spooled:
+def load(path: Path) -> Spooled | Callable[[], object]:
     with open(path, "rb") as f:
         return pickle.load(f)
 
