@@ -40,7 +40,8 @@ def cmd_run(args) -> None:
         summary = "\n".join(filter(None, [run_summary(cfg.db, on_ray, shots=cfg.shots), on_ray.cluster_summary()]))
         report: SweepReport = on_ray
     else:
-        report = run_sweep(cfg, say=print)
+        with _stop_on_sigterm():  # as Ctrl-C: the checkpoint in flight is committed (or kept) first
+            report = run_sweep(cfg, say=print)
         summary = run_summary(cfg.db, report, shots=cfg.shots)
     if summary:
         print(summary)
