@@ -113,3 +113,19 @@ def test_a_stopped_samples_export_leaves_nothing_and_says_one_line(tmp_path, sto
     assert proc.returncode == 130, err
     assert err == "evalsuite: interrupted; nothing was written; an earlier output file is as it was\n"
     assert out.read_text() == PREVIOUS and left_beside(out.parent) == ["samples.jsonl"]
+
+
+def test_a_full_disk_keeps_the_previous_items_file(tmp_path, small_disk, capsys):
+    import factory
+
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    for step in (1000, 2000):
+        store.write_job(db, factory.job(step=step, samples=3000))
+    out = small_disk / "items.json"
+    out.write_text(PREVIOUS)
+    argv = ["items", "--db", str(db), "--model", "pythia-70m", "--task", "piqa", "--format", "json", "--out", str(out)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"evalsuite: error: cannot write {out}: no space left on {small_disk}\n"
+    assert out.read_text() == PREVIOUS and left_beside(small_disk) == ["items.json"]
+    assert main([*argv[:-1], str(tmp_path / "items.json")]) == 0  # the same, where there is room
+    assert len(json.loads((tmp_path / "items.json").read_text())) == 3000
