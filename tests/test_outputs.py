@@ -129,3 +129,23 @@ def test_a_full_disk_keeps_the_previous_items_file(tmp_path, small_disk, capsys)
     assert out.read_text() == PREVIOUS and left_beside(small_disk) == ["items.json"]
     assert main([*argv[:-1], str(tmp_path / "items.json")]) == 0  # the same, where there is room
     assert len(json.loads((tmp_path / "items.json").read_text())) == 3000
+
+
+def test_a_write_cut_short_by_the_file_size_limit_keeps_the_previous_json(tmp_path):
+    """Where no file system can be mounted: `ulimit -f` makes the write fail as a full disk does."""
+    import resource
+
+    db = store.init(tmp_path / "s.duckdb")
+    out = tmp_path / "out" / "scores.json"
+    out.parent.mkdir()
+    out.write_text(PREVIOUS)
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    result = subprocess.run(evalsuite_cmd("export", "--db", str(db), "--out", str(out)), capture_output=True,
+                            text=True, preexec_fn=small_files, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"evalsuite: error: cannot write {out}: the file would be larger than this process "
+                             "may write (ulimit -f)\n")
+    assert out.read_text() == PREVIOUS and left_beside(out.parent) == ["scores.json"]
