@@ -59,6 +59,13 @@ def cmd_run(args) -> None:
             "are stored. Run the same command again to retry them")
 
 
+def cmd_watch(args) -> None:
+    from evalsuite.sweep.watch import options_from_args, watch
+
+    report = watch(args, options_from_args(args), say=lambda line: print(line, flush=True))
+    print(report.summary())  # each checkpoint that would not load was said when it failed
+
+
 def cmd_ls(args) -> None:
     from evalsuite.io.report import listing
 
@@ -144,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evalsuite", description="Evaluate language-model checkpoints (Pythia, the PolyPythias, your own "
         "training run, a Hub repository) with lm-eval and store every score.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_ls, _add_items, _add_compare, _add_stats, _add_export, _add_import, _add_dashboard):
+    for add in (_add_run, _add_watch, _add_ls, _add_items, _add_compare, _add_stats, _add_export, _add_import,
+                _add_dashboard):
         add(sub)
     return parser
 
@@ -158,25 +166,11 @@ def _add_run(sub) -> None:
     run.add_argument("--steps", default=None,
                      help="all, final, 1000,2000 or START:STOP:STRIDE; published and log on Pythia's schedule "
                           "(default: all)")
-    run.add_argument("--tasks", default=None, help="comma list of tasks from tasks.yaml (default: all)")
-    run.add_argument("--shots", type=numbers.SHOTS, default=0, help="few-shot examples (default: 0)")
-    run.add_argument("--limit", type=numbers.LIMIT, default=None, help="documents per task (default: all)")
-    run.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if present)")
-    run.add_argument("--dtype", default=None,
-                     help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
-    run.add_argument("--batch-size", default="auto", type=numbers.batch_size, help="batch size, or auto (default)")
-    run.add_argument("--backend", default="fast", choices=["fast", "hf"], help="lm-eval model backend (default: fast)")
+    _add_scoring_options(run)
     run.add_argument("--model-path", default=None,
                      help="local checkpoints: DIR/step<N>/ or DIR/checkpoint-<N>/ (HF Trainer), or those "
                           "under DIR/<model>/; a DIR with a config.json is one released checkpoint")
-    run.add_argument("--tokens-per-step", type=numbers.TOKENS_PER_STEP, default=None, metavar="N",
-                     help="tokens one training step consumed, for a model whose description does not say "
-                          "(default: unknown; tokens seen are then not stored)")
-    run.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
-    run.add_argument("--data-dir", default=None,
-                     help="task data: DIR/<task>/<split>.jsonl, or 'hub' (default: tasks.yaml's)")
-    run.add_argument("--tasks-file", default=None, help="tasks.yaml to use (default: the project's)")
-    run.add_argument("--db", default=None, help=DB_HELP)
+    _add_source_options(run)
     run.add_argument("--force", action="store_true", help="re-evaluate and replace what is already stored")
     run.add_argument("--cleanup", action="store_true", help="delete each Hub revision from the HF cache once evaluated")
     run.add_argument("--ray", default=None, metavar="ADDRESS",
@@ -185,6 +179,50 @@ def _add_run(sub) -> None:
     run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="with --ray: at most N workers (default: one per GPU slot or CPU)")
     run.set_defaults(func=cmd_run)
+
+
+def _add_scoring_options(parser) -> None:
+    """How checkpoints are scored: `run`'s options, shared by `watch`."""
+    parser.add_argument("--tasks", default=None, help="comma list of tasks from tasks.yaml (default: all)")
+    parser.add_argument("--shots", type=numbers.SHOTS, default=0, help="few-shot examples (default: 0)")
+    parser.add_argument("--limit", type=numbers.LIMIT, default=None, help="documents per task (default: all)")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if present)")
+    parser.add_argument("--dtype", default=None,
+                        help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
+    parser.add_argument("--batch-size", default="auto", type=numbers.batch_size, help="batch size, or auto (default)")
+    parser.add_argument("--backend", default="fast", choices=["fast", "hf"],
+                        help="lm-eval model backend (default: fast)")
+
+
+def _add_source_options(parser) -> None:
+    """Where models, tasks and the store are: `run`'s options, shared by `watch`."""
+    parser.add_argument("--tokens-per-step", type=numbers.TOKENS_PER_STEP, default=None, metavar="N",
+                        help="tokens one training step consumed, for a model whose description does not say "
+                             "(default: unknown; tokens seen are then not stored)")
+    parser.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
+    parser.add_argument("--data-dir", default=None,
+                        help="task data: DIR/<task>/<split>.jsonl, or 'hub' (default: tasks.yaml's)")
+    parser.add_argument("--tasks-file", default=None, help="tasks.yaml to use (default: the project's)")
+    parser.add_argument("--db", default=None, help=DB_HELP)
+
+
+def _add_watch(sub) -> None:
+    watch = sub.add_parser(
+        "watch", help="evaluate a training run's checkpoints as it saves them",
+        description="Evaluate every complete checkpoint in DIR (stepN/, checkpoint-N/, or those under "
+        "DIR/<model>/), then each new one as the training run writes it, in step order, until Ctrl-C, "
+        "--until or --once. A checkpoint is read only once its files are complete and stopped changing; "
+        "stored checkpoints are skipped (a restart resumes). Checkpoints are never deleted.")
+    watch.add_argument("dir", metavar="DIR", help="the training run's output folder")
+    watch.add_argument("--model", required=True, help="the name to store the run's scores under")
+    watch.add_argument("--interval", type=float, default=5.0, metavar="S",
+                       help="seconds between looks at DIR (default: 5)")
+    watch.add_argument("--until", type=int, default=None, metavar="STEP",
+                       help="exit once a checkpoint at STEP or later is stored")
+    watch.add_argument("--once", action="store_true", help="one pass over what is complete now, then exit")
+    _add_scoring_options(watch)
+    _add_source_options(watch)
+    watch.set_defaults(func=cmd_watch)
 
 
 def _add_ls(sub) -> None:

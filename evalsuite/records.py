@@ -122,6 +122,7 @@ class Sweep:
     started_at: datetime | None = None
     updated_at: datetime | None = None
     hostname: str | None = None
+    note: str | None = None  # what `evalsuite watch` is waiting for (the next checkpoint, an incomplete one)
 
 
 @dataclass

@@ -19,7 +19,7 @@ def test_help_imports_nothing_heavy():
 
 def test_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "evalsuite", "--help"], capture_output=True, text=True, check=True)
-    assert "{run,ls,items,compare,stats,export,import,dashboard}" in out.stdout
+    assert "{run,watch,ls,items,compare,stats,export,import,dashboard}" in out.stdout
 
 
 def test_first_line_of_a_library_error_even_an_empty_one():

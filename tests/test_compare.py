@@ -233,3 +233,21 @@ def test_a_store_without_samples_has_no_derived_values(tmp_path):
     path = store.init(tmp_path / "bare.duckdb", seed=False)
     assert values.derived_scores(path, "bpb").empty
     assert items.item_stats(path, ItemsKey("pythia-160m", "piqa", 0, "p_correct")).empty
+
+
+def test_stats_and_compare_work_out_of_the_box_on_the_published_numbers(tmp_path, monkeypatch, capsys):
+    """No store yet: the default store is made, seeded with the published numbers; a store named
+    with --db that does not exist stays an error (a mistyped path makes no new file)."""
+    default = tmp_path / "results" / "evalsuite.duckdb"
+    monkeypatch.setattr("evalsuite.store.db.DEFAULT_DB", default)
+    monkeypatch.delenv("EVALSUITE_DB", raising=False)
+    assert main(["stats", "--family", "pythia", "--task", "piqa", "--metric", "acc", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["source"] for r in rows} == {"published"} and default.exists()
+    assert main(["compare", "pythia-160m", "pythia-410m", "--task", "piqa", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["test"] == "unpaired-z"
+    missing = tmp_path / "typo.duckdb"
+    assert main(["stats", "--db", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == (f"evalsuite: error: no store at {missing}: run 'evalsuite run' or "
+                                               "'evalsuite import' first")
+    assert not missing.exists()

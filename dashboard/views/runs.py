@@ -92,10 +92,19 @@ def _sweep_bar(now: pd.Timestamp, sweep) -> None:
     if done:
         per = (sweep.updated_at - sweep.started_at).total_seconds() / done
         text += f", {per:.0f} s each, about {_duration(per * (planned - done))} left"
-        if (now - sweep.updated_at).total_seconds() > max(STALLED_FACTOR * per, 600):
+        waiting = bool(_note(sweep))  # a watch waits for its training run: silence is not a stall
+        if not waiting and (now - sweep.updated_at).total_seconds() > max(STALLED_FACTOR * per, 600):
             text += (f"; no checkpoint stored for {_ago(now, sweep.updated_at).removesuffix(' ago')}: "
                      "if it was killed, the same command resumes it")
     st.progress(min(done / max(planned, 1), 1.0), text=text)
+    if _note(sweep):
+        st.caption(f"{code(sweep.models)}: {code(_note(sweep), limit=300)}")  # what `evalsuite watch` waits for
+
+
+def _note(sweep) -> str:
+    """The note `evalsuite watch` keeps on its sweep ('' for a run, or a store made before notes)."""
+    note = getattr(sweep, "note", None)
+    return "" if note is None or pd.isna(note) else str(note)
 
 
 def _workers(path: Path, sweep_id: str) -> None:

@@ -62,9 +62,7 @@ def compare_from_args(args) -> str:
         raise EvalsuiteError(f"bad --shots {args.shots}: shots are not negative")
     if args.source and (args.source_a or args.source_b):
         raise EvalsuiteError("--source names both sides' source; --source-a / --source-b name one each")
-    db = store.db_path(args.db)
-    if not db.exists():
-        raise EvalsuiteError(f"no store at {db}: run 'evalsuite run' or 'evalsuite import' first")
+    db = store.readable(args.db)
     tasks = names.check_list("task", args.task)
     a = checkpoint(db, args.a, args.source or args.source_a, args.shots)
     b = checkpoint(db, args.b, args.source or args.source_b, args.shots)

@@ -37,7 +37,7 @@ def stats_from_args(args) -> str:
     family = names.check("family", args.family) if args.family else None
     source = names.check("source", args.source) if args.source else None
     metrics = [args.metric] if args.metric else list(METRICS)
-    scores = family_scores(store.db_path(args.db), metrics, family, names.check_list("task", args.task), source,
+    scores = family_scores(store.readable(args.db), metrics, family, names.check_list("task", args.task), source,
                            args.shots, args.last)
     frame = signal_noise(scores, args.last)
     if frame.empty:

@@ -44,6 +44,7 @@ from evalsuite.store.seed import seed_models, seed_store
 from evalsuite.store.writes import (
     end_sweep,
     insert,
+    note_sweep,
     set_worker,
     start_sweep,
     write_documents,
@@ -53,9 +54,8 @@ from evalsuite.store.writes import (
 )
 
 __all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "StoreLocked", "connect", "db_path",
-           "end_sweep", "init", "insert", "known_models", "lock_wait_s", "patience", "problem", "read_df",
-           "scores_where",
-           "scores_with_representative",
+           "end_sweep", "init", "insert", "known_models", "lock_wait_s", "note_sweep", "patience", "problem",
+           "read_df", "scores_where", "scores_with_representative", "readable",
            "set_worker", "sql_path", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
            "write_documents", "write_job", "write_jobs", "write_models"]
 
@@ -87,4 +87,16 @@ def init(path: Path, seed: bool = True) -> Path:
             seed_models(con, older_store=not fresh)
         if fresh and seed:
             seed_store(con)
+    return path
+
+
+def readable(db: str | Path | None) -> Path:
+    """The store a reading command (stats, compare) reads. A store named with --db or $EVALSUITE_DB
+    must exist (a mistyped path is an error, not a new file); the default store is created on first
+    use, seeded with EleutherAI's published numbers, so statistics work out of the box."""
+    path = db_path(db)
+    if not path.exists():
+        if db or os.environ.get("EVALSUITE_DB"):
+            raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+        init(path)
     return path

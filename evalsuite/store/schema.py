@@ -25,6 +25,7 @@ SQL_TYPES = {str: "VARCHAR", int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", d
 # Columns added after the first release: a store made before them gains them on the next init.
 MIGRATIONS = """
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_commit VARCHAR;
+ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS note VARCHAR;
 """
 
 

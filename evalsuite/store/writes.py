@@ -154,6 +154,14 @@ def set_worker(path: Path, worker: WorkerState) -> None:
         insert(con, WorkerState, [worker], on_key="replace")
 
 
+def note_sweep(path: Path, sweep_id: str, planned: int, note: str | None) -> None:
+    """A watched sweep's plan grows as checkpoints appear; its note says what it waits for.
+    updated_at is left alone: it is when the last checkpoint was stored (the dashboard's pace)."""
+    with connect(path) as con:
+        con.execute("UPDATE sweeps SET planned = ?, note = ? WHERE sweep_id = ?",
+                    [planned, note, sweep_id]).fetchall()
+
+
 def end_sweep(path: Path, sweep_id: str, status: str) -> None:
     with connect(path) as con:
         con.execute("UPDATE sweeps SET status = ?, updated_at = ? WHERE sweep_id = ?",

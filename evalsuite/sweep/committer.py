@@ -107,9 +107,11 @@ class Committer:
             self._cond.notify_all()
 
     def wait(self) -> None:
-        """Block until every queued write is done; raise the first error of one that failed."""
+        """Block until the queued writes are done while the store is free (at once while another
+        process holds it: they wait here, and the caller goes on); raise the first error of one
+        that failed."""
         with self._cond:
-            self._cond.wait_for(lambda: self._error is not None or not self._queue)
+            self._cond.wait_for(lambda: self._error is not None or not self._queue or self.holder is not None)
             self._raise()
 
     def close(self, end_wait_s: float | None = None) -> None:
