@@ -147,3 +147,34 @@ def test_a_sweep_outlasts_a_reader_holding_the_store(tmp_path, checkpoints, hf_h
     assert scores.step.tolist() == [1000, 2000, 3000] and (scores.n == scores.n[0]).all()
     assert store.read_df(db, "SELECT count(*) AS n FROM runs WHERE source = 'local'").n[0] == 3
     assert not spool_root(db).exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_ending_while_the_store_is_held_names_what_waits_and_the_next_run_stores_it(
+        tmp_path, checkpoints, monkeypatch, capsys):
+    from evalsuite.cli import main
+
+    monkeypatch.setattr("evalsuite.sweep.committer.RETRY_S", 0.2)
+    monkeypatch.setattr("evalsuite.sweep.committer.END_WAIT_S", 1.0)
+    monkeypatch.setenv("EVALSUITE_LOCK_WAIT_S", "2")
+    db = tmp_path / "store.duckdb"
+    argv = ["run", "--model", "mine", "--model-path", str(checkpoints), "--tasks", "arc_easy", "--limit", "4",
+            "--steps", "1000,2000", "--db", str(db)]
+    reader = hold(db, "SELECT count(*) FROM documents")  # from the moment the sweep is evaluating, for good
+    try:
+        assert main(argv) == 2
+        held(reader)
+    finally:
+        release(reader)
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in err[-3:-1]] == ["evaluated, not stored"] * 2
+    assert err[-3].startswith(f"evaluated, not stored: mine step 1000: not stored yet (the store is held by PID "
+                              f"{reader.pid} (")
+    assert err[-1] == ("evalsuite: error: 2 evaluated checkpoint(s) are not in the store yet (listed above); "
+                       "run the same command again once the store is free")
+    assert main(argv) == 0  # nothing evaluated again: the kept checkpoints are committed before planning
+    out = capsys.readouterr().out
+    assert "2 of 2 checkpoints already stored; 0 to evaluate" in out
+    assert "committed 2 checkpoint(s) an earlier, stopped sweep had left waiting" in out
+    scores = store.read_df(db, "SELECT step, count(*) AS n FROM scores WHERE source = 'local' GROUP BY step")
+    assert sorted(scores.step) == [1000, 2000] and not spool_root(db).exists()

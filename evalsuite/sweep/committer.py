@@ -69,10 +69,11 @@ class _Item:
 
 class Committer:
     def __init__(self, db: Path, sweep_id: str | None = None, replace: bool = False,
-                 memory: int = MEMORY_RECORDS, end_wait_s: float = END_WAIT_S,
+                 memory: int = MEMORY_RECORDS, end_wait_s: float | None = None,
                  on_wait: Callable[[str | None], None] | None = None):
         self.db, self.sweep_id, self.replace = db, sweep_id, replace
-        self.memory, self.end_wait_s, self.on_wait = memory, end_wait_s, on_wait
+        self.memory, self.on_wait = memory, on_wait
+        self.end_wait_s = END_WAIT_S if end_wait_s is None else end_wait_s
         self.committed: list[Committed] = []
         self.left: list[str] = []  # after close: each record not stored, and why
         self.recovered = 0  # records of an earlier sweep committed here
@@ -237,6 +238,16 @@ class Committer:
             self._queue.clear()
             self._spool.close()
             spool.release_orphans(self.db)
+
+
+def commit_left_over(db: Path) -> int:
+    """Commit what stopped sweeps left in the spool (before planning, so nothing is evaluated
+    twice); returns how many checkpoints. Nothing to do: no store access at all."""
+    if not spool.spool_root(db).is_dir():
+        return 0
+    committer = Committer(db)
+    committer.close()
+    return committer.recovered
 
 
 def _described(holder: str) -> str:

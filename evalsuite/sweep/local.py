@@ -22,7 +22,7 @@ from evalsuite.errors import CheckpointError
 from evalsuite.lmeval import backends, checkpoints
 from evalsuite.records import Sweep
 from evalsuite.sweep.cleanup import cleanup_job
-from evalsuite.sweep.committer import Committed, Committer
+from evalsuite.sweep.committer import Committed, Committer, commit_left_over
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests, say_notes
 from evalsuite.sweep.plan import Job, checkpoint_for, plan
@@ -77,9 +77,10 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True, say: Callable[[str], N
     env = {**checkpoints.environment(device), "evalsuite_commit": git_commit()}
     startup.libraries_s = lap()
     store.init(cfg.db)
+    recovered = commit_left_over(cfg.db)  # a stopped sweep's evaluated checkpoints, before planning
     dtype = checkpoints.pick_dtype(cfg.dtype, device)
     jobs = pending(cfg, dtype, f"{device} ({dtype}, backend {cfg.backend})", say)
-    report = SweepReport([], startup)
+    report = SweepReport([], startup, recovered=recovered)
     if not jobs:
         return report
     with registered(cfg, len(jobs), env["hostname"]) as sweep:
@@ -175,7 +176,8 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
             bar.update()
             mark = time.perf_counter()
         say_held(committer, said, say)  # still held at the end: the sweep waits for it (Committer.close)
-    report.jobs, report.unstored, report.recovered = committer.committed, committer.left, committer.recovered
+    report.jobs, report.unstored = committer.committed, committer.left
+    report.recovered += committer.recovered
 
 
 def waiting(bar) -> Callable[[str | None], None]:
