@@ -182,8 +182,10 @@ def _copy_piece(db: Path, query: str, params: list, chunk: tuple[str, str], piec
         try:
             (rows,), = con.execute(f"COPY ({query}) TO {store.sql_path(piece)} ({kind})",
                                    [*params, *chunk]).fetchall()
-        except duckdb.Error as exc:  # a full disk writing the piece or spilling: --out's disk, not the store
-            if "No space left" in str(exc):
+        except (duckdb.Error, RuntimeError) as exc:
+            if "interrupted" in str(exc).lower():  # DuckDB's word for the Ctrl-C (or SIGTERM) it caught
+                raise KeyboardInterrupt from None
+            if "No space left" in str(exc):  # writing the piece or spilling: --out's disk, not the store
                 raise EvalsuiteError(f"cannot write {out}: no space left on {atomic.disk_of(out)}") from None
             raise
     return piece, rows
