@@ -361,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         print(_stopped(args, stop), file=sys.stderr)
         return 130
+    except RuntimeError as exc:  # a Ctrl-C DuckDB caught in a query of its own is this, not a KeyboardInterrupt
+        if str(exc) != "Query interrupted":
+            raise
+        print(_stopped(args, KeyboardInterrupt()), file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # the reader stopped early (`evalsuite export | head`): not our error, and no traceback;
         # stdout goes to /dev/null so the interpreter's last flush does not raise again
