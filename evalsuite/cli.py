@@ -100,12 +100,19 @@ def cmd_stats(args) -> None:
 
 def cmd_import(args) -> int:
     from evalsuite import names
-    from evalsuite.io.importer import import_from_args
+    from evalsuite.io.importer import ImportInterrupted, import_from_args
 
     def skip(path, reason: str) -> None:
         print(f"evalsuite: skipped {names.printable(path)}: {names.printable(reason)[:500]}", file=sys.stderr)
 
-    report = import_from_args(args, on_skip=skip)
+    def note(path, line: str) -> None:
+        print(f"evalsuite: {names.printable(path)}: {names.printable(line)[:500]}", file=sys.stderr)
+
+    try:
+        report = import_from_args(args, on_skip=skip, on_note=note)
+    except ImportInterrupted as exc:
+        print(f"evalsuite: interrupted: {exc}", file=sys.stderr)
+        return 130
     print(report.summary())
     return report.exit_status()
 
@@ -320,19 +327,21 @@ def _add_import(sub) -> None:
     imp = sub.add_parser(
         "import", help="load lm-eval result files (0.3 published, 0.4 results_*.json) into the store",
         description="Load lm-eval result files into the store: lm-eval 0.3 files (EleutherAI's "
-        "published ones) and lm-eval 0.4 results_*.json with the samples_*.jsonl beside them. Only "
-        "the tasks of tasks.yaml are imported. Model, step and shots come from each file's config; "
-        "importing a file again changes nothing. Each file is checked and stored whole, or skipped "
-        "with one line saying why.",
+        "published ones) and lm-eval 0.4 results_*.json with the samples_*.jsonl beside them; "
+        "every task of a file is stored (what is left out is named). Model, step and shots come from "
+        "each file's content; importing a file again changes nothing. Each file is checked and stored "
+        "whole, or skipped with one line saying why.",
         epilog="Exit status: 0 when every file was imported or already stored, 1 when some were "
         "skipped, 2 when all were skipped or on an error.")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="result files, or folders searched for *.json")
     imp.add_argument("--source", default=None,
                      help="source name stored with the rows (default: local; 'published' is "
                      "EleutherAI's numbers, so only name it for their files)")
-    imp.add_argument("--model", default=None, help="model name, for files whose config does not name it")
+    imp.add_argument("--model", default=None,
+                     help="store the files' rows under this model name (the file's own name stays in "
+                          "the run's model_source); needed for files that name no model")
     imp.add_argument("--step", type=numbers.STEP, default=None,
-                     help="checkpoint step, for files whose config does not name it")
+                     help="checkpoint step for files that name none (a file naming its own step keeps it)")
     imp.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
     imp.add_argument("--max-file-mb", type=numbers.MAX_FILE, default=None,
                      help="skip files larger than this, results and samples alike (default: 100)")

@@ -72,6 +72,9 @@ class Sample:
     correct_norm: bool | None  # acc_norm for this document, where the task has it
     loglikelihoods: list[float]  # one per choice (LAMBADA: one, the target word)
     is_greedy: list[bool]
+    # the Document's fingerprint it was scored on: another source's text for the same doc_id is
+    # another Document; None in stores made before samples carried it, where it was ambiguous
+    fingerprint: str | None = None
 
 
 @dataclass

@@ -33,6 +33,15 @@ BLOOM_PARAMS = {m.name: m.params for m in CATALOG.family("bloom")}
 ONE_FILE = PUBLISHED_RAW_DIR / "pythia-v1/pythia-160m/zero-shot/160m_step1000.json"
 
 
+def _numbers(raw: dict) -> int:
+    """The scores a 0.3 file holds: every number of every task that is not a stderr."""
+    return sum(isinstance(v, (int, float)) and "_stderr" not in k
+               for t in raw["results"].values() for k, v in t.items())
+
+
+ONE_FILE_SCORES = _numbers(json.loads(ONE_FILE.read_text()))  # 9 of the five tasks, 163 of the others
+
+
 def _expected_metrics() -> set[tuple[str, str]]:
     return {(spec.name, metric) for spec in load_tasks().tasks.values() for metric in spec.metrics}
 
@@ -44,7 +53,7 @@ def _scores(db: Path, where: str = "TRUE"):
 @pytest.fixture(scope="module")
 def published_db(tmp_path_factory) -> Path:
     db = tmp_path_factory.mktemp("published") / "store.duckdb"
-    report = import_paths([PUBLISHED_RAW_DIR], db, source="published", seed=False)
+    report = import_paths([PUBLISHED_RAW_DIR], db, source="published", seed=False, tasks=list(load_tasks().tasks))
     assert report.skipped == []
     assert len(report.imported) == 16 * (len(PUBLISHED_STEPS) + len(FIVE_SHOT_STEPS)) + 13
     return db
@@ -118,19 +127,20 @@ def test_cli_reports_malformed_and_foreign_files_and_imports_the_rest(tmp_path, 
     shutil.copy(TOKENIZER_DIR / "tokenizer_config.json", folder / "foreign.json")
     other = json.loads(ONE_FILE.read_text())
     other["results"] = {k: v for k, v in other["results"].items() if k not in load_tasks().tasks}
-    (folder / "other_tasks.json").write_text(json.dumps(other))
+    other["config"]["model_args"] = other["config"]["model_args"].replace("step1000", "step2000")
+    (folder / "other_tasks.json").write_text(json.dumps(other))  # stored too: every task is (issue 16)
     db = tmp_path / "store.duckdb"
     assert main(["import", str(folder), "--db", str(db), "--source", "mine"]) == 1
     captured = capsys.readouterr()
-    assert captured.out == f"imported 1 file (9 scores, 0 samples) into {db}; 3 skipped\n"
+    both = ONE_FILE_SCORES + _numbers(other)
+    assert captured.out == f"imported 2 files ({both} scores, 0 samples) into {db}; 2 skipped\n"
     assert captured.err.splitlines() == [
         f"evalsuite: skipped {folder / 'foreign.json'}: not an lm-eval results file: no 'results' mapping",
-        f"evalsuite: skipped {folder / 'other_tasks.json'}: none of the tasks of tasks.yaml "
-        "(lambada_openai, piqa, winogrande, arc_easy, sciq) is in it",
         f"evalsuite: skipped {folder / 'truncated.json'}: not valid JSON ({_json_error(ONE_FILE.read_text()[:500])})",
     ]
-    mine = _scores(db, "source = 'mine'")
-    assert len(mine) == 9 and set(mine["model"]) == {"pythia-160m"} and set(mine["step"]) == {1000}
+    mine = _scores(db, "source = 'mine' AND step = 1000")
+    assert len(mine) == ONE_FILE_SCORES and set(mine["model"]) == {"pythia-160m"}
+    assert set(_scores(db, "step = 2000")["task"]) == set(other["results"])
 
 
 def _json_error(text: str) -> str:
@@ -139,11 +149,16 @@ def _json_error(text: str) -> str:
     return str(caught.value)
 
 
-def test_a_file_that_names_another_model_than_model_is_skipped(tmp_path, capsys):
+def test_model_renames_what_the_file_calls_the_model(tmp_path, capsys):
+    """Issue 16, item 5: `--model` once failed a file naming another model; it names the rows,
+    and the file's own name stays in the run's model_source."""
     db = tmp_path / "store.duckdb"
-    assert main(["import", str(ONE_FILE), "--model", "pythia-70m", "--db", str(db)]) == 2
-    assert capsys.readouterr().err == (
-        f"evalsuite: skipped {ONE_FILE}: the file says model pythia-160m, not --model pythia-70m\n")
+    assert main(["import", str(ONE_FILE), "--model", "my-160m", "--db", str(db)]) == 0
+    capsys.readouterr()
+    runs = store.read_df(db, "SELECT model, step, model_source FROM runs WHERE source = 'local'")
+    assert runs.to_dict("records") == [{"model": "my-160m", "step": 1000,
+                                        "model_source": "EleutherAI/pythia-v1.1-160m@step1000"}]
+    assert set(_scores(db, "source = 'local'")["model"]) == {"my-160m"}
 
 
 def test_model_names_from_model_args():
@@ -289,7 +304,7 @@ def test_a_pythia_hub_model_without_revision_is_its_final_checkpoint(tmp_path):
     raw["config"]["model_args"] = "pretrained=EleutherAI/pythia-160m"
     (tmp_path / "main.json").write_text(json.dumps(raw))
     report = import_paths([tmp_path / "main.json"], tmp_path / "store.duckdb", seed=False)
-    assert report.scores == 9
+    assert report.scores == ONE_FILE_SCORES
     assert set(_scores(tmp_path / "store.duckdb")["step"]) == {FINAL_STEP}
 
 
@@ -298,7 +313,7 @@ def test_an_imported_file_is_local_unless_the_source_is_named(tmp_path, capsys):
     source 'published'. Now only an explicit --source published says so."""
     db = tmp_path / "store.duckdb"
     assert main(["import", str(ONE_FILE), "--db", str(db)]) == 0
-    assert capsys.readouterr().out == f"imported 1 file (9 scores, 0 samples) into {db}\n"
-    assert len(_scores(db, "source = 'local'")) == 9
+    assert capsys.readouterr().out == f"imported 1 file ({ONE_FILE_SCORES} scores, 0 samples) into {db}\n"
+    assert len(_scores(db, "source = 'local'")) == ONE_FILE_SCORES
     assert main(["import", str(ONE_FILE), "--db", str(db), "--source", "published"]) == 0
     assert capsys.readouterr().out.endswith("; 1 already stored\n")  # it is the shipped file

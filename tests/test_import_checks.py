@@ -131,7 +131,7 @@ def test_nonsense_is_skipped_with_the_reason_and_never_stored(tmp_path, capsys):
 def test_a_bad_file_between_batches_costs_no_good_file(tmp_path, monkeypatch):
     # Each file its own batch: the bad one in the middle once failed its batch with a traceback,
     # leaving the batches before it stored and the ones after it not.
-    monkeypatch.setattr(importer, "BATCH_ROWS", 1)
+    monkeypatch.setattr(importer, "FLUSH_BYTES", 1)
     files = {f"a{step}.json": text(lm_eval_04(f"pretrained=EleutherAI/pythia-70m,revision=step{step}"))
              for step in (1000, 2000)}
     files["b_bad.json"] = CRASHERS["n_int32_overflow.json"]
@@ -247,29 +247,51 @@ def sample_line(doc_id: int = 0, **changes) -> dict:
 
 
 LONG = "x" * 200_001
-DOCUMENT_PROBLEMS = {
-    "one_argument": ({"arguments": {"gen_args_0": {"arg_0": "Q"}, "gen_args_1": {"arg_0": "Q"}}},
-                     "samples file has an unexpected shape (ValueError: a request's arguments are not a "
+BARE = ("doc", "arguments")  # a line that logs no document (only its outcome)
+
+
+def _lines(first: dict, drop: tuple = (), twice: bool = False) -> list[dict]:
+    """Three lines of a samples file, the first changed (and logged twice, or without `drop`)."""
+    lines = [{k: v for k, v in sample_line(d, **(first if d == 0 else {})).items() if k not in drop} for d in range(3)]
+    return [lines[0]] + lines if twice else lines
+
+
+# Issue 20, item 6: the last three were stored, and the Items view then counted or failed on them.
+SAMPLES_PROBLEMS = {
+    "one_argument": (_lines({"arguments": {"gen_args_0": {"arg_0": "Q"}, "gen_args_1": {"arg_0": "Q"}}}),
+                     "an unexpected shape (ValueError: a request's arguments are not a "
                      "(context, continuation) pair of strings)"),
-    "number_prompt": ({"arguments": [[1, " a"], [1, " b"]]}, "samples file has an unexpected shape"),
-    "long_prompt": ({"arguments": [[LONG, " a"], [LONG, " b"]]},
+    "number_prompt": (_lines({"arguments": [[1, " a"], [1, " b"]]}), "an unexpected shape"),
+    "long_prompt": (_lines({"arguments": [[LONG, " a"], [LONG, " b"]]}),
                     "piqa document 0: a prompt is not text of at most 200,000 characters"),
-    "three_choices": ({"arguments": [["Q", " a"], ["Q", " b"], ["Q", " c"]]},
+    "three_choices": (_lines({"arguments": [["Q", " a"], ["Q", " b"], ["Q", " c"]]}),
                       "piqa document 0: 3 choices, but its sample scored 2"),
-    "target_5": ({"target": "5"}, "piqa document 0: the right answer 5 is not one of its 2 choices"),
+    "target_5": (_lines({"target": "5"}), "piqa document 0: the right answer 5 is not one of its 2 choices"),
+    "bare_target_5": (_lines({"target": "5"}, drop=BARE),
+                      "piqa document 0: the right answer 5 is not one of its 2 choices"),
+    "no_loglikelihoods": (_lines({"filtered_resps": []}, drop=BARE), "piqa document 0: no loglikelihoods"),
+    "doc_id_twice": (_lines({}, twice=True), "document 0 appears twice"),
 }
 
 
-@pytest.mark.parametrize("name", list(DOCUMENT_PROBLEMS))
-def test_a_samples_file_describing_its_documents_badly_is_skipped(tmp_path, capsys, name):
-    changes, reason = DOCUMENT_PROBLEMS[name]
-    folder = tmp_path / "in"
-    _write(folder, {f"results_{DATE}.json": GOOD, f"samples_piqa_{DATE}.jsonl":
-                    "\n".join(json.dumps(sample_line(d, **(changes if d == 0 else {}))) for d in range(3))})
+@pytest.mark.parametrize("name", list(SAMPLES_PROBLEMS))
+def test_a_bad_samples_file_is_refused_whole_and_its_results_file_stored(tmp_path, capsys, name):
+    """Issue 16, item 5 (a samples file that cannot be read cost its results file too) and issue
+    20, item 6 (hostile samples were stored): the samples file is refused whole with one line."""
+    lines, reason = SAMPLES_PROBLEMS[name]
+    folder = _write(tmp_path / "in", {f"results_{DATE}.json": GOOD,
+                                      f"samples_piqa_{DATE}.jsonl": "\n".join(map(json.dumps, lines))})
     db = tmp_path / "s.duckdb"
-    assert main(["import", str(folder), "--db", str(db)]) == 2
-    assert _skips(capsys.readouterr().err)[f"results_{DATE}.json"].startswith(reason)
-    assert store.read_df(db, "SELECT count(*) AS n FROM documents").n[0] == 0
+    assert main(["import", str(folder), "--db", str(db)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"imported 1 file (2 scores, 0 samples) into {db}")
+    prefix = (f"evalsuite: {folder / f'results_{DATE}.json'}: samples file samples_piqa_{DATE}.jsonl left out: "
+              f"{reason}")
+    assert err.startswith(prefix) and err.endswith("; the piqa scores are stored without samples\n")
+    assert err.count("\n") == 1
+    for table in ("samples", "documents"):
+        assert store.read_df(db, f"SELECT count(*) AS n FROM {table}").n[0] == 0
+    assert len(_stored(db)) == 2
 
 
 def test_samples_with_their_documents_are_stored_and_lines_without_keep_their_sample(tmp_path, capsys):

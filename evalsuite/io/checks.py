@@ -81,6 +81,13 @@ def check_sample(sample: Sample) -> None:
         _count(what, value, optional=what == "target")
     where = f"{sample.task} document {sample.doc_id}"
     lls, greedy = sample.loglikelihoods, sample.is_greedy
+    if not isinstance(lls, list) or not lls:
+        raise BadRow(f"{where}: no loglikelihoods")
+    if sample.target is not None and sample.target >= len(lls):
+        raise BadRow(f"{where}: the right answer {sample.target} is not one of its {len(lls)} choices")
+    if sample.fingerprint is not None and not (isinstance(sample.fingerprint, str)
+                                               and FINGERPRINT.fullmatch(sample.fingerprint)):
+        raise BadRow(f"{where}: the fingerprint {names.shown(sample.fingerprint)} is not a sha256 in hex")
     if not all(_finite(ll) for ll in lls):
         raise BadRow(f"{where}: a loglikelihood is not a finite number")
     if len(greedy) != len(lls) or not all(isinstance(g, bool) for g in greedy):

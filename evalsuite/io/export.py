@@ -3,7 +3,8 @@ samples (one row per document per checkpoint) as JSON Lines or Parquet.
 
 The lm-eval format is lm-eval 0.4's results shape (`"acc,none"`, `"acc_stderr,none"`, `n-shot`,
 `n-samples`, `config.model_args` with `pretrained=` and `revision=`), one file per (model, step)
-and shot count, so `evalsuite import` and other lm-eval tooling read them back.
+and run setting (shots, limit, dtype), with an `evalsuite` block naming the rows' source, model,
+step and tokens, so `evalsuite import` gives back every row and other lm-eval tooling reads them.
 
 Every JSON written is strict: a value that is not a finite number is written as null. File and
 folder names come from stored names, so each name is checked (evalsuite.names) and each path is
@@ -63,11 +64,16 @@ def _plain(value):
     return value
 
 
+# What one exported file holds: the rows of one run setting (a --limit trial and the full set, or
+# two dtypes, of one checkpoint are two files, so that importing them gives back every row)
+DOCUMENT_KEY = ("source", "model", "step", "shots", "doc_limit", "dtype")
+
+
 def lm_eval_documents(rows: list[dict]) -> dict[tuple, dict]:
-    """Group score rows into one lm-eval 0.4 results document per (source, model, step, shots)."""
+    """Group score rows into one lm-eval 0.4 results document per DOCUMENT_KEY."""
     docs: dict[tuple, dict] = {}
     for row in rows:
-        key = (row["source"], row["model"], row["step"], row["shots"])
+        key = tuple(row[k] for k in DOCUMENT_KEY)
         doc = docs.setdefault(key, _empty_document(row))
         task = doc["results"].setdefault(row["task"], {"alias": row["task"]})
         task[f"{row['metric']},none"] = row["value"]
@@ -90,16 +96,19 @@ def _empty_document(row: dict) -> dict:
     return {"results": {}, "n-shot": {}, "n-samples": {},
             "config": {"model": "hf", "model_args": args, "num_fewshot": row["shots"],
                        "limit": row["doc_limit"]},
-            "evalsuite": {"source": row["source"], "model": row["model"], "step": row["step"]}}
+            "evalsuite": {"source": row["source"], "model": row["model"], "step": row["step"],
+                          "tokens": row["tokens"]}}
 
 
 def write_lm_eval(rows: list[dict], out_dir: Path) -> list[Path]:
     """One file per document under out_dir/<model>/; every path is checked before any is written."""
     _check_names(rows)
     files = {}
-    for (source, model, step, shots), doc in sorted(lm_eval_documents(rows).items(), key=str):
-        step_part = "final" if step is None else f"step{step}"
-        path = names.inside(out_dir, out_dir / model / f"results_{step_part}_{shots}shot_{source}.json")
+    for (source, model, step, shots, limit, dtype), doc in sorted(lm_eval_documents(rows).items(), key=str):
+        setting = "final" if step is None else f"step{step}"
+        setting += f"_{shots}shot_{source}" + (f"_limit{limit}" if limit is not None else "")
+        setting += f"_{dtype}" if dtype else ""
+        path = names.inside(out_dir, out_dir / model / f"results_{setting}.json")
         files[path] = json.dumps(doc, indent=2, allow_nan=False) + "\n"
     for path, text in files.items():
         write_text(path, text, mkdir=True)

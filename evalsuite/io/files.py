@@ -23,8 +23,9 @@ class SkipFile(Exception):
     """This one file cannot be imported; the message says why. The other files go on."""
 
 
-def find_files(paths: list[str | Path]) -> list[Path]:
-    """The files named, and every *.json below the folders named (samples_*.jsonl ride along).
+def find_files(paths: list[str | Path], suffix: str = ".json") -> list[Path]:
+    """The files named, and every *.json below the folders named (samples_*.jsonl ride along);
+    with suffix ".jsonl", the .jsonl files named or below them (to name those no results file read).
 
     Symlinked folders are not followed (a link loop cannot stall the walk); anything named *.json
     that is not a folder is listed, so a FIFO or device is reported as skipped, never read.
@@ -32,11 +33,12 @@ def find_files(paths: list[str | Path]) -> list[Path]:
     found = []
     for path in map(Path, paths):
         if not path.is_dir():
-            found.append(path)
+            if suffix == ".json" or path.name.endswith(suffix):
+                found.append(path)
             continue
         for folder, dirs, files in os.walk(path):
             dirs.sort()
-            found.extend(Path(folder) / f for f in sorted(files) if f.endswith(".json"))
+            found.extend(Path(folder) / f for f in sorted(files) if f.endswith(suffix))
     return list(dict.fromkeys(found))
 
 

@@ -5,9 +5,12 @@ name, and are read through the catalog: a Hub repository id names the catalog's 
 its case (or, for a repository no entry describes, its name part lower-cased); a revision is
 read by the model's revision pattern (`stepN`, OLMo's `stepN-tokensNB`, ...); `main`, or no
 revision, is the step the entry says `main` holds, and otherwise the model's one released
-checkpoint, step None (never an invented step). Tokens seen come from the model's description.
-`--model` / `--step` fill in what a file does not say and must agree with what it does. A file
-becomes one Run whose id hashes its bytes and the source, so importing it again changes nothing.
+checkpoint, step None (never an invented step); a gpt-neox file's `iteration` is its step. A
+file `evalsuite export` wrote names its model, step, tokens and source in its `evalsuite` block,
+which is read first. Tokens seen come from the model's description. `--model` renames what the
+file calls the model (the file's own name stays in the run's model_source); `--step` is for files
+that name no step, and never overrides or fails one that does. A file becomes one Run per shot
+count whose id hashes its bytes and the source, so importing it again changes nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class Identity:
     model_source: str | None
     tokens: int | None = None  # tokens seen at this checkpoint, where known
     about: Model | None = None  # what the store keeps about the model
+    notes: tuple[str, ...] = ()  # lines for the report: where a name came from, a --step not used
+    source: str | None = None  # the source an `evalsuite export` block names
 
 
 def _model_args(config: dict) -> dict:
@@ -119,21 +124,23 @@ def _step(revision: str, spec: ModelSpec) -> tuple[int | None, int | None]:
 
 def identify(raw: dict, model: str | None = None, step: int | None = None,
              catalog: Catalog | None = None) -> Identity:
-    """Model and step from the file's model_args; --model/--step fill in what it does not say."""
+    """Model and step from what the file says (its `evalsuite` block where evalsuite wrote it, else
+    config.model_args, else a gpt-neox file's `iteration`); `model` renames what the file calls
+    the model (the file's name stays in model_source); `step` is for a file that names no step."""
     catalog = catalog or builtin_catalog()
     args = _model_args(raw.get("config") or {})
     pretrained = args.get("pretrained")
     spec, found_step = _model_of(pretrained, catalog) if pretrained else (None, None)
     named = args.get("revision")  # no revision: lm-eval loaded a Hub repository's main
-    revision = named or (MAIN if pretrained and _is_hub(pretrained) else None)
-    named_tokens = None
-    if revision is not None:
-        found_step, named_tokens = _step(revision, spec or catalog.get(model or "") or ModelSpec(model or "?"))
-    found_model = spec.name if spec else None
-    for what, given, found in (("model", model, found_model), ("step", step, found_step)):
-        if given is not None and found is not None and given != found:
-            raise SkipFile(f"the file says {what} {found}, not --{what} {given}")
-    model, step = model or found_model, step if step is not None else found_step
+    found_step, named_tokens = _revision_step(named or (MAIN if pretrained and _is_hub(pretrained) else None),
+                                              spec or catalog.get(model or "") or ModelSpec(model or "?"),
+                                              found_step, step)
+    block = _evalsuite_block(raw)
+    found_model = block.get("model") or (spec.name if spec else None)
+    found_step = block["step"] if "step" in block else found_step
+    notes = _notes(pretrained, spec, model, block, step, found_step)
+    model = model or found_model
+    step = found_step if found_step is not None else step
     if not model:
         raise SkipFile("the file does not say which model it evaluated (no pretrained= in "
                        "config.model_args); pass --model NAME (and --step N)")
@@ -145,7 +152,54 @@ def identify(raw: dict, model: str | None = None, step: int | None = None,
         raise SkipFile(f"{model} has no step {names.shown(step)}: its checkpoints are steps "
                        f"{describe(list(spec.steps))}")
     source = f"{pretrained}@{named}" if pretrained and named else pretrained  # what the file says
-    return Identity(model, step, source, spec.tokens_at(step, named_tokens), spec.record())
+    tokens = block["tokens"] if "tokens" in block else spec.tokens_at(step, named_tokens)
+    return Identity(model, step, source, tokens, spec.record(), tuple(notes), block.get("source"))
+
+
+def _revision_step(revision: str | None, spec: ModelSpec, found: int | None,
+                   given: int | None) -> tuple[int | None, int | None]:
+    """(step, tokens in the name) of the revision the file names; a revision that names no step
+    is no step when --step gives one (it is for such files)."""
+    if revision is None:
+        return found, None
+    try:
+        return _step(revision, spec)
+    except SkipFile:
+        if given is None:
+            raise
+        return None, None
+
+
+def _evalsuite_block(raw: dict) -> dict:
+    """What the file's `evalsuite` block (written by `evalsuite export`) says of its rows, checked;
+    a gpt-neox file's `iteration` is its step. Keys absent where it does not say."""
+    found = raw.get("evalsuite")
+    block: dict = found if isinstance(found, dict) else {}
+    out: dict = {}
+    if names.is_valid(block.get("model")):
+        out["model"] = block["model"]
+    for key in ("step", "tokens"):
+        value = block.get(key)
+        if key in block and (value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)):
+            out[key] = value
+    if names.is_valid(block.get("source")):
+        out["source"] = block["source"]
+    iteration = raw.get("iteration")
+    if "step" not in out and isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 0:
+        out["step"] = iteration
+    return out
+
+
+def _notes(pretrained: str | None, spec: ModelSpec | None, model: str | None, block: dict,
+           step: int | None, found_step: int | None) -> list[str]:
+    """Lines for the report: a name taken from a local folder, a --step the file overrides."""
+    notes = []
+    if pretrained and spec and not model and "model" not in block and not _is_hub(pretrained):
+        notes.append(f"model name {names.shown(spec.name)} comes from the local path {names.shown(pretrained, 120)}; "
+                     f"import it again with --model NAME to store it under another name")
+    if step is not None and found_step is not None and step != found_step:
+        notes.append(f"the file names step {found_step}, kept (--step {step} is for files that name no step)")
+    return notes
 
 
 def _is_v03(raw: dict) -> bool:

@@ -1,37 +1,72 @@
-"""`evalsuite import`: lm-eval result files (0.3 and 0.4) into the store.
+"""`evalsuite import`: lm-eval result files (0.3 and 0.4) into the store; the orchestration.
 
-Reads lm-eval 0.3 files (EleutherAI's published Pythia, OPT and BLOOM results) and lm-eval 0.4
-`results_*.json` files, with the `samples_<task>_<date>.jsonl` written beside them (each
-document's outcome, and the document itself: its prompt, choices and answer). Which model,
-step and shot count a file holds comes from its content (`config.model_args`: `pretrained=`,
-`revision=`, read through the catalog by io/identity.py; `num_fewshot` / `n-shot`), never from its
-name; what is known about the model is stored with its rows. Only the tasks of tasks.yaml
-are imported. Each file becomes one run whose id hashes the file's bytes and the source, so
-importing a file again changes nothing. Its source is 'local' unless --source says otherwise:
-'published' is for EleutherAI's numbers and only ever comes from an explicit --source.
+Reads lm-eval 0.3 files (EleutherAI's published Pythia, OPT and BLOOM results), lm-eval 0.4
+`results_*.json` files with the `samples_<task>_<date>.jsonl` written beside them (each
+document's outcome, and the document itself), and the files `evalsuite export --format lm-eval`
+writes. Which model, step and shot count a file holds comes from its content, never from its
+name (io/identity.py); each file is read and checked by io/load.py (its samples by io/samples.py).
+Every task of a file is stored; whatever is left out (a task, a samples file, a .jsonl no results
+file reads) is named with the reason. Each file becomes one run per shot count whose id hashes
+the file's bytes and the source, so importing a file again changes nothing. Its source is 'local'
+unless --source (or the block of a file evalsuite exported) says otherwise: 'published' is for
+EleutherAI's numbers and only ever comes from an explicit --source.
 
-Result files are untrusted input. Each one is read only if it is a regular file under the size
-limit, parsed strictly (no duplicate keys, no 300-digit numbers), and every row it would add is
-checked (evalsuite.io.checks) before anything is written: a file is stored whole or skipped with one
-line saying why, and a bad file never costs the good ones.
+Result files are untrusted input: a file is stored whole or skipped with one line saying why, and
+a bad file never costs the good ones. Files are written in batches of at most FLUSH_BYTES read,
+so memory stays a small multiple of the largest file whatever the number of files. A Ctrl-C
+stops the import with a line saying which files were stored (each whole, in its transaction).
 
 The reference data under results/ is built with this importer: see evalsuite/io/reference.py.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evalsuite import names
 from evalsuite.catalog.entries import Catalog
 from evalsuite.errors import EvalsuiteError, first_line
-from evalsuite.io.files import MAX_FILE_MB, SkipFile, find_files, parse_json, read_file, read_json
-from evalsuite.io.identity import Identity, identify, make_run, run_id_for
-from evalsuite.records import JobRecord
+from evalsuite.io.files import MAX_FILE_MB, SkipFile, find_files
+from evalsuite.io.load import LoadOptions, load_file
 
-BATCH_ROWS = 200_000  # score + sample rows held in memory before they are written
+# Bytes of files read (results and samples) held as records before they are written: the batch,
+# not the number of files, bounds memory (benchmarks/bench_import.py)
+FLUSH_BYTES = 16 * 2**20
+
+
+class ImportInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an import; the message says what was stored."""
+
+
+# Set by a Ctrl-C during an import: DuckDB turns one that arrives while it executes into an error
+# of its own (InterruptException, or a RuntimeError "Query interrupted" while it reads Arrow
+# data), which must stop the import, never be taken for a bad file (issue 20, item 8)
+_SIGINT = threading.Event()
+
+
+@contextmanager
+def _noting_sigint():
+    """Ctrl-C raises KeyboardInterrupt as usual, and is noted in _SIGINT (main thread only)."""
+    _SIGINT.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def noted(signum, frame):
+        _SIGINT.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, noted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -39,13 +74,16 @@ class ImportReport:
     imported: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)  # already in the store
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    left_out: list[tuple[Path, str]] = field(default_factory=list)  # a task, a samples file, a stray .jsonl
     scores: int = 0
     samples: int = 0
     db: Path | None = None  # the store written to
+    counted: set[str] = field(default_factory=set, repr=False)  # run ids written and counted above
 
     def summary(self) -> str:
         extra = [f"{len(self.unchanged)} already stored"] if self.unchanged else []
         extra += [f"{len(self.skipped)} skipped"] if self.skipped else []
+        extra += [f"{len(self.left_out)} notes on what was left out or renamed (above)"] if self.left_out else []
         files = "file" if len(self.imported) == 1 else "files"
         return (f"imported {len(self.imported)} {files} ({self.scores} scores, {self.samples} samples) "
                 f"into {self.db}" + (f"; {', '.join(extra)}" if extra else ""))
@@ -56,71 +94,11 @@ class ImportReport:
             return 0
         return 1 if self.imported or self.unchanged else 2
 
-
-def _our_tasks(suite) -> dict[str, str]:
-    """{task name in a file: its tasks.yaml name}: lm-eval's names and tasks.yaml's own."""
-    by_name = {spec.lm_eval_task: spec.name for spec in suite.tasks.values()}
-    by_name.update({name: name for name in suite.tasks})
-    return by_name
-
-
-def _select(metrics, suite) -> list:
-    """Only the tasks of tasks.yaml, under their tasks.yaml names."""
-    by_name = _our_tasks(suite)
-    return [replace(m, task=by_name[m.task]) for m in metrics if m.task in by_name]
-
-
-def _samples(path: Path, tasks: set[str], ident: Identity, shots: int, run_id: str,
-             max_mb: float) -> tuple[list, list]:
-    """The per-document samples lm-eval 0.4 wrote beside results_<date>.json, where present, and
-    the documents they describe."""
-    from evalsuite.lmeval.results import parse_documents, parse_samples
-
-    date = path.stem.removeprefix("results_")
-    docs = {}
-    for task in sorted(tasks):
-        file = path.with_name(f"samples_{task}_{date}.jsonl")
-        if path.stem.startswith("results_") and file.is_file():
-            try:
-                lines = read_file(file, max_mb).split(b"\n")
-                docs[task] = [parse_json(line) for line in lines if line.strip()]
-            except SkipFile as exc:
-                raise SkipFile(f"{names.printable(file.name)}: {exc}") from None
-    try:
-        return (parse_samples(docs, model=ident.model, step=ident.step, shots=shots, run_id=run_id),
-                parse_documents(docs, shots=shots))
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
-        raise SkipFile(f"samples file has an unexpected shape ({type(exc).__name__}: "
-                       f"{names.printable(exc)[:200]})") from None
-
-
-def load_file(path: Path, suite, source: str | None = None, model: str | None = None,
-              step: int | None = None, max_mb: float = MAX_FILE_MB, catalog: Catalog | None = None):
-    """One result file -> its JobRecord (run, scores, samples), every row checked, or SkipFile saying why not."""
-    from evalsuite.io.checks import BadRow, check_job
-    from evalsuite.lmeval.results import parse_results, to_scores
-
-    raw, data = read_json(path, max_mb)
-    try:
-        metrics = _select(parse_results(raw, set(_our_tasks(suite))), suite)  # others are not read
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise SkipFile(names.printable(exc) if isinstance(exc, ValueError) else "not an lm-eval results file") from None
-    if not metrics:
-        raise SkipFile(f"none of the tasks of tasks.yaml ({', '.join(suite.tasks)}) is in it")
-    shots = {m.shots for m in metrics}
-    if len(shots) > 1:
-        raise SkipFile(f"tasks with different shot counts {sorted(shots)} in one file")
-    ident = identify(raw, model, step, catalog)
-    source = source or "local"  # never 'published' by default: that name is EleutherAI's numbers
-    run = make_run(raw, ident, run_id_for(data, source), source)
-    scores = to_scores(metrics, model=ident.model, step=ident.step, tokens=ident.tokens, run_id=run.run_id,
-                       source=source, doc_limit=run.doc_limit, dtype=run.dtype)
-    samples, documents = _samples(path, {m.task for m in metrics}, ident, shots.pop(), run.run_id, max_mb)
-    try:
-        check_job(run, scores, samples, documents)
-    except BadRow as exc:
-        raise SkipFile(str(exc)) from None
-    return JobRecord(run, scores[0].shots, scores, samples, documents=documents, model=ident.about)
+    def stored(self) -> str:
+        """What is in the store so far (for a stop): each file named here is there whole."""
+        done = len(self.imported)
+        return (f"{done} file{'s' if done != 1 else ''} stored whole before the stop ({self.scores} scores, "
+                f"{self.samples} samples), nothing of the others; importing again adds the rest")
 
 
 def _stored_run_ids(db: Path) -> set[str]:
@@ -132,11 +110,14 @@ def _stored_run_ids(db: Path) -> set[str]:
 def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
                  model: str | None = None, step: int | None = None, on_skip=None,
                  seed: bool = True, max_file_mb: float = MAX_FILE_MB,
-                 catalog: Catalog | None = None) -> ImportReport:
-    """Import every result file under `paths`; a file that fails is reported, the rest go on.
+                 catalog: Catalog | None = None, on_note=None, tasks: list[str] | None = None) -> ImportReport:
+    """Import every result file under `paths`; a file that fails is reported (`on_skip`), the
+    rest go on; whatever is left out of a stored file is reported too (`on_note`). `tasks`: only
+    these (tasks.yaml's names, or a file's own); default every task.
 
     A store that cannot be written (disk full, read-only) stops the import with an
-    EvalsuiteError; every file stored before that is complete, and importing again adds the rest.
+    EvalsuiteError, and a Ctrl-C with ImportInterrupted; every file stored before either is
+    complete, and importing again adds the rest.
     """
     from evalsuite import store
     from evalsuite.catalog.entries import load_catalog
@@ -147,65 +128,120 @@ def import_paths(paths: list[str | Path], db: Path, source: str | None = None,
     files = find_files(paths)  # a path that does not exist is reported as a skipped file
     if not files:
         raise EvalsuiteError(f"no result files (*.json) under {', '.join(map(str, paths))}")
-    suite, report, batch = load_tasks(), ImportReport(), []
-    catalog = catalog or load_catalog()
+    opts = LoadOptions(load_tasks(), catalog or load_catalog(), source, model, step, max_file_mb,
+                       frozenset(tasks) if tasks is not None else None)
+    report = ImportReport()
     store.init(db, seed=seed)
-    known = _stored_run_ids(db)
 
     def skip(path: Path, reason: str) -> None:
         report.skipped.append((path, reason))
         if on_skip:
             on_skip(path, reason)
 
+    def note(path: Path, line: str) -> None:
+        report.left_out.append((path, line))
+        if on_note:
+            on_note(path, line)
+
+    try:
+        with _noting_sigint():
+            read = _import_files(files, db, opts, report, skip, note)
+    except KeyboardInterrupt:
+        raise ImportInterrupted(report.stored()) from None
+    for path in find_files(paths, suffix=".jsonl"):
+        if path not in read and path not in files:
+            note(path, "left out: no results_<date>.json beside it names it as its samples file "
+                       "(samples_<task>_<date>.jsonl of a task it holds)")
+    return report
+
+
+def _import_files(files: list[Path], db: Path, opts: LoadOptions, report: ImportReport, skip, note) -> set[Path]:
+    """Read, check and write every file, in batches of at most FLUSH_BYTES read; returns the
+    samples files the results files account for."""
+    known, batch, held = _stored_run_ids(db), [], 0
+    samples_files: set[Path] = set()
     for path in files:
         try:
-            job = load_file(path, suite, source, model, step, max_file_mb, catalog)
+            loaded = load_file(path, opts)
         except SkipFile as exc:
             skip(path, str(exc))
+            # its samples files go with it, not named again as read by no results file
+            samples_files.update(path.parent.glob(f"samples_*_{path.stem.removeprefix('results_')}.jsonl"))
             continue
-        if job.run.run_id in known:  # this very file (same bytes, same source) is stored
+        samples_files.update(loaded.samples_files)
+        for line in loaded.notes:
+            note(path, line)
+        new = [job for job in loaded.jobs if job.run.run_id not in known]
+        if not new:  # this very file (same bytes, same source) is stored
             report.unchanged.append(path)
             continue
-        known.add(job.run.run_id)
-        batch.append((path, job))
-        if sum(len(j.scores) + len(j.samples) for _, j in batch) >= BATCH_ROWS:
+        known.update(job.run.run_id for job in new)
+        batch += [(path, job) for job in new]
+        held += loaded.size
+        if held >= FLUSH_BYTES:
             _flush(db, batch, report, skip)
+            held = 0
     _flush(db, batch, report, skip)
-    return report
+    return samples_files
 
 
 def _flush(db: Path, batch: list, report: ImportReport, skip) -> None:
     """Write the batch in one transaction; a file whose every task is stored already is unchanged.
 
     Every row was checked before, so an insert should not fail on data; if one does anyway, the
-    batch is written again file by file so that only the file at fault is skipped.
+    batch is written again file by file so that only the file at fault is skipped. A Ctrl-C
+    while DuckDB writes (its InterruptException) stops the import, never taken for a bad file.
     """
-    from evalsuite.store import write_jobs
+    import duckdb
 
     if not batch:
         return
     try:
-        try:
-            written = write_jobs(db, [job for _, job in batch])
-        except EvalsuiteError:
-            raise
-        except Exception:  # noqa: BLE001 - find the file at fault
-            for path, job in batch:
-                _write_alone(db, path, job, report, skip)
-        else:
-            for (path, job), tasks in zip(batch, written):
-                _count(report, path, job, tasks)
+        _write_batch(db, batch, report, skip)
+    except (KeyboardInterrupt, duckdb.InterruptException):
+        _reconcile(db, batch, report)  # a stop may land just after a commit: count what is stored
+        raise KeyboardInterrupt from None
     except EvalsuiteError as exc:  # the store itself failed (disk full, read-only, corrupt)
         raise _stopped(exc, report) from None
     batch.clear()
 
 
+def _write_batch(db: Path, batch: list, report: ImportReport, skip) -> None:
+    import duckdb
+
+    from evalsuite.store import write_jobs
+
+    try:
+        written = write_jobs(db, [job for _, job in batch])
+    except (EvalsuiteError, duckdb.InterruptException):
+        raise
+    except Exception:  # noqa: BLE001 - find the file at fault
+        if _SIGINT.is_set():  # DuckDB turned the Ctrl-C into an error of its own
+            raise KeyboardInterrupt from None
+        for path, job in batch:
+            _write_alone(db, path, job, report, skip)
+    else:
+        for (path, job), tasks in zip(batch, written):
+            _count(report, path, job, tasks)
+
+
+def _reconcile(db: Path, batch: list, report: ImportReport) -> None:
+    """After a stop: the batch's jobs the store holds (committed before the stop took effect),
+    counted as imported, so the line after a Ctrl-C says what is really stored."""
+    stored = _stored_run_ids(db)
+    for path, job in batch:
+        if job.run.run_id in stored and job.run.run_id not in report.counted:
+            _count(report, path, job, sorted({s.task for s in job.scores}))
+
+
 def _write_alone(db: Path, path: Path, job, report: ImportReport, skip) -> None:
+    import duckdb
+
     from evalsuite.store import write_jobs
 
     try:
         tasks = write_jobs(db, [job])[0]
-    except EvalsuiteError:
+    except (EvalsuiteError, duckdb.InterruptException):
         raise
     except Exception as exc:  # noqa: BLE001 - whatever DuckDB refused, it is this file's
         skip(path, f"the store refused it ({type(exc).__name__}: {names.printable(first_line(exc))[:200]})")
@@ -215,10 +251,13 @@ def _write_alone(db: Path, path: Path, job, report: ImportReport, skip) -> None:
 
 def _count(report: ImportReport, path: Path, job, tasks: list[str]) -> None:
     """One written file: imported, or unchanged when every task of it was stored already."""
+    report.counted.add(job.run.run_id)
     if not tasks:
-        report.unchanged.append(path)
+        if path not in report.unchanged[-1:] and path not in report.imported[-1:]:
+            report.unchanged.append(path)
         return
-    report.imported.append(path)
+    if path not in report.imported[-1:]:  # a file of several shot counts: one job each, in a row
+        report.imported.append(path)
     report.scores += sum(s.task in tasks for s in job.scores)
     report.samples += sum(s.task in tasks for s in job.samples)
 
@@ -229,8 +268,10 @@ def _stopped(exc: EvalsuiteError, report: ImportReport) -> EvalsuiteError:
                           f"file{'s' if stored != 1 else ''} (importing again adds the rest)")
 
 
-def import_from_args(args, on_skip: Callable[[Path, str], None]) -> ImportReport:
-    """`evalsuite import`: check the arguments, import, report (`on_skip` hears each skipped file)."""
+def import_from_args(args, on_skip: Callable[[Path, str], None],
+                     on_note: Callable[[Path, str], None] | None = None) -> ImportReport:
+    """`evalsuite import`: check the arguments, import, report (`on_skip` hears each skipped
+    file, `on_note` each thing left out of a stored one)."""
     from evalsuite.store import db_path
 
     if args.step is not None and args.step < 0:
@@ -244,5 +285,6 @@ def import_from_args(args, on_skip: Callable[[Path, str], None]) -> ImportReport
     from evalsuite.catalog.entries import load_catalog
 
     report = import_paths(args.paths, db, source=args.source, model=args.model, step=args.step,
-                          on_skip=on_skip, max_file_mb=max_file_mb, catalog=load_catalog(args.models_file))
+                          on_skip=on_skip, max_file_mb=max_file_mb, catalog=load_catalog(args.models_file),
+                          on_note=on_note)
     return replace(report, db=db)

@@ -64,7 +64,7 @@ def _per_document(task: PreparedTask, shots: int, run: Run):
             raw[metric].append(value)
         samples.append(make_sample(run_id=run.run_id, model=run.model, step=run.step,
                                    task=task.name, shots=shots, doc_id=doc.doc_id,
-                                   target=doc.gold, resps=resps, metrics=values))
+                                   target=doc.gold, resps=resps, metrics=values, fingerprint=doc.fingerprint))
     return raw, samples
 
 

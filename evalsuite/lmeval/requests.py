@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from evalsuite.lmeval import templates
-from evalsuite.lmeval.results import make_document
+from evalsuite.lmeval.results import doc_hash, make_document
 from evalsuite.records import Document
 
 # simple_evaluate's default seeds: Python's and numpy's RNGs, and the few-shot sampler's.
@@ -38,6 +39,11 @@ class PreparedDoc:
     doc: dict
     requests: list[Any]  # lm-eval Instances, in lm-eval's order (by idx)
     gold: int | None  # the right choice's index, as lm-eval's metrics find it (multiple choice)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Its Document's fingerprint, which each checkpoint's samples point at (hashed once)."""
+        return doc_hash(self.doc)
 
 
 @dataclass

@@ -74,11 +74,14 @@ def _task_metrics(task: str, values: dict, shots: int, n: int | None) -> list[Me
         name, _, filter_name = key.partition(",")  # 0.4: 'acc,none'; 0.3: 'acc'
         if "_stderr" in name or not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
-        if name in ("sample_len",) or (filter_name and filter_name != "none"):
+        if name in ("sample_len",):
             continue
         stderr = values.get(f"{name}_stderr,{filter_name}" if filter_name else f"{name}_stderr")
         stderr = float(stderr) if isinstance(stderr, (int, float)) and math.isfinite(stderr) else None
-        out.append(Metric(task, METRIC_ALIASES.get(name, name), shots, float(value), stderr, n))
+        name = METRIC_ALIASES.get(name, name)
+        # a metric under another filter than 'none' (gsm8k's 'exact_match,strict-match') is its own
+        out.append(Metric(task, f"{name}.{filter_name}" if filter_name not in ("", "none") else name,
+                          shots, float(value), stderr, n))
     return out
 
 
@@ -96,17 +99,20 @@ def to_scores(metrics: list[Metric], *, model: str, step: int | None, tokens: in
 
 def parse_samples(raw_samples: dict[str, list[dict]], *, model: str, step: int | None, shots: int,
                   run_id: str) -> list[Sample]:
-    """lm-eval 0.4's `samples` (log_samples=True) -> one Sample per document."""
+    """lm-eval 0.4's `samples` (log_samples=True) -> one Sample per document, pointing at its
+    document by the `doc_hash` lm-eval logs (an importer replaces it by its Document's own hash,
+    parse_documents', where the line logs the document)."""
     return [
         make_sample(run_id=run_id, model=model, step=step, task=task, shots=shots,
                     doc_id=int(doc["doc_id"]), target=_gold(doc["target"], doc["filtered_resps"], doc.get("acc")),
-                    resps=doc["filtered_resps"], metrics=doc)
+                    resps=doc["filtered_resps"], metrics=doc,
+                    fingerprint=doc["doc_hash"] if isinstance(doc.get("doc_hash"), str) else None)
         for task, docs in raw_samples.items() for doc in docs
     ]
 
 
 def make_sample(*, run_id: str, model: str, step: int | None, task: str, shots: int, doc_id: int,
-                target: int | None, resps: list, metrics: dict) -> Sample:
+                target: int | None, resps: list, metrics: dict, fingerprint: str | None = None) -> Sample:
     """One document's Sample from its right choice (None: not multiple choice), its filtered
     responses ([(loglikelihood, is_greedy)] per choice) and its per-document metrics (acc, acc_norm)."""
     return Sample(
@@ -114,6 +120,7 @@ def make_sample(*, run_id: str, model: str, step: int | None, task: str, shots: 
         target=target, correct=bool(metrics["acc"]),
         correct_norm=bool(metrics["acc_norm"]) if "acc_norm" in metrics else None,
         loglikelihoods=[float(r[0]) for r in resps], is_greedy=[_flag(r[1]) for r in resps],
+        fingerprint=fingerprint,
     )
 
 

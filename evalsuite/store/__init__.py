@@ -39,7 +39,7 @@ from evalsuite.store.queries import (
     stored_tasks,
     stored_tasks_by_step,
 )
-from evalsuite.store.schema import MIGRATIONS, create_all
+from evalsuite.store.schema import create_all, migrate
 from evalsuite.store.seed import seed_models, seed_store
 from evalsuite.store.writes import (
     end_sweep,
@@ -82,7 +82,7 @@ def init(path: Path, seed: bool = True) -> Path:
             raise EvalsuiteError(f"cannot write store {path}: not an evalsuite store (a DuckDB "
                                  "database with other tables); pick another --db")
         con.execute(create_all())
-        con.execute(MIGRATIONS)
+        migrate(con, tables)
         if "models" not in tables:  # a new store, or one made before models were kept
             seed_models(con, older_store=not fresh)
         if fresh and seed:

@@ -82,16 +82,31 @@ def _read(path: Path, sql: str, params: dict) -> pd.DataFrame:
     with connect(path, read_only=True) as con:
         if "TARGETS" in sql:
             sql = sql.replace("TARGETS", _targets(con))
+        if not _has_fingerprints(con):  # a store no evalsuite of today has opened for writing yet
+            sql = sql.replace("FROM samples", "FROM (SELECT *, NULL::VARCHAR AS fingerprint FROM samples)")
         return con.execute(sql, params).df()
 
 
+def _has_fingerprints(con) -> bool:
+    return bool(con.execute("SELECT 1 FROM information_schema.columns WHERE table_name = 'samples' "
+                            "AND column_name = 'fingerprint'").fetchall())
+
+
 def _targets(con) -> str:
-    """The right answers the documents table knows, per doc_id of $task at $shots, as a relation:
-    samples stored before WinoGrande's right choice was derived from acc hold none for it."""
+    """The right answers the documents table knows, per (doc_id, fingerprint) of $task at $shots,
+    as a relation joined ON _SAME_DOCUMENT: a sample meets the document it was scored on, never
+    another source's text of the same doc_id; one with no fingerprint (an older store's, where
+    it was ambiguous) meets any of them. Samples stored before WinoGrande's right choice was
+    derived from acc hold none for it."""
     if has_table(con, "documents"):
-        return ("(SELECT doc_id, any_value(target) AS target FROM documents "
+        return ("(SELECT doc_id, fingerprint, target FROM documents WHERE task = $task AND shots = $shots "
+                "UNION ALL SELECT doc_id, NULL AS fingerprint, any_value(target) AS target FROM documents "
                 "WHERE task = $task AND shots = $shots GROUP BY doc_id)")
-    return "(SELECT NULL::INTEGER AS doc_id, NULL::INTEGER AS target WHERE false)"
+    return "(SELECT NULL::INTEGER AS doc_id, NULL::VARCHAR AS fingerprint, NULL::INTEGER AS target WHERE false)"
+
+
+def _same_document(s: str) -> str:
+    return f"ON d.doc_id = {s}.doc_id AND d.fingerprint IS NOT DISTINCT FROM {s}.fingerprint"
 
 
 def sample_sources(path: Path, model: str, task: str, shots: int) -> list[str]:
@@ -111,7 +126,7 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
     sql = f"""
         WITH {_CHOSEN},
         ordered AS (
-            SELECT doc_id, step, {key.column} AS ok, target, loglikelihoods,
+            SELECT doc_id, step, {key.column} AS ok, target, loglikelihoods, fingerprint,
                    lag({key.column}) OVER (PARTITION BY doc_id ORDER BY step) AS before
             FROM samples
             WHERE model = $model AND task = $task AND shots = $shots
@@ -123,12 +138,13 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
                    CASE WHEN NOT arg_max(ok, step) THEN NULL WHEN bool_and(ok) THEN min(step)
                         ELSE max(step) FILTER (WHERE ok AND NOT before) END AS learned_at,
                    count(*) FILTER (WHERE ok <> before) AS flips,
-                   arg_max(target, step) AS target, arg_max(loglikelihoods, step) AS lls
+                   arg_max(target, step) AS target, arg_max(loglikelihoods, step) AS lls,
+                   arg_max(fingerprint, step) AS fingerprint
             FROM ordered GROUP BY doc_id),
         stats AS (
             SELECT f.doc_id, f.steps, f.learned_at, f.flips, f.final_correct, {margin} AS final_margin,
                    f.target, f.lls AS loglikelihoods, $task AS task, $shots AS shots
-            FROM per_doc f LEFT JOIN TARGETS d USING (doc_id))
+            FROM per_doc f LEFT JOIN TARGETS d {_same_document("f")})
         SELECT s.doc_id, s.steps, s.learned_at, s.flips, s.final_correct, s.final_margin{_final_value(key)}
         ORDER BY s.doc_id"""
     return _read(path, sql, key.params())
@@ -162,7 +178,7 @@ def item_history(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
         WITH {_CHOSEN}
         SELECT s.step, s.{key.column} AS correct, {margin} AS margin, s.loglikelihoods,
                coalesce(s.target, d.target) AS target
-        FROM samples s LEFT JOIN TARGETS d USING (doc_id)
+        FROM samples s LEFT JOIN TARGETS d {_same_document("s")}
         WHERE s.model = $model AND s.task = $task AND s.shots = $shots AND s.doc_id = $doc
           AND s.run_id IN (SELECT run_id FROM chosen)
         ORDER BY s.step"""
@@ -192,7 +208,7 @@ def by_scale(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
         WITH {_last_checkpoints(key)}
         SELECT s.model, s.step, arg_min(s.{key.column}, k.rank) AS correct, arg_min({margin}, k.rank) AS margin
         FROM samples s JOIN last USING (model, step) JOIN ranked k USING (run_id)
-             LEFT JOIN TARGETS d USING (doc_id)
+             LEFT JOIN TARGETS d {_same_document("s")}
         WHERE s.task = $task AND s.shots = $shots AND s.doc_id = $doc AND s.{key.column} IS NOT NULL
         GROUP BY s.model, s.step ORDER BY s.model"""
     return _read(path, sql, key.params(every_model=True, doc=doc_id))
@@ -222,6 +238,46 @@ def documents(path: Path, task: str, shots: int, doc_ids: list[int]) -> pd.DataF
         WHERE task = $task AND shots = $shots AND list_contains($docs, doc_id)
         ORDER BY doc_id, fingerprint""", {"task": task, "shots": shots, "docs": _doc_list(doc_ids)},
                    needs="documents", columns=("doc_id", "fingerprint", "prompt", "choices", "contexts", "target"))
+
+
+def documents_of(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:
+    """As documents(), but only the documents the key's own samples were scored on (their
+    fingerprints): another source's text for the same doc_id is never shown for them. A sample
+    with no fingerprint (an older store's, ambiguous) shows every stored document of its doc_id."""
+    if not path.exists():
+        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    with connect(path, read_only=True) as con:
+        if not has_table(con, "documents"):
+            return pd.DataFrame(columns=["doc_id", "fingerprint", "prompt", "choices", "contexts", "target"])
+    return _read(path, f"""
+        WITH {_CHOSEN},
+        scored AS (SELECT DISTINCT doc_id, fingerprint FROM samples
+                   WHERE model = $model AND task = $task AND shots = $shots AND list_contains($docs, doc_id)
+                     AND run_id IN (SELECT run_id FROM chosen))
+        SELECT d.doc_id, d.fingerprint, d.prompt, d.choices, d.contexts, d.target
+        FROM documents d SEMI JOIN scored s
+             ON d.doc_id = s.doc_id AND (s.fingerprint IS NULL OR d.fingerprint = s.fingerprint)
+        WHERE d.task = $task AND d.shots = $shots
+        ORDER BY d.doc_id, d.fingerprint""", key.params(docs=_doc_list(doc_ids)))
+
+
+def prompt_ends_of(path: Path, key: ItemsKey, chars: int = 100) -> pd.DataFrame:
+    """As prompt_ends(), from the documents the key's own samples were scored on (documents_of)."""
+    if not path.exists():
+        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    with connect(path, read_only=True) as con:
+        if not has_table(con, "documents"):
+            return pd.DataFrame(columns=["doc_id", "prompt_end"])
+    return _read(path, f"""
+        WITH {_CHOSEN},
+        scored AS (SELECT DISTINCT doc_id, fingerprint FROM samples
+                   WHERE model = $model AND task = $task AND shots = $shots
+                     AND run_id IN (SELECT run_id FROM chosen))
+        SELECT d.doc_id, right(any_value(d.prompt), $chars) AS prompt_end
+        FROM documents d SEMI JOIN scored s
+             ON d.doc_id = s.doc_id AND (s.fingerprint IS NULL OR d.fingerprint = s.fingerprint)
+        WHERE d.task = $task AND d.shots = $shots
+        GROUP BY d.doc_id ORDER BY d.doc_id""", key.params(chars=chars))
 
 
 def prompt_ends(path: Path, task: str, shots: int, chars: int = 100) -> pd.DataFrame:

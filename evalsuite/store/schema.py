@@ -26,7 +26,28 @@ SQL_TYPES = {str: "VARCHAR", int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", d
 MIGRATIONS = """
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_commit VARCHAR;
 ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS note VARCHAR;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
 """
+# A store made before samples carried their document's fingerprint: each sample points at the
+# one document stored for its (task, shots, doc_id); where several are (an import's other text),
+# which one it was scored on is not known, and it stays None (readers then show every one).
+BACKFILL_FINGERPRINTS = """
+UPDATE samples SET fingerprint = d.fingerprint
+FROM (SELECT task, shots, doc_id, any_value(fingerprint) AS fingerprint FROM documents
+      GROUP BY task, shots, doc_id HAVING count(*) = 1) d
+WHERE samples.fingerprint IS NULL AND samples.task = d.task AND samples.shots = d.shots
+  AND samples.doc_id = d.doc_id
+"""
+
+
+def migrate(con, tables: set[str]) -> None:
+    """Bring an older store's tables up to the records' columns (once: a later init finds them)."""
+    backfill = "samples" in tables and "documents" in tables and not con.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_name = 'samples' AND column_name = 'fingerprint'"
+    ).fetchall()
+    con.execute(MIGRATIONS)
+    if backfill:
+        con.execute(BACKFILL_FINGERPRINTS).fetchall()
 
 
 def _base(hint) -> tuple[object, bool]:

@@ -1,0 +1,106 @@
+"""Documents are identified by their content fingerprint as well as their doc_id: each sample
+points at the document it was scored on, so an imported file's text for the same doc_id never
+replaces a sweep's in the Items view; stores made before samples carried it are backfilled where
+the document is unambiguous. (Issue 20, item 5.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from evalsuite import store
+from evalsuite.io.importer import import_paths
+from evalsuite.lmeval.results import doc_hash
+from evalsuite.store import items
+from evalsuite.store.items import ItemsKey
+
+from factory import documents, job, outcomes
+
+DATE = "2024-05-01T00-00-00.000000"
+SWEPT = ItemsKey("pythia-70m", "piqa")
+OTHER = ItemsKey("pythia-160m", "piqa", source="other-lab")
+
+
+def _sweep(db: Path, docs: int = 3) -> list:
+    """A sweep's store: its documents, and two checkpoints' samples pointing at them."""
+    stored = documents("piqa", docs)
+    store.write_documents(db, stored)
+    for step in (1000, 2000):
+        samples = outcomes("pythia-70m", step, "piqa", [step == 2000] * docs)
+        for sample, doc in zip(samples, stored):
+            sample.fingerprint = doc.fingerprint
+        store.write_job(db, job("pythia-70m", step, [("piqa", "acc", 0.5, 0.01)], samples=samples))
+    return stored
+
+
+def _other_lab(folder: Path, docs: int = 3) -> Path:
+    """lm-eval 0.4 output of another model whose piqa documents 0.. are other text (another data
+    version, or a hostile file), right answer the second choice."""
+    results = {"results": {"piqa": {"alias": "piqa", "acc,none": 1.0, "acc_stderr,none": 0.0}},
+               "n-shot": {"piqa": 0}, "config": {"model": "hf", "model_args": "pretrained=EleutherAI/pythia-160m,"
+                                                 "revision=step1000"}}
+    folder.mkdir()
+    (folder / f"results_{DATE}.json").write_text(json.dumps(results))
+    lines = []
+    for d in range(docs):
+        prompt = f"IMPOSTOR {d}: which is right?\nAnswer:"
+        lines.append({"doc_id": d, "doc": {"goal": f"impostor {d}", "sol1": "x", "sol2": "y", "label": 1},
+                      "target": "1", "arguments": {"gen_args_0": {"arg_0": prompt, "arg_1": " x"},
+                                                   "gen_args_1": {"arg_0": prompt, "arg_1": " y"}},
+                      "filtered_resps": [["-3.0", "False"], ["-1.0", "True"]], "acc": 1.0})
+    (folder / f"samples_piqa_{DATE}.jsonl").write_text("\n".join(map(json.dumps, lines)))
+    return folder
+
+
+def test_an_imported_text_never_replaces_the_sweep_s_own(tmp_path):
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    swept = _sweep(db)
+    report = import_paths([_other_lab(tmp_path / "in")], db, source="other-lab", seed=False)
+    assert report.skipped == [] and report.samples == 3
+    mine = items.documents_of(db, SWEPT, [0, 1, 2])
+    assert list(mine.prompt) == [d.prompt for d in swept] and list(mine.target) == [0, 0, 0]
+    theirs = items.documents_of(db, OTHER, [0])
+    assert list(theirs.prompt) == ["IMPOSTOR 0: which is right?\nAnswer:"] and list(theirs.target) == [1]
+    ends = items.prompt_ends_of(db, SWEPT)
+    assert list(ends.prompt_end) == [d.prompt for d in swept]
+    # the right answer each sample is judged by is its own document's, whoever imported first
+    history = items.item_history(db, SWEPT, 0)
+    assert list(history.target) == [0, 0]
+    assert list(items.item_history(db, OTHER, 0).target) == [1]
+
+
+def test_imported_samples_point_at_their_documents(tmp_path):
+    db = tmp_path / "store.duckdb"
+    import_paths([_other_lab(tmp_path / "in")], db, source="other-lab", seed=False)
+    rows = store.read_df(db, "SELECT s.doc_id, s.fingerprint, d.prompt FROM samples s "
+                             "JOIN documents d USING (task, shots, doc_id, fingerprint) ORDER BY doc_id")
+    assert list(rows.doc_id) == [0, 1, 2]
+    expected = doc_hash({"goal": "impostor 0", "sol1": "x", "sol2": "y", "label": 1})
+    assert rows.fingerprint[0] == expected
+
+
+def test_an_older_store_is_backfilled_where_the_document_is_unambiguous(tmp_path):
+    """A store made before samples carried a fingerprint: each sample gets the one document of
+    its doc_id; where an import stored a second text for it, which one was scored is unknown,
+    and the Items view shows both rather than guess."""
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    swept = _sweep(db)
+    impostor = documents("piqa", 1)[0]
+    impostor.fingerprint, impostor.prompt = "f" * 64, "IMPOSTOR"
+    store.write_documents(db, [impostor])  # doc 0 now has two texts
+    with store.connect(db) as con:  # as the store was before: no fingerprint column
+        con.execute("ALTER TABLE samples DROP COLUMN fingerprint")
+    assert list(items.documents_of(db, SWEPT, [1]).prompt) == [swept[1].prompt]  # readable before init
+    store.init(db, seed=False)
+    backfilled = store.read_df(db, "SELECT doc_id, fingerprint FROM samples ORDER BY doc_id, step")
+    assert list(backfilled.fingerprint[2:]) == [swept[1].fingerprint] * 2 + [swept[2].fingerprint] * 2
+    assert backfilled.fingerprint[:2].isna().all()
+    assert sorted(items.documents_of(db, SWEPT, [0]).prompt) == sorted([swept[0].prompt, "IMPOSTOR"])
+    assert list(items.documents_of(db, SWEPT, [1]).prompt) == [swept[1].prompt]
+    store.init(db, seed=False)  # once: a later init changes nothing
+    assert store.read_df(db, "SELECT fingerprint FROM samples ORDER BY doc_id, step").fingerprint.isna().sum() == 2
+    assert isinstance(items.item_stats(db, SWEPT), pd.DataFrame)
