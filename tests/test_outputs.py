@@ -38,8 +38,10 @@ def with_samples(db, rows: int):
     """A store with `rows` samples over 7 models (the samples export reads a model and task at a time)."""
     store.init(db, seed=False)
     with store.transaction(db) as con:
-        con.execute(f"""INSERT INTO samples SELECT 'run' || (i % 7), 'model-' || (i % 7), i // 1000, 'piqa', 0, i,
-                        0, true, NULL, [-1.5, -2.5], [true, false] FROM range({rows}) t(i)""")
+        con.execute(f"""INSERT INTO samples (run_id, model, step, task, shots, doc_id, target, correct,
+                        correct_norm, loglikelihoods, is_greedy)
+                        SELECT 'run' || (i % 7), 'model-' || (i % 7), i // 1000, 'piqa', 0, i,
+                               0, true, NULL, [-1.5, -2.5], [true, false] FROM range({rows}) t(i)""")
     return db
 
 
