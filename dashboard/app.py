@@ -2,7 +2,7 @@
 the project root (where .streamlit/config.toml keeps it on 127.0.0.1, this machine only).
 
 Reads the DuckDB store named by $EVALSUITE_DB (default results/evalsuite.duckdb) read-only, so it
-can stay open while a sweep writes to the same file. The sidebar picks one of five views; every
+can stay open while a sweep writes to the same file. The sidebar picks one of six views; every
 picker's value is mirrored in the URL, so a link reopens the same view.
 """
 
@@ -15,11 +15,12 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard.text import code
-from dashboard.views import compare, items, runs, scaling, training
+from dashboard.views import compare, items, runs, scaling, signal, training
 from evalsuite import store
 
 VIEWS = {"training": ("Training curves", training), "scaling": ("Scaling curves", scaling),
-         "compare": ("Local vs published", compare), "items": ("Items", items), "runs": ("Runs", runs)}
+         "compare": ("Local vs published", compare), "items": ("Items", items),
+         "signal": ("Signal and noise", signal), "runs": ("Runs", runs)}
 DEFAULT_VIEW = "training"  # served at "/"
 
 

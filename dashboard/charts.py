@@ -1,5 +1,5 @@
-"""The dashboard's Altair charts: training curves, scaling curves, local-vs-published, coverage,
-and the Items view's (documents x checkpoints, learning times, flips, one document's choices).
+"""The dashboard's Altair charts: training curves, scaling curves, local-vs-published, coverage
+(the Items view's are in item_charts.py).
 
 Each builder takes the already-picked rows (one per model x step x source) and returns a chart;
 none of them reads the store. Step 0 is a real checkpoint (the untrained model), so the log step
@@ -8,6 +8,8 @@ so rather than silently shifting steps by one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import altair as alt
 import pandas as pd
@@ -76,9 +78,11 @@ def _size_order(rows: pd.DataFrame) -> list[str]:
 
 def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log",
              bands: bool = True, log_y: bool = False, title: str = "",
-             reference: pd.DataFrame | None = None) -> AnyChart:
+             reference: pd.DataFrame | None = None,
+             extra: Callable[[alt.X], list] | None = None) -> AnyChart:
     """Metric vs step (or tokens), one line per model and source; stderr as a shaded band;
-    `reference`: released models (no steps), each a labelled horizontal line."""
+    `reference`: released models (no steps), each a labelled horizontal line; `extra`: more
+    layers (stat_charts.py's), built on this chart's x encoding."""
     data = _with_bounds(chart_frame(rows), log_y)
     xenc = _x_encoding(x, scale, data)
     # symbolOpacity: the legend would otherwise borrow the faint stderr band's opacity
@@ -102,6 +106,7 @@ def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log
         layers.insert(0, band)
     if reference is not None and not reference.empty:
         layers += _reference_lines(chart_frame(reference), metric, log_y)
+    layers += extra(xenc) if extra else []
     return alt.layer(*layers).properties(title=title, height=HEIGHT + 140).interactive()
 
 
@@ -117,8 +122,9 @@ def _reference_lines(rows: pd.DataFrame, metric: str, log_y: bool) -> list[alt.C
 
 
 def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = False,
-            compact: bool = False) -> AnyChart:
-    """Metric vs parameter count (log), one line per family, stderr as error bars."""
+            compact: bool = False, extra: Callable[[alt.X], list] | None = None) -> AnyChart:
+    """Metric vs parameter count (log), one line per family, stderr as error bars; `extra`: more
+    layers (a fit: stat_charts.fit_layers) on this chart's x encoding."""
     data = _with_bounds(chart_frame(rows), log_y)
     data["family_source"] = [f if s == "published" else f"{f} ({s})"
                              for f, s in zip(data["family"], data["source"])]
@@ -142,7 +148,8 @@ def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = Fals
         shape="diamond", size=110, filled=True, stroke="black", strokeWidth=0.8).encode(
         xenc, yenc, color, tooltip=tooltip)
     height = 340 if compact else HEIGHT
-    return alt.layer(bars, lines, points, own).properties(title=title, height=height)
+    more = extra(xenc) if extra else []
+    return alt.layer(*more, bars, lines, points, own).properties(title=title, height=height)
 
 
 def _extra(i: int) -> str:
@@ -185,103 +192,3 @@ def coverage(cells: pd.DataFrame) -> alt.Chart:
 
 def _step_key(label: str) -> float:
     return float("inf") if label == "final" else float(label)
-
-
-# --- Items: per-document training dynamics ---
-
-RIGHT_WRONG = alt.Scale(domain=["right", "wrong"], range=["#3b75af", "#f2b880"])
-
-
-def _outcome(correct: pd.Series) -> pd.Series:
-    return correct.map({True: "right", False: "wrong"})
-
-
-def _step_axis(steps: list[int], title: str = "checkpoint (training step)") -> alt.X:
-    """Evaluated steps side by side (ordinal: each checkpoint one column), about 12 labelled."""
-    every = max(1, len(steps) // 12)
-    shown = [str(s) for s in steps[::every]]
-    return alt.X("step_label:O", title=title, sort=[str(s) for s in steps],
-                 axis=alt.Axis(values=shown, labelAngle=-45, labelExpr=_STEPS_LABEL.replace("datum.value",
-                                                                                          "toNumber(datum.value)")))
-
-
-def item_heatmap(cells: pd.DataFrame, order: list[int], steps: list[int]) -> alt.Chart:
-    """Documents (rows, in `order`) x checkpoints (columns): right or wrong at each."""
-    data = cells.assign(step_label=cells["step"].astype(int).astype(str), outcome=_outcome(cells["correct"]))
-    labels = len(order) <= 60
-    return alt.Chart(data).mark_rect().encode(
-        _step_axis(steps),
-        alt.Y("doc_id:O", title=f"{len(order)} documents, by learned_at", sort=order,
-              axis=alt.Axis(labels=labels, ticks=labels)),
-        alt.Color("outcome:N", title=None, scale=RIGHT_WRONG),
-        tooltip=["doc_id", "step", "outcome"],
-    ).properties(height=max(240, min(720, 3 * len(order))))
-
-
-def learned_histogram(learned_at: pd.Series, steps: list[int]) -> alt.Chart:
-    """How many documents were learned (for good) at each checkpoint; those never learned are
-    counted in the title (a bar for them would dwarf the others)."""
-    learned = learned_at.dropna().astype(int)
-    counts = learned.value_counts().rename_axis("step").reset_index(name="documents")
-    counts["step_label"] = counts["step"].astype(str)
-    never = int(learned_at.isna().sum())
-    return alt.Chart(counts).mark_bar(color="#3b75af").encode(
-        _step_axis(steps, "learned at: the first checkpoint right at every later one"),
-        alt.Y("documents:Q", title="documents"), tooltip=[alt.Tooltip("step:Q", title="learned at"), "documents"],
-    ).properties(height=240, title=f"When documents were learned ({never:,} not learned)")
-
-
-def flips_histogram(flips: pd.Series) -> alt.Chart:
-    """How many documents changed between right and wrong how many times (0 included)."""
-    top = int(flips.max()) if len(flips) else 0
-    per_count = flips.value_counts().reindex(range(top + 1), fill_value=0)
-    counts = per_count.rename_axis("flips").reset_index(name="documents")
-    every = max(1, (top + 1) // 15)
-    return alt.Chart(counts).mark_bar(color="#3b75af").encode(
-        alt.X("flips:O", title="flips: changes between right and wrong",
-              axis=alt.Axis(values=list(range(0, top + 1, every)), labelAngle=0)),
-        alt.Y("documents:Q", title="documents"), tooltip=["flips", "documents"],
-    ).properties(height=240, title="How often documents flipped")
-
-
-def choice_curves(history: pd.DataFrame, labels: list[str], target: int | None, steps: list[int]) -> AnyChart:
-    """Each choice's loglikelihood at each checkpoint (the heat map's columns); the right one thick."""
-    rows = [{"step_label": str(int(step)), "step": int(step), "choice": labels[i], "loglikelihood": ll,
-             "right": i == target}
-            for step, lls in zip(history["step"], history["loglikelihoods"]) for i, ll in enumerate(lls)
-            if i < len(labels)]
-    base = alt.Chart(pd.DataFrame(rows)).encode(
-        _step_axis(steps), alt.Y("loglikelihood:Q", title="loglikelihood", scale=alt.Scale(zero=False)),
-        alt.Color("choice:N", title="choice", sort=labels))
-    lines = base.mark_line().encode(alt.StrokeWidth("right:N", legend=None,
-                                                    scale=alt.Scale(domain=[True, False], range=[3, 1.2])))
-    points = base.mark_point(filled=True, size=18).encode(
-        tooltip=["step", "choice", "right", alt.Tooltip("loglikelihood:Q", format=".3f")])
-    return alt.layer(lines, points).properties(height=260, title="Each choice's loglikelihood")
-
-
-def outcome_strip(history: pd.DataFrame, steps: list[int]) -> AnyChart:
-    """The document's margin at each checkpoint (right choice minus the best wrong one), coloured
-    by whether the model was right; a strip of right/wrong where there is no margin (LAMBADA)."""
-    data = history.assign(step_label=history["step"].astype(int).astype(str), outcome=_outcome(history["correct"]))
-    color = alt.Color("outcome:N", title=None, scale=RIGHT_WRONG)
-    if data["margin"].notna().any():
-        bars = alt.Chart(data).mark_bar().encode(
-            _step_axis(steps), alt.Y("margin:Q", title="margin"), color,
-            tooltip=["step", "outcome", alt.Tooltip("margin:Q", format=".3f")])
-        rule = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="black").encode(y="y:Q")
-        return alt.layer(bars, rule).properties(height=180, title="Margin: right choice minus the best wrong one")
-    return alt.Chart(data).mark_rect().encode(
-        _step_axis(steps), alt.Y("outcome:N", title=None, sort=["right", "wrong"]), color,
-        tooltip=["step", "outcome"]).properties(height=alt.Step(26), title="Right or wrong at each checkpoint")
-
-
-def by_scale(rows: pd.DataFrame) -> alt.Chart:
-    """Right or wrong at each model's last checkpoint: model size (columns) x training data (rows)."""
-    data = rows.assign(outcome=_outcome(rows["correct"]))
-    return alt.Chart(data).mark_rect(stroke="white", strokeWidth=2).encode(
-        alt.X("size:N", title="model size", sort=_size_order(data), axis=alt.Axis(labelAngle=0)),
-        alt.Y("variant:N", title=None, sort=["standard", "deduped"]),
-        alt.Color("outcome:N", title=None, scale=RIGHT_WRONG, legend=alt.Legend(orient="top")),
-        tooltip=["model", "step", "outcome", alt.Tooltip("margin:Q", format=".3f")],
-    ).properties(height=alt.Step(26), width=alt.Step(42))

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import state
 from dashboard.data import FAMILY_NAMES, OTHER, options
 from evalsuite.catalog.tasks import load_tasks
+from evalsuite.store.metrics import DERIVED
 
 TASK_ORDER = list(load_tasks().tasks)  # tasks.yaml's order
 CARD_TASKS = TASK_ORDER  # the five evaluation plots of the Pythia model card
@@ -20,14 +21,21 @@ def ordered(values: list, order: list) -> list:
     return [v for v in order if v in values] + sorted(v for v in values if v not in order)
 
 
-def task_metric_shots(scores: pd.DataFrame, cols=None) -> tuple[str, str, int]:
-    """Task, then a metric that task has, then a shot count stored for both."""
+def task_metric_shots(scores: pd.DataFrame, cols=None, derived_tasks=()) -> tuple[str, str, int]:
+    """Task, then a metric that task has, then a shot count stored for both. On the tasks in
+    `derived_tasks` (those with per-document samples) also p_correct and bpb, computed from the
+    samples, at acc's shot counts."""
     cols = cols or st.columns(3)
     tasks = ordered(options(scores, "task"), TASK_ORDER)
     task = state.choice(cols[0].selectbox, "Task", "task", tasks, tasks[0] if tasks else None)
     metrics = ordered(options(scores, "metric", task=task), METRIC_ORDER)
-    metric = state.choice(cols[1].selectbox, "Metric", "metric", metrics, "acc")
-    shots = [int(s) for s in options(scores[scores.task == task], "shots", metric=metric)]
+    metrics += list(DERIVED) if task in derived_tasks else []
+    metric = state.choice(cols[1].selectbox, "Metric", "metric", metrics, "acc",
+                          help="p_correct: the probability of the right choice among the choices; bpb: bits per "
+                          "byte of the right continuation; both from the stored loglikelihoods (documents with "
+                          "samples only).")
+    stored = "acc" if metric in DERIVED else metric
+    shots = [int(s) for s in options(scores[scores.task == task], "shots", metric=stored)]
     shot = state.choice(cols[2].selectbox, "Shots", "shots", shots, 0,
                         format_func=lambda s: f"{s}-shot")
     return task, metric, shot

@@ -56,21 +56,23 @@ def _prime(key: str, options: Sequence, default, multi: bool) -> None:
         st.session_state[key] = _start_value(key, options, default, multi)
 
 
-def _record(key: str, value, default) -> None:
+def _record(key: str, value, default, always: bool = False) -> None:
     st.session_state[f"_keep_{key}"] = value
-    # a value equal to its default stays out of the link, which keeps links short and readable
-    if value != default:
+    # a value equal to its default stays out of the link, which keeps links short and readable;
+    # `always`: a default that depends on the store's contents, so the link must say the value
+    if value != default or always:
         st.session_state.setdefault(_USED, []).append(key)
 
 
-def choice(widget: Callable, label: str, key: str, options: Sequence, default, **kwargs):
-    """A single-choice picker (selectbox, radio, segmented control) bound to URL key `key`."""
+def choice(widget: Callable, label: str, key: str, options: Sequence, default, always: bool = False, **kwargs):
+    """A single-choice picker (selectbox, radio, segmented control) bound to URL key `key`
+    (`always`: in the link even at its default)."""
     options = list(options)
     if default not in options and options:
         default = options[0]
     _prime(key, options, default, multi=False)
     value = widget(label, options, key=key, **kwargs)
-    _record(key, value, default)
+    _record(key, value, default, always)
     return value
 
 

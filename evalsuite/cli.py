@@ -14,7 +14,7 @@ import signal
 import sys
 
 from evalsuite import numbers
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, Stopped
 
 
 def cmd_run(args) -> None:
@@ -367,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     except EvalsuiteError as exc:
         print(f"evalsuite: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:  # SIGTERM or SIGHUP, where a command turns them into a clean stop
+        notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", []))
+        print(f"evalsuite: stopped by {exc.signal_name}; finished checkpoints are stored{notes}", file=sys.stderr)
+        return exc.status
     except KeyboardInterrupt as stop:
         print(_stopped(args, stop), file=sys.stderr)
         return 130

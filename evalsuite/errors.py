@@ -18,3 +18,12 @@ class CheckpointError(EvalsuiteError):
     """One checkpoint cannot be loaded (no such revision, corrupt or mismatched files): a sweep
     reports it by name and goes on with the others. Problems that every checkpoint would hit
     (an unreachable Hub, offline mode) stay plain EvalsuiteErrors and stop the sweep."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A sweep stopped by a signal (SIGTERM, SIGHUP): it ends as after a Ctrl-C, what it finished
+    stored, and the CLI exits with `status` (128 + the signal's number)."""
+
+    def __init__(self, signal_name: str, status: int):
+        super().__init__(signal_name)
+        self.signal_name, self.status = signal_name, status

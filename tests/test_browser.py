@@ -60,7 +60,8 @@ def _write(path: Path, model: str, step: int, rows, scale: float, shift_se: floa
 def _store(path: Path) -> Path:
     """A new (seeded) store plus local runs written by the sweep's writer: a pythia-demo curve and a
     pythia-70m final checkpoint half a stderr above the published one; the demo's sweep is still
-    running (4 of 6 checkpoints); and two sizes learning PIQA's documents over 30 checkpoints."""
+    running (4 of 6 checkpoints); two sizes learning PIQA's documents over 30 checkpoints, and a
+    third learning most of them at once (one significant change)."""
     store.init(path)
     now = store.utcnow()
     store.start_sweep(path, Sweep("browser-sweep", "pythia-demo", 6, started_at=now, updated_at=now, hostname="here"))
@@ -70,7 +71,11 @@ def _store(path: Path) -> Path:
     for model, seed in (("pythia-160m", 0), ("pythia-410m", 1)):  # per-document samples for Items
         for record in factory.learning(model, ITEM_STEPS, "piqa", docs=120, seed=seed):
             store.write_job(path, record)
-    store.write_documents(path, factory.documents("piqa", 120))
+    store.write_documents(path, factory.documents("piqa", 200))
+    for step in (0, 1000, 2000, 3000):  # pythia-1b learns 140 more of PIQA's documents at step 2000
+        correct = [d < (40 if step < 2000 else 180) for d in range(200)]
+        store.write_job(path, factory.job("pythia-1b", step, [("piqa", "acc", sum(correct) / 200, 0.03)], n=200,
+                                          samples=factory.outcomes("pythia-1b", step, "piqa", correct)))
     return path
 
 
@@ -158,7 +163,8 @@ def test_runs_and_comparison_views_render(server, browser):
     assert page.get_by_text("pythia-demo on here: 4 of 6 checkpoints stored").count() == 1
     page.close()
     page = _open(browser, server + "/?view=compare", 1, "compare")
-    assert page.locator("[data-testid='stDataFrame']").count() == 1
+    page.locator("[data-testid='stDataFrame']").nth(1).wait_for(timeout=60_000)  # then the paired comparison
+    assert page.locator("[data-testid='stDataFrame']").count() == 2
     assert page.locator("[data-testid='stException']").count() == 0
 
 
@@ -223,4 +229,32 @@ def test_items_view_renders_and_picking_a_row_shows_that_document(server, browse
     page.locator("[data-testid='stCode']", has_text=f"Question {doc} of piqa?").wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(SHOTS / "items_picked.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def _pixels(png: bytes, rgb: tuple[int, int, int]) -> int:
+    from PIL import Image
+
+    return sum(count for count, colour in Image.open(io.BytesIO(png)).convert("RGB").getcolors(1 << 20) or []
+               if colour == rgb)
+
+
+def test_statistics_render_in_a_browser(server, browser):
+    """Issue 18 in the real renderer: a training curve's significant change drawn as a green
+    triangle (and gone when no curve is picked), the Signal and noise table, the scaling fit's
+    backtest saying where the fit is poor."""
+    marked = _open(browser, server + "/?view=training&task=piqa&sig=pythia-1b|local", 1, "training_markers")
+    assert marked.get_by_text("1 of 3 changes between consecutive evaluated checkpoints are significant").count() == 1
+    green = (0x1A, 0x98, 0x50)  # stat_charts.SIGNIFICANT's "up"
+    assert _pixels(marked.locator("[data-testid='stVegaLiteChart']").first.screenshot(), green) > 20
+    plain = _open(browser, server + "/?view=training&task=piqa&sig=none", 1, "training_no_markers")
+    assert _pixels(plain.locator("[data-testid='stVegaLiteChart']").first.screenshot(), green) == 0
+    page = browser.new_page(viewport={"width": 1500, "height": 1200})  # a table, no chart
+    page.goto(server + "/?view=signal")
+    page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=120_000)
+    page.get_by_text("Most reliable signal").wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "signal.png"), full_page=True)
+    page = _open(browser, server + "/?view=scaling&task=arc_easy", 1, "scaling_fit")
+    page.get_by_text("Backtest").first.wait_for(timeout=60_000)
+    assert page.get_by_text("Poor fit").count() >= 1
     assert page.locator("[data-testid='stException']").count() == 0

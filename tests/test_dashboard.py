@@ -125,6 +125,7 @@ def test_scaling_default_is_the_model_card_figures(db, monkeypatch):
     at = _app(db, monkeypatch, view="scaling", task="piqa", step="0")
     _clean(at)
     (_, rows), = _charts(at)
+    rows = rows[rows["model"].notna()]  # not the scaling fit's band (tests/test_dashboard_stats.py)
     assert set(rows["step"]) == {0} and "pythia-demo" not in set(rows["model"])
     assert any("pythia-demo" in c.value for c in at.caption)  # no parameter count: a note says so
 
@@ -135,7 +136,8 @@ def test_local_vs_published_flags_what_is_off_by_more_than_a_stderr(db, monkeypa
     assert set(table.loc[table["flag"], "task"]) == FAR  # 3 se over; 0.2 se is within both stderrs
     at = _app(db, monkeypatch, view="compare")
     _clean(at)
-    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == len(table)
+    # the differences, then the paired comparison of two checkpoints (tests/test_dashboard_stats.py)
+    assert len(at.dataframe) == 2 and len(at.dataframe[0].value) == len(table)
     (_, shown), = _charts(at)
     assert set(shown.loc[shown["source"] == "local", "model"]) == {"pythia-70m"}
 
@@ -489,8 +491,11 @@ def test_items_view_shows_what_evalsuite_items_computes(learning_db, monkeypatch
     learned = table["learned_at"].dropna().tolist()
     assert learned == sorted(learned) and table["learned_at"].isna().tolist() == sorted(table["learned_at"].isna())
     heat, learned_bars, flips, scale, curves, margins = _charts(at)  # the page's order
-    cells = heat[1]
-    assert cells["doc_id"].nunique() == 60 and set(cells["step"]) == set(ITEM_STEPS)  # 60 < 200: all shown
+    runs = heat[1]  # runs of equal outcome (charts.heat_runs), each document's covering every checkpoint
+    assert runs["doc_id"].nunique() == 60 and (runs.groupby("doc_id")["checkpoints"].sum() == len(ITEM_STEPS)).all()
+    assert set(runs["from_step"]) | set(runs["to_step"]) <= set(ITEM_STEPS) and len(runs) < 60 * len(ITEM_STEPS)
+    per_doc = table.set_index("doc_id")["flips"]
+    assert (runs.groupby("doc_id").size() - 1).sort_index().tolist() == per_doc.sort_index().tolist()
     never = int(table["learned_at"].isna().sum())
     assert learned_bars[1]["documents"].sum() == 60 - never and f"({never:,} not learned" in learned_bars[0]["title"]
     assert flips[1]["documents"].sum() == 60

@@ -104,3 +104,29 @@ def test_an_older_store_is_backfilled_where_the_document_is_unambiguous(tmp_path
     store.init(db, seed=False)  # once: a later init changes nothing
     assert store.read_df(db, "SELECT fingerprint FROM samples ORDER BY doc_id, step").fingerprint.isna().sum() == 2
     assert isinstance(items.item_stats(db, SWEPT), pd.DataFrame)
+
+
+def test_the_items_view_shows_each_source_its_own_text(tmp_path, monkeypatch):
+    """The dashboard's Items view (text panel and document table) of the sweep shows the sweep's
+    documents, never the imported impostor's, and the other lab's view shows its own."""
+    from streamlit.testing.v1 import AppTest
+
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    _sweep(db)
+    import_paths([_other_lab(tmp_path / "in")], db, source="other-lab", seed=False)
+    monkeypatch.setenv("EVALSUITE_DB", str(db))
+
+    def page(key: ItemsKey) -> str:
+        at = AppTest.from_file(str(Path(__file__).parents[1] / "dashboard" / "app.py"), default_timeout=60)
+        for name, value in {"view": "items", "model": key.model, "task": key.task, "source": key.source,
+                            "doc": "0"}.items():
+            at.query_params[name] = value
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        texts = [el.value for kind in ("markdown", "caption", "code", "text") for el in at.get(kind)]
+        tables = [frame.value.to_string() for frame in at.get("dataframe")]
+        return "\n".join(map(str, texts + tables))
+
+    assert "IMPOSTOR" not in page(SWEPT)
+    assert "IMPOSTOR" in page(OTHER)

@@ -115,14 +115,14 @@ def _stored_once(db: Path, steps: list[int]) -> None:
     assert sorted(runs.step) == steps
 
 
-def _single_process(hf_home: Path, db: Path, steps: str) -> None:
+def _single_process(hf_home: Path, db: Path, steps: str, *more: str) -> None:
     """The plain CLI in one process with one torch thread (as each worker), checking it never
     imported ray."""
     code = ("import sys; from evalsuite.cli import main; status = main(sys.argv[1:]); "
             "print('ray imported:', 'ray' in sys.modules); sys.exit(status)")
     env = dict(cli_env(hf_home, db), OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, "-c", code, "run", *ARGS, "--tasks", "arc_easy,lambada_openai",
-                             "--steps", steps, "--device", "cpu", "--db", str(db)],
+                             "--steps", steps, "--device", "cpu", "--db", str(db), *more],
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ray imported: False" in result.stdout
@@ -223,3 +223,52 @@ def test_a_node_lost_mid_sweep(cluster, hf_home, checkpoints, tmp_path):
     workers = _workers(db)
     assert "lost" in set(workers.state)
     assert set(workers.loc[workers.done > 0, "node_id"]) - {victim.node_id}  # others finished it
+
+
+def test_a_worker_death_is_charged_to_the_checkpoint_whose_loading_kills_it(cluster, hf_home, checkpoints, tmp_path):
+    """One worker; loading step 2000 ends the worker's process (tests/ray_driver.py --kill-loading).
+    Its first worker holds steps 1000 and 2000 when it dies: neither is charged, each runs again
+    alone; then 2000 kills three workers of its own and is reported, while 1000 and 3000 are
+    stored. Ray's death paragraphs stay off stdout: one line of the sweep's per lost worker."""
+    root = tmp_path / "ckpts"
+    for step in (1000, 2000, 3000):
+        os.makedirs(root, exist_ok=True)
+        (root / f"step{step}").symlink_to(checkpoints / f"step{step}")
+    db = tmp_path / "s.duckdb"
+    status, out, err = _finish(_driver(cluster, hf_home, db, "--model-path", str(root), "--steps", "1000:3000",
+                                       "--workers", "1", "--kill-loading", "2000"))
+    assert status == 2, err[-3000:]
+    assert err.count("not evaluated: pythia-70m step 2000: its worker died 3 times") == 1, err[-3000:]
+    assert "not evaluated: pythia-70m step 1000" not in err
+    _stored_once(db, [1000, 3000])
+    lost = [line for line in out.splitlines() if line.startswith("lost Ray worker")]
+    assert lost[0].endswith("with pythia-70m step 1000 and pythia-70m step 2000 in flight: each runs again, alone")
+    assert [line.split(" while it ran ")[1] for line in lost[1:]] == [
+        f"pythia-70m step 2000 (death {n} of 3 for it{'; not run again' if n == 3 else ''})" for n in (1, 2, 3)]
+    assert out.strip().splitlines()[-1] == \
+        "on Ray: 5 worker(s) on 2 node(s); re-run after their worker was lost: pythia-70m steps 1000, 2000"
+    assert "A worker died" not in out and "(raylet)" not in out
+
+
+def test_a_model_with_its_own_tokenizer_stores_what_one_process_stores(cluster, hf_home, tmp_path):
+    """A Llama-shaped model whose tokenizer (Llama 2's kind: a prefix space, a BOS token) is saved
+    beside each checkpoint: the driver sends the tokenizer's files to the workers, which score
+    with it, as one process does."""
+    import tiny_models
+
+    root = tmp_path / "llama"
+    tok = tiny_models.tokenizer("llama", root / "step1")
+    for step in (1, 2):
+        model = tiny_models.build(tiny_models.SUPPORTED["LlamaForCausalLM"], tok, seed=step)
+        model.save_pretrained(root / f"step{step}")
+        tok.save_pretrained(root / f"step{step}")
+    own = ["--model", "tiny-llama", "--model-path", str(root)]
+    alone, spread = tmp_path / "alone.duckdb", tmp_path / "ray.duckdb"
+    _single_process(hf_home, alone, "1,2", *own)
+    status, out, err = _finish(_driver(cluster, hf_home, spread, "--tasks", "arc_easy,lambada_openai",
+                                       "--steps", "1,2", "--workers", "2", *own))
+    assert status == 0, err[-3000:]
+    (want_scores, want_samples), (scores, samples) = _rows(alone), _rows(spread)
+    assert len(scores) == 8 and scores.equals(want_scores)
+    assert [list(x) for x in samples.loglikelihoods] == [list(x) for x in want_samples.loglikelihoods]
+    assert set(store.read_df(spread, "SELECT model FROM scores WHERE source = 'local'").model) == {"tiny-llama"}

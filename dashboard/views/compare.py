@@ -1,5 +1,6 @@
 """Local vs published: the user's own evaluations beside EleutherAI's numbers for the same checkpoints,
-or beside another source's (results imported from another lab, for any model).
+or beside another source's (results imported from another lab, for any model); below it, the
+paired comparison of any two checkpoints (views/paired.py).
 
 A difference is flagged when it exceeds the combined standard error of the two numbers
 (sqrt(se_local^2 + se_published^2)). Two unbiased evaluations of the same checkpoint differ by
@@ -17,8 +18,10 @@ import streamlit as st
 from dashboard import charts, download, pickers, state
 from dashboard.data import PUBLISHED, pick, representative
 from dashboard.text import code, codes
+from dashboard.views import paired
 
 KEYS = ["model", "step", "task", "metric", "shots"]
+STYLED_ROWS = 500  # above this the flagged rows are not coloured (see _table)
 
 
 def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> pd.DataFrame:
@@ -38,6 +41,13 @@ def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> 
 
 
 def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
+    table = _sources(scores)
+    paired.render(scores, path)
+    return table
+
+
+def _sources(scores: pd.DataFrame) -> pd.DataFrame:
+    """Every score stored by one source beside another's: the overlay, the flagged table."""
     st.subheader("Local vs published")
     sources = sorted(set(scores["source"]) - {PUBLISHED})
     if not sources:
@@ -86,7 +96,10 @@ def _table(table: pd.DataFrame, mine: str, reference: str) -> None:
     st.markdown(f"**{len(table)}** scores stored by both; **{flagged}** differ by more than one "
                 "combined stderr (by chance alone about a third would).")
     shown = table.rename(columns=lambda c: c.replace("_local", f" ({mine})").replace("_published", f" ({reference})"))
-    st.dataframe(shown.style.apply(_highlight, axis=1), width="stretch", hide_index=True)
+    # pandas' Styler computes every cell's style in Python: for a full sweep's thousands of rows
+    # that took seconds of each opening; there the table is plain (flagged rows first, `flag` column)
+    body = shown.style.apply(_highlight, axis=1) if len(shown) <= STYLED_ROWS else shown
+    st.dataframe(body, width="stretch", hide_index=True)
 
 
 def _highlight(row: pd.Series) -> list[str]:

@@ -16,11 +16,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data, download, pickers, state
+from dashboard import data, download, item_charts, pickers, state
 from dashboard.text import code
 from evalsuite.store.items import ItemsKey
+from evalsuite.store.metrics import DERIVED
 from evalsuite.store.seed import shipped_run_ids
 
+NO_VALUE = "none"
+_SHOWN_TASK = "_items_task"  # the task this view last showed in this session
 HEAT_ROWS = 200  # documents in the heat map: 200 x 154 checkpoints is 30,800 cells
 SPREAD = "spread"
 HOW_TO_GET = (
@@ -48,7 +51,7 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     if rows.empty:
         st.info(NO_SAMPLES)
         return rows
-    key = _pick(rows)
+    key = _pick(path, rows)
     stats = data.item_query(path, "stats", key)
     if stats.empty:
         st.info(f"No per-document samples of {code(key.model)} on {code(key.task)} ({key.shots}-shot, "
@@ -59,21 +62,36 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     steps = _summary(path, key, table)
     _heat_map(path, key, table, steps)
     left, right = st.columns(2)
-    left.altair_chart(charts.learned_histogram(table["learned_at"], steps), width="stretch")
-    right.altair_chart(charts.flips_histogram(table["flips"]), width="stretch")
+    if table["learned_at"].notna().any():
+        left.altair_chart(item_charts.learned_histogram(table["learned_at"], steps), width="stretch")
+    else:
+        left.info(f"No document was learned: all {len(table):,} are wrong at the last checkpoint, so there is "
+                  "no learning time to draw.")
+    if table["flips"].gt(0).any():
+        right.altair_chart(item_charts.flips_histogram(table["flips"]), width="stretch")
+    else:
+        right.info(f"No document flipped: each of the {len(table):,} is right at every checkpoint or wrong "
+                   "at every one, so there is no spread of flips to draw.")
     doc_id = _document_table(path, key, table)
     _document(path, key, doc_id, table, steps)
     download.offer(table, f"items_{key.model}_{key.task}_{key.metric}_{key.shots}shot", "items")
     return table
 
 
-def _pick(rows: pd.DataFrame) -> ItemsKey:
-    cols = st.columns([3, 2, 1, 2, 2])
+def _pick(path: Path, rows: pd.DataFrame) -> ItemsKey:
+    cols = st.columns([3, 2, 1, 2, 2, 2])
     models = pickers.by_family(rows)
     model = state.choice(cols[0].selectbox, "Model", "model", models, models[0], format_func=pickers.model_label(rows))
     mine = rows[rows["model"] == model]
     tasks = pickers.ordered(sorted(set(mine["task"])), pickers.TASK_ORDER)
-    task = state.choice(cols[1].selectbox, "Task", "task", tasks, tasks[0])
+    # The view opens on the task with most flips, whatever task another view had picked; finding
+    # it costs a pass over the model's samples, so not where the link names the task or this view
+    # has shown one already; the task is always in the link, so a link reopens the same one.
+    if st.query_params.get("task") not in tasks and st.session_state.get(_SHOWN_TASK) not in tasks:
+        st.session_state["task"] = _most_flips(path, mine, tasks)
+    task = state.choice(cols[1].selectbox, "Task", "task", tasks, tasks[0], always=True,
+                        help="Opens on the task whose documents change most between checkpoints.")
+    st.session_state[_SHOWN_TASK] = task
     mine = mine[mine["task"] == task]
     shots = state.choice(cols[2].selectbox, "Shots", "shots", sorted(int(s) for s in set(mine["shots"])), 0,
                          format_func=lambda s: f"{s}-shot")
@@ -84,7 +102,24 @@ def _pick(rows: pd.DataFrame) -> ItemsKey:
     norm = has_norm and state.flag(cols[4].toggle, "acc_norm", "norm", False,
                                    help="Right by acc_norm (each choice's loglikelihood divided by its "
                                    "length) instead of acc.")
+    value = state.choice(cols[5].selectbox, "Continuous value", "value", [NO_VALUE, *DERIVED], NO_VALUE,
+                         help="p_correct (the right choice's probability among the choices) or bpb (bits per "
+                         "byte of the right continuation) at each document's last checkpoint, from the stored "
+                         "loglikelihoods; right and wrong stay acc's.")
+    if value != NO_VALUE:
+        return ItemsKey(model, task, shots, value, source)
     return ItemsKey(model, task, shots, "acc_norm" if norm else "acc", source)
+
+
+def _most_flips(path: Path, mine: pd.DataFrame, tasks: list[str]) -> str:
+    """The default task: the one where this model's documents flip most between checkpoints
+    (zero-shot, from the source the picker opens on), not the first in the list: a task where
+    nothing changes (every document wrong throughout) shows an empty story."""
+    sources = sorted(set(mine["source"]))
+    source = "local" if "local" in sources else sources[0]
+    flips = data.item_query(path, "flips_by_task", str(mine["model"].iloc[0]), 0, source)
+    flips = flips[flips["task"].isin(tasks) & (flips["flips"] > 0)]
+    return str(flips["task"].iloc[0]) if len(flips) else tasks[0]
 
 
 def _summary(path: Path, key: ItemsKey, table: pd.DataFrame) -> list[int]:
@@ -100,8 +135,10 @@ def _summary(path: Path, key: ItemsKey, table: pd.DataFrame) -> list[int]:
     tiles[3].metric("Learned, forgotten, learned again", f"{again.sum():,}",
                     help="Learned for good after at least two changes between right and wrong.")
     st.caption(f"{n:,} documents of {code(key.task)} x {len(steps)} checkpoints of {code(key.model)} "
-               f"(steps {steps[0]} to {steps[-1]}), source {code(key.source)}, right by {code(key.metric)}, "
-               f"{key.shots}-shot.")
+               f"(steps {steps[0]} to {steps[-1]}), source {code(key.source)}, right by "
+               f"{code('acc_norm' if key.metric == 'acc_norm' else 'acc')}, {key.shots}-shot"
+               + (f"; {code('final_' + key.metric)}: its value at each document's last checkpoint."
+                  if key.metric in DERIVED else "."))
     return steps
 
 
@@ -125,13 +162,13 @@ def _heat_map(path: Path, key: ItemsKey, table: pd.DataFrame, steps: list[int]) 
                                                 " in learning order"))
     doc_ids = _heat_docs(table, shown)
     cells = data.item_query(path, "cells", key, doc_ids)
-    st.altair_chart(charts.item_heatmap(cells, doc_ids, steps), width="stretch")
+    st.altair_chart(item_charts.item_heatmap(cells, doc_ids, steps), width="stretch")
 
 
 def _document_table(path: Path, key: ItemsKey, table: pd.DataFrame) -> int:
     """Every document, a row each; picking a row (or the selector below) shows that document."""
     st.markdown("**Documents** (pick a row, or a document below)")
-    ends = data.item_query(path, "prompt_ends", key.task, key.shots)
+    ends = data.item_query(path, "prompt_ends_of", key)
     shown = table.merge(ends, on="doc_id", how="left") if not ends.empty else table.assign(prompt_end=None)
     ids = table["doc_id"].astype(int).tolist()
     st.dataframe(shown, hide_index=True, width="stretch", height=280, key="items_table",
@@ -161,7 +198,7 @@ def _learned(learned_at) -> str:
 
 def _document(path: Path, key: ItemsKey, doc_id: int, table: pd.DataFrame, steps: list[int]) -> None:
     history = data.item_query(path, "history", key, doc_id)
-    stored = data.item_query(path, "documents", key.task, key.shots, [doc_id])
+    stored = data.item_query(path, "documents_of", key, [doc_id])
     row = table[table["doc_id"] == doc_id].iloc[0].to_dict()
     st.markdown(f"**Document {code(doc_id)}** of {code(key.task)}: {_learned(row['learned_at'])}, "
                 f"{int(row['flips'])} flips over {int(row['steps'])} checkpoints")
@@ -172,8 +209,8 @@ def _document(path: Path, key: ItemsKey, doc_id: int, table: pd.DataFrame, steps
         labels = _choices(stored, target, n)
         _by_scale(path, key, doc_id)
     with curves:
-        st.altair_chart(charts.choice_curves(history, labels, target, steps), width="stretch")
-        st.altair_chart(charts.outcome_strip(history, steps), width="stretch")
+        st.altair_chart(item_charts.choice_curves(history, labels, target, steps), width="stretch")
+        st.altair_chart(item_charts.outcome_strip(history, steps), width="stretch")
 
 
 def _target(history: pd.DataFrame) -> int | None:
@@ -217,4 +254,4 @@ def _by_scale(path: Path, key: ItemsKey, doc_id: int) -> None:
     rows = data.add_model_columns(rows.assign(step=rows["step"].astype("Int64")), data.load_models(path))
     right = int(rows["correct"].sum())
     st.markdown(f"**By scale**: right at their last checkpoint in {right} of {len(rows)} models")
-    st.altair_chart(charts.by_scale(rows), width="content")
+    st.altair_chart(item_charts.by_scale(rows), width="content")

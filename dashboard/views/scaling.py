@@ -8,18 +8,20 @@ numeric step is that step of the models that have it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, download, pickers, state
+from dashboard import charts, download, pickers, scaling_fit, stat_charts, state
 from dashboard.data import options, pick
 from dashboard.text import code, codes
 
 CARD = "model card: all five"
 FAMILIES = ["Pythia", "Pythia (deduped)", "PolyPythias", "OPT", "BLOOM"]
 FINAL = "final"
+NONE = "none"
 
 
 def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -41,7 +43,9 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     rows = pd.concat([_at_step(pick(scores, t, metric, shots), step) for t in shown], ignore_index=True) \
         if shown and metric is not None and shots is not None else scores.iloc[0:0]
     rows = rows[rows["family"].isin(families) | (rows["source"] != "published")]
-    _draw(rows, shown, metric, shots, step)
+    family = _fit_family(rows)
+    floors = {t: scaling_fit.floor(pick(scores, t, metric, shots), family) for t in shown} if family != NONE else {}
+    _draw(rows, shown, metric, shots, step, Fit(family, floors))
     download.offer(rows, f"scaling_{'card' if task == CARD else task}_{metric}_step{step}", "scaling")
     return rows
 
@@ -71,7 +75,33 @@ def _at_step(rows: pd.DataFrame, step: str) -> pd.DataFrame:
     return rows[rows["step"].isna() | (rows["step"] == last)]
 
 
-def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: str) -> None:
+@dataclass(frozen=True)
+class Fit:
+    family: str  # NONE: no fit
+    floors: dict[str, float]  # per task: the logistic's floor (the family's step-0 score)
+
+
+def _fit_family(rows: pd.DataFrame) -> str:
+    """Which family the scaling fit is drawn for (sidebar): Pythia by default."""
+    sized = rows[rows["params"].notna()]
+    counts = sized.groupby("family")["model"].nunique()
+    present = [f for f in counts.index if counts[f] >= scaling_fit.MIN_MODELS]
+    ordered = [f for f in FAMILIES if f in present] + sorted(set(present) - set(FAMILIES))
+    return state.choice(st.sidebar.selectbox, "Scaling fit for", "fit", [NONE, *ordered],
+                        "Pythia" if "Pythia" in ordered else NONE,
+                        help="A logistic (accuracies) or power law (losses) in log parameters, with a "
+                        "residual-bootstrap 95% band, drawn past the largest model.")
+
+
+def _chart(part: pd.DataFrame, metric: str, title: str, log_y: bool, compact: bool, fitting: Fit):
+    """The task's scaling chart, with the fit drawn on it where there is one; and the fit's points."""
+    points = scaling_fit.family_points(part, fitting.family) if fitting.family != NONE else part.iloc[0:0]
+    fitted = scaling_fit.curve(points, metric, fitting.floors.get(str(part["task"].iloc[0]), 0.0))
+    layers = (lambda xenc: stat_charts.fit_layers(fitted.band, xenc)) if fitted else None
+    return charts.scaling(part, metric, title, log_y, compact, layers), points, fitted
+
+
+def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: str, fitting: Fit) -> None:
     sized = rows[rows["params"].notna()]
     unsized = sorted(set(rows["model"]) - set(sized["model"]))
     if sized.empty:
@@ -85,8 +115,14 @@ def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: s
             continue
         compact = len(tasks) > 1
         title = f"{task} {metric}" if compact else f"{task} {metric}, {shots}-shot, step {_step_name(step)}"
-        chart = charts.scaling(part, metric, title, log_y, compact)
-        grid[i % len(grid)].altair_chart(chart, width="stretch")
+        chart, points, fitted = _chart(part, metric, title, log_y, compact, fitting)
+        if compact:
+            grid[i % len(grid)].altair_chart(chart, width="stretch")
+            continue
+        left, right = st.columns([3, 2])
+        left.altair_chart(chart, width="stretch")
+        with right:
+            _backtest(points, metric, fitting, task, fitted)
     if len(tasks) > 1:
         st.caption(f"{code(metric)}, {shots}-shot, at step {_step_name(step)}; bars: one stderr.")
     if step != FINAL:
@@ -98,3 +134,24 @@ def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: s
                    "checkpoint, trained on other data for other token counts.")
     if unsized:
         st.caption(f"Not drawn (parameter count unknown): {codes(unsized)}.")
+    if fitting.family != NONE and len(tasks) > 1:
+        st.caption(f"Dashed grey: the {code(fitting.family)} fit with its 95% bootstrap band, drawn past the largest "
+                   "model; pick one task for its backtest (fit on the models up to 2.8B, predict the larger).")
+
+
+def _backtest(points: pd.DataFrame, metric: str, fitting: Fit, task: str, fitted) -> None:
+    if fitting.family == NONE:
+        st.caption("Pick a family under Scaling fit (sidebar) for its fit and backtest.")
+        return
+    if fitted is None:
+        st.info(f"Too few {code(fitting.family)} models with a known size here to fit ({len(points)}; "
+                f"at least {scaling_fit.MIN_MODELS}).")
+        return
+    st.caption(f"Dashed grey: {fitted.form} fit of {code(fitting.family)} on {fitted.models} models, 95% "
+               "residual-bootstrap band, drawn past the largest model.")
+    rows = scaling_fit.backtest(points, metric, fitting.floors.get(task, 0.0))
+    if rows.empty:
+        st.info(f"No backtest: it needs at least {scaling_fit.MIN_MODELS} {code(fitting.family)} models up to "
+                "2.8B and one larger at this step.")
+        return
+    scaling_fit.show_backtest(rows, fitting.family)

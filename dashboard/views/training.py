@@ -8,9 +8,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, download, pickers, state
+from dashboard import charts, download, pickers, significance, state, stats_data
 from dashboard.data import PUBLISHED, pick
 from dashboard.text import code, codes
+from dashboard.views.items import candidates
+from evalsuite.store.metrics import DERIVED
 
 VARIANTS = {"both": "standard + deduped", "standard": "standard only", "deduped": "deduped only"}
 
@@ -23,8 +25,8 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
                 "to draw. Run `evalsuite run --model pythia-70m --steps published --limit 200`, or `evalsuite "
                 "run --model NAME --model-path DIR` for your own run's checkpoints.")
         return curves
-    task, metric, shots = pickers.task_metric_shots(curves)
-    rows = pick(curves, task, metric, shots)
+    task, metric, shots = pickers.task_metric_shots(curves, derived_tasks=_sampled_tasks(curves))
+    rows = _rows(path, curves, task, metric, shots)
     cols = st.columns([2, 2, 2, 1])
     x, scale = pickers.x_axis(cols)
     variant = state.choice(cols[2].radio, "Training data", "variant", list(VARIANTS), "both",
@@ -34,17 +36,37 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
         rows = rows[rows["variant"] == variant]
     rows = _model_filter(rows)
     if rows.empty:
-        st.info("Nothing stored for this selection. Pick another task, shot count or model.")
+        st.info("Nothing stored for this selection. Pick another task, shot count or model."
+                + (f" {metric} is computed from per-document samples, and none are stored for this task."
+                   if metric in DERIVED else ""))
         return rows
     x = _x_known(rows, x)
-    reference = _reference(scores, task, metric, shots)
+    reference = _reference(scores, task, metric, shots) if metric not in DERIVED else scores.iloc[0:0]
     log_y = metric == "perplexity"
-    title = f"{task} {metric}, {shots}-shot"
-    st.altair_chart(charts.training(rows, metric, x, scale, bands, log_y, title, reference), width="stretch")
+    picked = significance.controls(rows, metric)
+    title = f"{task} {metric}, {shots}-shot" + (f"; thick lines: smoothed over {picked.window} checkpoints"
+                                                if picked.window else "")
+    layers = significance.layers(path, rows, picked, task, metric, shots, x)
+    st.altair_chart(charts.training(rows, metric, x, scale, bands, log_y, title, reference, layers.draw),
+                    width="stretch")
+    significance.explain(layers)
     _notes(rows, log_y)
     download.offer(pd.concat([rows, reference], ignore_index=True), f"training_{task}_{metric}_{shots}shot",
                    "training")
     return rows
+
+
+def _sampled_tasks(curves: pd.DataFrame) -> set[str]:
+    """Tasks whose scores may come with per-document samples (not the shipped published ones)."""
+    return set(candidates(curves)["task"])
+
+
+def _rows(path: Path, curves: pd.DataFrame, task: str, metric: str, shots: int) -> pd.DataFrame:
+    """One row per checkpoint and source: the stored scores, or p_correct / bpb from the samples."""
+    if metric not in DERIVED:
+        return pick(curves, task, metric, shots)
+    rows = stats_data.derived_scores(path, metric, task, shots)
+    return rows.sort_values(["params", "model", "step"], na_position="last").reset_index(drop=True)
 
 
 def _model_filter(rows: pd.DataFrame) -> pd.DataFrame:

@@ -77,7 +77,10 @@ def _curve(db: Path, key: ItemsKey) -> _Curve:
 def intervals(db: Path, key: ItemsKey, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:
     """One row per evaluated step (INTERVAL_COLUMNS): value, its 95% interval, n (documents; the
     stored score's count where there are no samples), interval (`bootstrap` or `stderr`)."""
-    curve = _curve(db, key)
+    return _intervals(_curve(db, key), resamples, seed)
+
+
+def _intervals(curve: _Curve, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:
     low, high = mean_intervals(curve.matrix, resamples, seed)
     sampled, value, stderr = curve.n > 0, curve.value, curve.column("stderr")
     return pd.DataFrame({
@@ -93,7 +96,10 @@ def changes(db: Path, key: ItemsKey, correction: str = "holm", alpha: float = AL
     later against the earlier where both have samples, else the unpaired one from their stored
     scores; p_adjusted by `correction` over every pair of the curve; significant: p_adjusted <=
     alpha. (No interval: these are the markers of a curve; compare two checkpoints for one.)"""
-    curve = _curve(db, key)
+    return _changes(_curve(db, key), key, correction, alpha)
+
+
+def _changes(curve: _Curve, key: ItemsKey, correction: str = "holm", alpha: float = ALPHA) -> pd.DataFrame:
     if len(curve.steps) < 2:
         return pd.DataFrame(columns=CHANGE_COLUMNS)
     frame = paired_tests(curve.matrix[:-1], curve.matrix[1:], metric(key.metric).binary, resamples=0)
@@ -106,6 +112,18 @@ def changes(db: Path, key: ItemsKey, correction: str = "holm", alpha: float = AL
                          value=value[1:], p_adjusted=adjust(frame["p_value"], correction))
     frame["significant"] = frame["p_adjusted"] <= alpha
     return frame[CHANGE_COLUMNS]
+
+
+@dataclass(frozen=True)
+class CurveStats:
+    intervals: pd.DataFrame  # as intervals()
+    changes: pd.DataFrame  # as changes()
+
+
+def intervals_and_changes(db: Path, key: ItemsKey, correction: str = "holm", alpha: float = ALPHA) -> CurveStats:
+    """intervals() and changes() of one curve, its samples read once (the dashboard shows both)."""
+    curve = _curve(db, key)
+    return CurveStats(_intervals(curve), _changes(curve, key, correction, alpha))
 
 
 def smoothed(curve: pd.DataFrame, window: int = WINDOW) -> pd.DataFrame:

@@ -293,3 +293,22 @@ def _doc_list(doc_ids: list[int]) -> list[int]:
     if len(doc_ids) > MAX_DOCS_PER_QUERY:
         raise EvalsuiteError(f"{len(doc_ids)} documents asked at once; at most {MAX_DOCS_PER_QUERY}")
     return [int(d) for d in doc_ids]
+
+
+def flips_by_task(path: Path, model: str, shots: int, source: str) -> pd.DataFrame:
+    """task, docs, flips: for each task this model has samples of at this shot count from the
+    source, how many documents and how many changes between right and wrong (acc) between its
+    consecutive evaluated checkpoints, over all of them (the Items view opens on the most)."""
+    sql = f"""
+        WITH present AS (SELECT DISTINCT run_id, task FROM samples WHERE model = $model AND shots = $shots),
+        chosen AS (SELECT p.run_id, p.task FROM present p JOIN runs r USING (run_id)
+                   WHERE r.model = $model AND r.source = $source
+                   QUALIFY row_number() OVER (PARTITION BY r.step, p.task
+                                              ORDER BY {_RUN_ORDER.format(r="r.")}) = 1),
+        ordered AS (SELECT task, doc_id, correct AS ok,
+                           lag(correct) OVER (PARTITION BY task, doc_id ORDER BY step) AS before
+                    FROM samples SEMI JOIN chosen USING (run_id, task)
+                    WHERE model = $model AND shots = $shots AND correct IS NOT NULL)
+        SELECT task, count(DISTINCT doc_id) AS docs, count(*) FILTER (WHERE ok <> before) AS flips
+        FROM ordered GROUP BY task ORDER BY flips DESC, task"""
+    return _read(path, sql, {"model": model, "shots": shots, "source": source})

@@ -14,10 +14,12 @@ table and the dashboard's progress work as in a local sweep), and each worker's 
 the store's `workers` table for the dashboard's Runs view.
 
 Faults: a worker that dies (its process killed, its node lost) gives its jobs back to the queue
-for the other workers and a replacement started in its place; a job whose worker died
-cluster_pool.MAX_ATTEMPTS times is reported, not retried again. A checkpoint that cannot be loaded
+for the other workers and a replacement started in its place; the death is charged to the job
+it was running (cluster_pool.py says how), and a job charged MAX_ATTEMPTS times is reported, not
+retried again. A checkpoint that cannot be loaded
 (CheckpointError) is reported once, by name; any other error stops the sweep. A killed or
-interrupted driver: the same command resumes from the store.
+interrupted driver (Ctrl-C, SIGTERM, SIGHUP: cluster_stops.py): the same command resumes from
+the store.
 
 `--ray local` keeps Ray on this machine: every Ray process listens on 127.0.0.1 only, with a
 random token (Ray's token authentication), no dashboard or job server, in a private temp dir,
@@ -29,12 +31,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import secrets
 import socket
 import sys
 import tempfile
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +44,9 @@ from evalsuite import store
 from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.lmeval import demo
 from evalsuite.sweep import packing, reaper
+from evalsuite.sweep.cluster_head import ADDRESS, check_head
 from evalsuite.sweep.cluster_pool import WORKER_CPUS, Pool, Shared
+from evalsuite.sweep.cluster_stops import ray_errors_on_stderr, stopped_by_signals
 from evalsuite.sweep.committer import Committer
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.job import git_commit
@@ -53,9 +55,6 @@ from evalsuite.sweep.plan import Job
 
 if TYPE_CHECKING:
     from evalsuite.sweep.cluster_worker import WorkerSetup
-
-ADDRESS = re.compile(r"^(local|auto|[A-Za-z0-9.\-]+:\d{1,5})$")
-
 
 @dataclass(frozen=True)
 class RayOptions:
@@ -121,22 +120,23 @@ def connected(opts: RayOptions, device: str | None):
     if local:
         folder = Path(tempfile.mkdtemp(prefix="esray-"))  # short: Ray's socket paths must fit 107 bytes
         (folder / "workers").mkdir()
-        marker = uuid.uuid4().hex
-        guard = reaper.start(marker, folder)
-        os.environ.update({reaper.MARKER_VAR: marker, **_LOCAL_ENV, "RAY_AUTH_TOKEN": _LOCAL_TOKEN})
+        guard = reaper.start(folder)
+        os.environ.update({**_LOCAL_ENV, "RAY_AUTH_TOKEN": _LOCAL_TOKEN})
     else:
-        _check_reachable(opts.address)
+        check_head(opts.address)
     import ray
 
     try:
-        if local:
-            _check_loopback()
-            ray.init(address="local",  # a new instance, whatever RAY_ADDRESS says
-                     num_gpus=0 if device == "cpu" else None, include_dashboard=False,
-                     _temp_dir=str(folder), logging_level=logging.WARNING)
-        else:
-            _join(ray, opts.address)
-        yield ray, folder / "workers" if local else None
+        with ray_errors_on_stderr():
+            if local:
+                _check_loopback()
+                ray.init(address="local",  # a new instance, whatever RAY_ADDRESS says
+                         num_gpus=0 if device == "cpu" else None, include_dashboard=False,
+                         _temp_dir=str(folder), logging_level=logging.WARNING, log_to_driver=False)
+            else:
+                _join(ray, opts.address)
+            with stopped_by_signals():
+                yield ray, folder / "workers" if local else None
     finally:
         ray.shutdown()
         if local:
@@ -155,7 +155,7 @@ _LOCAL_ENV = {
 
 def _join(ray, address: str) -> None:
     try:
-        ray.init(address=address, logging_level=logging.WARNING)
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except Exception as exc:  # no cluster there, another Ray version, a wrong token, ...
         reason = first_line(exc)[:300] or "unknown error"
         raise EvalsuiteError(f"cannot join the Ray cluster at {address}: {reason}") from None
@@ -168,18 +168,6 @@ def _check_loopback() -> None:
     if getattr(ray_constants, "ENABLE_RAY_CLUSTER", False):
         raise EvalsuiteError("--ray local: Ray was already imported in this process without "
                              "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, so it would listen on every interface")
-
-
-def _check_reachable(address: str) -> None:
-    """A wrong HOST:PORT fails in seconds, not after Ray's minutes of retries."""
-    if address == "auto":
-        return  # Ray finds the local node's head itself, or says it found none, at once
-    host, port = address.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=10).close()
-    except OSError as exc:
-        raise EvalsuiteError(f"--ray {address}: nothing answers there ({exc.strerror or exc}); start the "
-                             "head with `ray start --head` and pass the address it prints") from None
 
 
 def _placement(ray, cfg: RunConfig, opts: RayOptions, say: Callable[[str], None]) -> tuple[str, str, float | None]:
@@ -235,4 +223,11 @@ def _run_phases(ray, cfg: RunConfig, jobs: list[Job], opts: RayOptions, gpu_gib:
 
 
 def _steps(pairs: list[tuple[str, int | None]]) -> str:
-    return ", ".join(f"{model} step {step}" for model, step in pairs)
+    """Each model once, its steps each once: "pythia-70m steps 1000, 2000"."""
+    steps: dict[str, list[int | None]] = {}
+    for model, step in pairs:
+        if step not in steps.setdefault(model, []):
+            steps[model].append(step)
+    return "; ".join(f"{model} step {got[0]}" if len(got) == 1 else
+                     f"{model} steps {', '.join(map(str, sorted(got, key=lambda s: (s is None, s or 0))))}"
+                     for model, got in steps.items())

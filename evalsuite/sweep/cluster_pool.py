@@ -2,8 +2,11 @@
 
 Each worker keeps IN_FLIGHT jobs (one scored, the next loading); a finished job's record goes to
 the sweep's Committer (the store's one writer), a CheckpointError is reported once, and a worker
-that dies gives its jobs back to the front of the queue while a replacement starts in its place
-(a job whose worker died MAX_ATTEMPTS times is reported instead). Every worker's state goes into
+that dies gives its jobs back to the front of the queue while a replacement starts in its place.
+A death is charged to the job the worker was running (a job charged MAX_ATTEMPTS times is
+reported instead): with two in flight it is not known which, so neither is charged and each runs
+alone from then on; a healthy checkpoint that shared a worker with one whose loading kills it is
+evaluated (issue 20). Every worker's state goes into
 the store's `workers` table through the Committer's thread.
 """
 
@@ -78,7 +81,9 @@ class Pool:
         self.size = _worker_count(self.ray, phase, len(jobs), shared.opts)
         self.waiting: dict[Any, tuple[_Worker, Job | None]] = {}  # result ref -> worker, job (None: its info)
         self.workers: list[_Worker] = []
-        self.deaths: Counter = Counter()
+        self.deaths: Counter = Counter()  # per job: deaths of its worker while it ran alone
+        # jobs in flight at a death beside another: each runs alone from then on
+        self.alone: set[tuple[str, int | None]] = set()
 
     def run(self) -> None:
         try:
@@ -126,6 +131,8 @@ class Pool:
     def _feed(self, worker: _Worker) -> None:
         """Keep IN_FLIGHT jobs on the worker; its state names the job it scores now."""
         while len(worker.jobs) < IN_FLIGHT and self.queue:
+            if worker.jobs and (_key(self.queue[0]) in self.alone or _key(worker.jobs[0]) in self.alone):
+                break  # a suspect runs alone; the next one waits for it, not beside it
             job = self.queue.popleft()
             self.waiting[worker.handle.evaluate.remote(job, worker.tickets)] = (worker, job)
             worker.tickets += 1
@@ -160,25 +167,51 @@ class Pool:
         return replace(record, documents=[])
 
     def _lost(self, worker: _Worker, exc) -> None:
-        """A dead worker's jobs go back to the front of the queue; a replacement takes its place."""
+        """A dead worker's jobs go back to the front of the queue; a replacement takes its place.
+        The death is charged to the job it was running: with one job in flight, that one; with
+        two, neither (one of them killed it, or neither did), and each runs alone from then on, so
+        that its next death, if any, is its own."""
         if exc.actor_init_failed:  # it could not even start: every replacement would fail alike
             raise EvalsuiteError(f"a Ray worker could not start: {_last_line(str(exc))}") from None
         self.ray.kill(worker.handle)  # an unreachable one may still be running: no second result
         self.waiting = {r: (w, j) for r, (w, j) in self.waiting.items() if w is not worker}
+        charged = worker.jobs[0] if len(worker.jobs) == 1 else None
         for job in reversed(worker.jobs):
-            self.deaths[(job.model, job.step)] += 1
-            self.report.requeued.append((job.model, job.step))
-            if self.deaths[(job.model, job.step)] >= MAX_ATTEMPTS:
-                self.report.failed.append(Failure(job.model, job.step, f"its worker died {MAX_ATTEMPTS} times"))
-                self.shared.bar.update()
-            else:
-                self.queue.appendleft(job)
+            if _key(job) not in self.report.requeued:
+                self.report.requeued.append(_key(job))
+            if charged is None:
+                self.alone.add(_key(job))
+            elif self._charge(job):
+                continue
+            self.queue.appendleft(job)
+        self.shared.say(self._loss_line(worker, charged))
         worker.jobs = []
         worker.state = replace(worker.state, state="lost", model=None, step=None)
         self._note(worker)
         self.workers.remove(worker)
         if self.queue:
             self._start()
+
+    def _charge(self, job: Job) -> bool:
+        """One more death of `job`'s worker while it ran alone; True: the last one allowed."""
+        self.deaths[_key(job)] += 1
+        if self.deaths[_key(job)] < MAX_ATTEMPTS:
+            return False
+        self.report.failed.append(Failure(job.model, job.step, f"its worker died {MAX_ATTEMPTS} times "
+                                                               "while it loaded or scored this checkpoint"))
+        self.shared.bar.update()
+        return True
+
+    def _loss_line(self, worker: _Worker, charged: Job | None) -> str:
+        lost = f"lost Ray worker {worker.state.worker} on {worker.state.node or 'its node'}"
+        if charged is not None:
+            deaths = self.deaths[_key(charged)]
+            given_up = "; not run again" if deaths >= MAX_ATTEMPTS else ""
+            return (f"{lost} while it ran {charged.model} step {charged.step} "
+                    f"(death {deaths} of {MAX_ATTEMPTS} for it{given_up})")
+        if worker.jobs:
+            return f"{lost} with {_jobs(worker.jobs)} in flight: each runs again, alone"
+        return f"{lost} with no job in flight"
 
     def _stop(self, graceful: bool) -> None:
         """Every worker of the phase ends; gracefully, each first removes its scratch folder."""
@@ -205,6 +238,14 @@ def _worker_count(ray, phase: packing.Phase, jobs: int, opts: RayOptions) -> int
     resources = ray.cluster_resources()
     slots = int(resources.get("GPU", 0)) * phase.per_gpu if phase.per_gpu else int(resources.get("CPU", 1))
     return max(1, min(slots, jobs, opts.workers or slots))
+
+
+def _key(job: Job) -> tuple[str, int | None]:
+    return job.model, job.step
+
+
+def _jobs(jobs: list[Job]) -> str:
+    return " and ".join(f"{job.model} step {job.step}" for job in jobs)
 
 
 def _last_line(text: str) -> str:

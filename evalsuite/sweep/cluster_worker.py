@@ -1,6 +1,6 @@
 """A Ray sweep's worker: a long-lived actor that evaluates the (model, step) jobs its driver sends.
 
-Owns what lives on the worker's node. The task data and tokenizer come from the driver through
+Owns what lives on the worker's node. The task data and tokenizers come from the driver through
 Ray's object store (`pack_files`) and are written into the worker's own scratch folder, so a node
 needs only the installed package, no shared file system. lm-eval's requests are built once per
 worker (on a thread, while the first checkpoints load) and the token cache lives as long as the
@@ -37,13 +37,32 @@ from evalsuite.sweep.plan import Job
 
 
 def pack_files(cfg: RunConfig) -> dict[str, bytes]:
-    """The tokenizer folder and the sweep's local task data files, as {relative path: bytes}."""
+    """The tokenizer folder, the files of each model's own tokenizer that is a folder here, and the
+    sweep's local task data files, as {relative path: bytes}."""
     files = {f"tokenizer/{p.name}": p.read_bytes() for p in sorted(TOKENIZER_DIR.iterdir()) if p.is_file()}
+    for model, where in cfg.tokenizers.items():
+        if where.local_dir is not None:  # a Hub tokenizer: each node's HF cache, as its checkpoints
+            files |= {f"{own_tokenizer_folder(cfg, model)}/{p.name}": p.read_bytes()
+                      for p in sorted(where.local_dir.iterdir()) if _tokenizer_file(p)}
     if cfg.data_dir is not None:  # None: the Hub; each node downloads into its own datasets cache
         for spec in cfg.tasks:
             for path in local_data_files(cfg.data_dir, spec).values():
                 files[f"tasks/{spec.name}/{path.name}"] = path.read_bytes()
     return files
+
+
+# A checkpoint folder holds the model's tokenizer beside its weights: everything but the weights goes
+_WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".index.json")
+_TOKENIZER_FILE_MAX = 64 * 2**20  # a tokenizer.json is a few MB; anything far larger is not one
+
+
+def _tokenizer_file(path: Path) -> bool:
+    return path.is_file() and not path.name.endswith(_WEIGHTS) and path.stat().st_size <= _TOKENIZER_FILE_MAX
+
+
+def own_tokenizer_folder(cfg: RunConfig, model: str) -> str:
+    """Where a model's own tokenizer goes in a worker's folder (by position: a name may hold '/')."""
+    return f"tokenizers/{cfg.models.index(model)}"
 
 
 def unpack_files(files: dict[str, bytes], root: Path) -> None:
@@ -114,7 +133,7 @@ class EvalWorker:
         data_dir = self.folder / "tasks" if setup.cfg.data_dir is not None else None
         if data_dir is not None:  # the Arrow cache of data that lives in this folder goes with it
             os.environ["HF_DATASETS_CACHE"] = str(self.folder / "datasets-cache")
-        self.session = _session(setup, self.folder / "tokenizer")
+        self.session = _session(setup, self.folder)
         self._requests = _in_background(_prepare, replace(setup.cfg, data_dir=data_dir))
         self._loading = threading.Lock()  # one load at a time: transformers sets torch's default dtype per process
         self._turn = threading.Condition()
@@ -179,15 +198,19 @@ class EvalWorker:
 
 
 
-def _session(setup: WorkerSetup, tokenizer_dir: Path):
-    """The sweep's Session as this worker sees it: its device, its libraries' versions, its host."""
+def _session(setup: WorkerSetup, folder: Path):
+    """The sweep's Session as this worker sees it: its device, its libraries' versions, its host,
+    and the tokenizers from its folder (a model's own one from the Hub: through this node's cache)."""
     from evalsuite.lmeval import backends, checkpoints
     from evalsuite.sweep.job import Session
 
     backends.quiet_libraries()
     checkpoints.share_device(setup.device, setup.threads, setup.gpu_share)
     env = {**checkpoints.environment(setup.device), "evalsuite_commit": setup.evalsuite_commit}
-    return Session(setup.device, setup.dtype, backends.load_tokenizer(tokenizer_dir), env, setup.sweep_id)
+    own = {model: backends.load_model_tokenizer(
+               replace(where, local_dir=folder / own_tokenizer_folder(setup.cfg, model)) if where.local_dir else where)
+           for model, where in setup.cfg.tokenizers.items()}
+    return Session(setup.device, setup.dtype, backends.load_tokenizer(folder / "tokenizer"), env, setup.sweep_id, own)
 
 
 def _prepare(cfg: RunConfig):

@@ -69,7 +69,7 @@ def config_from_args(args) -> RunConfig:
         raise EvalsuiteError("--shots must be >= 0 and --limit >= 1")
     limit = args.limit if args.limit is not None or not demo_run else demo.DEMO_LIMIT
     chosen = {f.spec.name: {s: f.checkpoints[s] for s in steps[f.spec.name]} for f in found}
-    tokenizers = _own_tokenizers(found, chosen, on_ray=bool(getattr(args, "ray", None)))
+    tokenizers = _own_tokenizers(found, chosen)
     return RunConfig(
         models=list(steps), steps=steps, tasks=suite.select(task_names), data_dir=suite.data_dir,
         shots=args.shots, limit=limit, device=args.device, dtype=args.dtype,
@@ -115,17 +115,14 @@ def _resolve(text: str, catalog: Catalog, model_path: Path | None) -> Found:
         "opt-*, bloom-*), a Hub repository ORG/NAME, 'all', or any name with --model-path DIR")
 
 
-def _own_tokenizers(found: list[Found], chosen: dict[str, dict[int | None, Checkpoint]],
-                    on_ray: bool) -> dict[str, Checkpoint]:
-    """{model: where its tokenizer is} for the models that do not use the shipped one."""
+def _own_tokenizers(found: list[Found], chosen: dict[str, dict[int | None, Checkpoint]]) -> dict[str, Checkpoint]:
+    """{model: where its tokenizer is} for the models that do not use the shipped one (a Ray
+    sweep sends a folder's files to its workers: sweep/cluster_worker.py)."""
     own = {}
     for f in found:
         where = tokenizer_of(f.spec, next(iter(chosen[f.spec.name].values())))
         if where is not None:
             own[f.spec.name] = where
-    if own and on_ray:  # a Ray worker has the shipped tokenizer only (sweep/cluster_worker.py)
-        raise EvalsuiteError(f"--ray evaluates models with Pythia's tokenizer (GPT-NeoX-20B) only; "
-                             f"{', '.join(own)} brings its own: run it without --ray")
     return own
 
 

@@ -1,11 +1,17 @@
 """No process of a `--ray local` instance outlives the sweep that started it, however it ends.
 
-`start(marker, folder)` spawns `python -m evalsuite.sweep.reaper MARKER FOLDER` before Ray starts; the
-sweep then puts EVALSUITE_RAY_INSTANCE=MARKER into its environment, so every Ray process it starts
-(and every process those start) inherits it. The reaper waits for its stdin to close: when the
-sweep calls `Reaper.finish()`, or when the sweep's process dies, even by SIGKILL (the kernel closes
-the pipe). Then it kills every process whose environment holds the marker and deletes FOLDER (the
-instance's temp dir: sockets, logs, spilled objects, the workers' copies of the task data).
+`start(folder)` spawns `python -m evalsuite.sweep.reaper FOLDER` before Ray starts; FOLDER is the
+instance's private temp dir (Ray's --temp-dir: its session, sockets, logs, spilled objects, the
+workers' copies of the task data). The reaper waits for its stdin to close: when the sweep calls
+`Reaper.finish()`, or when the sweep's process dies, even by SIGKILL or SIGHUP (the kernel closes
+the pipe). Then it SIGKILLs every process of the instance and deletes FOLDER.
+
+A process of the instance is one that (a) has FOLDER in its command line, its working directory
+or any open file (every Ray process writes its logs there; the GCS server and the raylet are
+started with the session's paths in their arguments), or (b) descends from such a process.
+Never a process name, and not the
+environment: Ray's setproctitle rewrites the DashboardAgent's and RuntimeEnvAgent's, so a marker
+put there is invisible in them (issue 20).
 
 Why: on Linux, Ray ties the GCS server and raylet to the driver (PR_SET_PDEATHSIG) but not the
 agents each raylet starts; after a SIGKILLed driver they lingered for 20-70 s (Ray 2.60, measured
@@ -15,6 +21,8 @@ only (/proc); elsewhere it just deletes the folder.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -23,7 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-MARKER_VAR = "EVALSUITE_RAY_INSTANCE"
+# a process gone meanwhile, or not ours to read
+_ignored = functools.partial(contextlib.suppress, OSError, ValueError, IndexError)
 
 
 class Reaper:
@@ -40,40 +49,67 @@ class Reaper:
             pass  # it goes on by itself; nothing here waits on it
 
 
-def start(marker: str, folder: Path) -> Reaper:
-    env = {k: v for k, v in os.environ.items() if k != MARKER_VAR}  # it must not kill itself
-    process = subprocess.Popen([sys.executable, "-m", "evalsuite.sweep.reaper", marker, str(folder)],
-                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env,
-                               start_new_session=True)
+def start(folder: Path) -> Reaper:
+    process = subprocess.Popen([sys.executable, "-m", "evalsuite.sweep.reaper", str(folder)],
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
     return Reaper(process)
 
 
-def marked(marker: str, spare: tuple[int, ...] = ()) -> list[int]:
-    """Pids of the processes (but this one and `spare`) whose environment holds the marker."""
-    needle = f"{MARKER_VAR}={marker}".encode()
-    pids = []
+def _uses(pid: str, folder: str) -> bool:
+    """Whether the process has `folder` in its command line, working directory or open files."""
+    proc = Path("/proc") / pid
+    try:
+        if folder.encode() in (proc / "cmdline").read_bytes():
+            return True
+        if os.readlink(proc / "cwd").startswith(folder):
+            return True
+        for fd in (proc / "fd").iterdir():
+            with _ignored():
+                if os.readlink(fd).startswith(folder):
+                    return True
+    except OSError:  # gone meanwhile, or not ours to read
+        return False
+    return False
+
+
+def _parents() -> dict[int, int]:
+    """{pid: parent pid} of every process now."""
+    parents = {}
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
-        if entry.name.isdigit() and int(entry.name) not in (os.getpid(), *spare):
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    pids.append(int(entry.name))
-            except OSError:  # gone meanwhile, or not ours to read
-                continue
-    return pids
+        if entry.name.isdigit():
+            with _ignored():
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
 
 
-def reap(marker: str, folder: Path, sweep_pid: int, quiet_s: float = 5.0, limit_s: float = 120.0) -> None:
-    """SIGKILL every marked process but the sweep's own, and go on looking until none has been
-    seen for `quiet_s`: a raylet may be forking an agent as it dies, and on a busy machine that
-    child shows up seconds later (seen: a DashboardAgent, 30 s after a SIGKILLed driver)."""
+def instance(folder: Path, spare: int = -1) -> list[int]:
+    """Pids of the instance's processes (never this one, nor `spare`: the sweep's own)."""
+    parents, root = _parents(), str(folder)
+    found = descendants({pid for pid in parents if _uses(str(pid), root)} - {spare}, parents)
+    return sorted(found - {os.getpid(), spare})
+
+
+def descendants(pids: set[int], parents: dict[int, int] | None = None) -> set[int]:
+    """`pids` and every process below them."""
+    parents = _parents() if parents is None else parents
+    found, grew = set(pids), True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= below
+        grew = bool(below)
+    return found
+
+
+def reap(folder: Path, sweep_pid: int, quiet_s: float = 3.0, limit_s: float = 120.0) -> None:
+    """SIGKILL every process of the instance, and go on looking until none has been seen for
+    `quiet_s`: a raylet may be forking an agent as it dies, and its child shows up after."""
     deadline, quiet_since = time.monotonic() + limit_s, time.monotonic()
     while time.monotonic() - quiet_since < quiet_s and time.monotonic() < deadline:
-        pids = marked(marker, spare=(sweep_pid,))
+        pids = instance(folder, spare=sweep_pid)
         for pid in pids:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
         if pids:
             quiet_since = time.monotonic()
         time.sleep(0.2)
@@ -81,11 +117,12 @@ def reap(marker: str, folder: Path, sweep_pid: int, quiet_s: float = 5.0, limit_
 
 
 def main(argv: list[str]) -> None:
-    marker, folder = argv
+    folder, = argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep's Ctrl-C is the sweep's
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # and so is its terminal closing
     sweep_pid = os.getppid()  # spared: after finish() it is still running
     sys.stdin.buffer.read()  # returns when the sweep closes the pipe or dies
-    reap(marker, Path(folder), sweep_pid)
+    reap(Path(folder), sweep_pid)
 
 
 if __name__ == "__main__":
