@@ -29,6 +29,7 @@ Targets (issue 10): each query the view runs <= 1 s; the dashboard process < 2 G
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import socket
@@ -282,6 +283,13 @@ def report_build(built: dict, db: Path) -> None:
           f"(the store before them: documents, runs, published scores, {built['before_samples'] / 2**20:.0f} MiB)")
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a broken installation
+        return False
+
+
 def measure_store(db: Path, models: list[str]) -> None:
     """The Items view's queries and the samples export."""
     print("query (3 runs, each a fresh read-only connection)          min     median  max     rows")
@@ -301,6 +309,8 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="a comma list, smallest first (default: all 16)")
     parser.add_argument("--pages-only", action="store_true", help="with --reuse: only the dashboard's page timings")
     args = parser.parse_args()
+    if Path(CHROMIUM).exists() and not _installed("playwright"):  # said before the hour-long build
+        parser.exit(2, "bench_items: timing the dashboard needs playwright: pip install 'evalsuite[test]'\n")
     models = args.models.split(",") if args.models else list(SUITE)
     print(machine.describe())
     import duckdb

@@ -31,12 +31,12 @@ def cmd_run(args) -> None:
               f"real Pythia tokenizer, NOT Pythia; {cfg.limit} documents per task.")
     store.init(cfg.db)  # an unusable store path fails now, not after the demo model is trained
     if demo.DEMO_NAME in cfg.models and not cfg.model_path and not demo.is_built():
-        print(f"Building the demo model's checkpoints in {demo.DEMO_MODEL_DIR} (once, a minute or two).")
+        print(f"Building the demo model's checkpoints in {demo.DEMO_MODEL_DIR} (once, seconds).")
         demo.build_demo_checkpoints(progress=True)
     if ray_opts:
         from evalsuite.sweep.cluster import run_ray_sweep  # imports ray only when asked for
 
-        on_ray = run_ray_sweep(cfg, ray_opts, say=print)
+        on_ray = run_ray_sweep(cfg, ray_opts, say=print, warn=lambda line: print(line, file=sys.stderr, flush=True))
         summary = "\n".join(filter(None, [run_summary(cfg.db, on_ray, shots=cfg.shots), on_ray.cluster_summary()]))
         report: SweepReport = on_ray
     else:

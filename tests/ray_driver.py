@@ -43,7 +43,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(["run", "--device", "cpu", *argv])
     cfg, opts = config_from_args(args), replace(options_from_args(args), slots="gpu")
     try:
-        report = run_ray_sweep(cfg, opts, show_progress=False, say=print)
+        report = run_ray_sweep(cfg, opts, show_progress=False, say=print,
+                               warn=lambda line: print(line, file=sys.stderr, flush=True))
     except EvalsuiteError as exc:
         print(f"evalsuite: error: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ and evalsuite.sweep.reaper removes every one of its processes when the sweep end
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import secrets
@@ -46,7 +47,7 @@ from evalsuite.lmeval import demo
 from evalsuite.sweep import packing, reaper
 from evalsuite.sweep.cluster_head import ADDRESS, check_head
 from evalsuite.sweep.cluster_pool import WORKER_CPUS, Pool, Shared
-from evalsuite.sweep.cluster_stops import ray_errors_on_stderr, stopped_by_signals
+from evalsuite.sweep.cluster_stops import ray_errors_to, stopped_by_signals
 from evalsuite.sweep.committer import Committer
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.job import git_commit
@@ -87,17 +88,33 @@ def options_from_args(args) -> RayOptions | None:
         raise EvalsuiteError(f"--ray {args.ray!r}: use local, auto or HOST:PORT (the Ray head's address)")
     if args.workers is not None and args.workers < 1:
         raise EvalsuiteError("--workers must be at least 1")
+    require_ray()
     return RayOptions(args.ray, args.workers)
 
 
+RAY_MISSING = "--ray needs Ray, an optional extra of evalsuite: pip install 'evalsuite[ray]'"
+
+
+def require_ray() -> None:
+    """Ray is optional (pyproject's `ray` extra): without it, one line naming the install command.
+    Looked up, not imported: Ray reads its loopback switches once, when imported (connected())."""
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # a broken or half-removed installation
+        found = False
+    if not found:
+        raise EvalsuiteError(RAY_MISSING)
+
+
 def run_ray_sweep(cfg: RunConfig, opts: RayOptions, show_progress: bool = True,
-                  say: Callable[[str], None] = quiet) -> RaySweepReport:
+                  say: Callable[[str], None] = quiet, warn: Callable[[str], None] = quiet) -> RaySweepReport:
     """Run every job not yet stored on Ray workers; report what each committed checkpoint wrote.
-    `say` gets the lines a person watching would want (the CLI prints them)."""
+    `say` gets the lines a person watching would want, `warn` the first line of each error Ray's
+    cluster publishes (the CLI prints them, the second on stderr)."""
     if demo.DEMO_NAME in cfg.models and opts.address != "local":
         raise EvalsuiteError("the demo model's checkpoints are built on this machine: use --ray local")
     store.init(cfg.db)
-    with connected(opts, cfg.device) as (ray, scratch):
+    with connected(opts, cfg.device, warn) as (ray, scratch):
         device, dtype, gpu_gib = _placement(ray, cfg, opts, say)
         jobs = pending(cfg, dtype, f"Ray workers ({device}, {dtype}, backend {cfg.backend})", say)
         report = RaySweepReport([], Startup())
@@ -113,7 +130,7 @@ def run_ray_sweep(cfg: RunConfig, opts: RayOptions, show_progress: bool = True,
 
 
 @contextlib.contextmanager
-def connected(opts: RayOptions, device: str | None):
+def connected(opts: RayOptions, device: str | None, warn: Callable[[str], None] = quiet):
     """Yields (ray, scratch folder or None): a private instance for `local` (torn down after,
     with its reaper as the backstop), else the running cluster at opts.address (left running)."""
     local = opts.address == "local"
@@ -127,7 +144,7 @@ def connected(opts: RayOptions, device: str | None):
     import ray
 
     try:
-        with ray_errors_on_stderr():
+        with ray_errors_to(warn):
             if local:
                 _check_loopback()
                 ray.init(address="local",  # a new instance, whatever RAY_ADDRESS says

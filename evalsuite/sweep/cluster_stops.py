@@ -4,16 +4,17 @@
   sweep marked stopped, the instance torn down, one line from the CLI). Ray's own handler calls
   sys.exit() from wherever the main thread is, and the driver then ends in Ray's stack dump and
   SIGABRT (issue 20).
-- `ray_errors_on_stderr`: Ray's driver prints each error the cluster publishes (a worker's death
-  is a paragraph) on stdout, where it lands inside the sweep's summary. Here each goes to stderr
-  as its first line; the sweep says one line of its own per lost worker.
+- `ray_errors_to`: Ray's driver prints each error the cluster publishes (a worker's death is a
+  paragraph) on stdout, where it lands inside the sweep's summary. Here each goes to a callback
+  as its first line (the CLI writes it on stderr); the sweep says one line of its own per lost
+  worker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import sys
+from collections.abc import Callable
 
 from evalsuite.errors import Stopped
 
@@ -42,9 +43,10 @@ def stopped_by_signals():
 
 
 @contextlib.contextmanager
-def ray_errors_on_stderr():
-    """Within (ray.init() included: it starts the thread that prints them): the errors Ray
-    publishes to the driver go to stderr, one line each."""
+def ray_errors_to(warn: Callable[[str], None]):
+    """Within (ray.init() included: it starts the thread that prints them): the raylet's errors
+    published to the driver go to `warn`, one line each; other processes' output goes to Ray's
+    own printer, marked as errors (stderr)."""
     from ray._private import worker
 
     original = worker.print_to_stdstream
@@ -52,7 +54,7 @@ def ray_errors_on_stderr():
     def first_line_on_stderr(data, ignore_prefix: bool) -> None:
         lines = [line.strip() for line in data.get("lines", []) if line.strip()]
         if data.get("pid") == "raylet" and lines:
-            print(f"ray: {lines[0][:300]}", file=sys.stderr, flush=True)
+            warn(f"ray: {lines[0][:300]}")
         elif lines:
             original({**data, "is_err": True}, ignore_prefix)
 
