@@ -8,9 +8,12 @@ An EvalsuiteError becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 
+from evalsuite import numbers
 from evalsuite.errors import EvalsuiteError, Stopped
 
 
@@ -37,13 +40,19 @@ def cmd_run(args) -> None:
         summary = "\n".join(filter(None, [run_summary(cfg.db, on_ray, shots=cfg.shots), on_ray.cluster_summary()]))
         report: SweepReport = on_ray
     else:
-        report = run_sweep(cfg, say=print)
+        with _stop_on_sigterm():  # as Ctrl-C: the checkpoint in flight is committed (or kept) first
+            report = run_sweep(cfg, say=print)
         summary = run_summary(cfg.db, report, shots=cfg.shots)
     if summary:
         print(summary)
     for failure in report.failed:
         where = f"step {failure.step}" if failure.step is not None else "(released)"
         print(f"not evaluated: {failure.model} {where}: {failure.reason}", file=sys.stderr)
+    for line in report.unstored:
+        print(f"evaluated, not stored: {line}", file=sys.stderr)
+    if report.unstored:
+        raise EvalsuiteError(f"{len(report.unstored)} evaluated checkpoint(s) are not in the store yet "
+                             "(listed above); run the same command again once the store is free")
     if report.failed:
         raise EvalsuiteError(
             f"{len(report.failed)} checkpoint(s) could not be evaluated (listed above); the others "
@@ -66,13 +75,15 @@ def cmd_ls(args) -> None:
 def cmd_export(args) -> None:
     from evalsuite.io.export import export_from_args
 
-    sys.stdout.write(export_from_args(args))
+    with _stop_on_sigterm():  # a stop removes the temporary files: the finally blocks run
+        sys.stdout.write(export_from_args(args))
 
 
 def cmd_items(args) -> None:
     from evalsuite.io.items import items_from_args
 
-    print(items_from_args(args))
+    with _stop_on_sigterm():
+        print(items_from_args(args))
 
 
 def cmd_compare(args) -> None:
@@ -111,6 +122,32 @@ def cmd_dashboard(args) -> None:
 
     launch(args.db, host=args.host, port=args.port, say=lambda line: print(line, flush=True),
            warn=lambda line: print(line, file=sys.stderr))
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """SIGTERM stops the command as Ctrl-C does (KeyboardInterrupt), so what it was writing is
+    cleaned up and it ends with one line, not killed mid-write."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+STOPPED = {"run": "finished checkpoints are stored",
+           "export": "nothing was written; an earlier output file is as it was",
+           "items": "nothing was written; an earlier output file is as it was"}
+
+
+def _stopped(args, stop: KeyboardInterrupt) -> str:
+    """The one line for a Ctrl-C (or a SIGTERM) of this command, with what it kept."""
+    notes = "; ".join(getattr(stop, "__notes__", []))
+    said = STOPPED.get(getattr(args, "command", None) or "", "stopped")
+    return f"evalsuite: interrupted; {said}" + (f"; {notes}" if notes else "")
 
 
 DB_HELP = "DuckDB store (default: $EVALSUITE_DB or results/evalsuite.duckdb)"
@@ -154,19 +191,19 @@ def _add_run(sub) -> None:
 def _add_scoring_options(parser) -> None:
     """How checkpoints are scored: `run`'s options, shared by `watch`."""
     parser.add_argument("--tasks", default=None, help="comma list of tasks from tasks.yaml (default: all)")
-    parser.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
-    parser.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
+    parser.add_argument("--shots", type=numbers.SHOTS, default=0, help="few-shot examples (default: 0)")
+    parser.add_argument("--limit", type=numbers.LIMIT, default=None, help="documents per task (default: all)")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if present)")
     parser.add_argument("--dtype", default=None,
                         help="float16 / bfloat16 / float32 (default: float16 on GPU, float32 on CPU)")
-    parser.add_argument("--batch-size", default="auto", help="batch size, or auto (default)")
+    parser.add_argument("--batch-size", default="auto", type=numbers.batch_size, help="batch size, or auto (default)")
     parser.add_argument("--backend", default="fast", choices=["fast", "hf"],
                         help="lm-eval model backend (default: fast)")
 
 
 def _add_source_options(parser) -> None:
     """Where models, tasks and the store are: `run`'s options, shared by `watch`."""
-    parser.add_argument("--tokens-per-step", type=int, default=None, metavar="N",
+    parser.add_argument("--tokens-per-step", type=numbers.TOKENS_PER_STEP, default=None, metavar="N",
                         help="tokens one training step consumed, for a model whose description does not say "
                              "(default: unknown; tokens seen are then not stored)")
     parser.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
@@ -214,7 +251,7 @@ def _add_items(sub) -> None:
         "lm-eval output written with --log_samples.")
     items.add_argument("--model", required=True, help="the model, e.g. pythia-160m")
     items.add_argument("--task", required=True, help="the task, e.g. arc_easy")
-    items.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
+    items.add_argument("--shots", type=numbers.SHOTS, default=0, help="few-shot examples (default: 0)")
     items.add_argument("--metric", default="acc", choices=["acc", "acc_norm", "p_correct", "bpb"],
                        help="what 'right' means (default: acc); p_correct and bpb: acc's, and their value "
                        "at the last step (final_p_correct, final_bpb)")
@@ -238,7 +275,7 @@ def _add_compare(sub) -> None:
     compare.add_argument("--task", default=None, help="only these tasks (comma list; default: every task both have)")
     compare.add_argument("--metric", default="acc", choices=["acc", "acc_norm", "p_correct", "bpb"],
                          help="default: acc")
-    compare.add_argument("--shots", type=int, default=0, help="few-shot examples (default: 0)")
+    compare.add_argument("--shots", type=numbers.SHOTS, default=0, help="few-shot examples (default: 0)")
     compare.add_argument("--source", default=None,
                          help="both sides' source (default: each side's only source with samples, else its only one)")
     compare.add_argument("--source-a", default=None, help="A's source")
@@ -260,9 +297,10 @@ def _add_stats(sub) -> None:
     stats.add_argument("--task", default=None, help="only these tasks (comma list)")
     stats.add_argument("--metric", default=None, choices=["acc", "acc_norm", "perplexity", "p_correct", "bpb"],
                        help="default: every one stored or derivable")
-    stats.add_argument("--shots", type=int, default=None, help="only this shot count (default: each)")
+    stats.add_argument("--shots", type=numbers.SHOTS, default=None, help="only this shot count (default: each)")
     stats.add_argument("--source", default=None, help="only this source (default: each)")
-    stats.add_argument("--last", type=int, default=5, help="checkpoints a model's noise is measured over (default: 5)")
+    stats.add_argument("--last", type=numbers.LAST, default=5,
+                       help="checkpoints a model's noise is measured over (default: 5)")
     stats.add_argument("--format", default="table", choices=["table", "json"])
     stats.add_argument("--db", default=None, help=DB_HELP)
     stats.set_defaults(func=cmd_stats)
@@ -302,10 +340,10 @@ def _add_import(sub) -> None:
     imp.add_argument("--model", default=None,
                      help="store the files' rows under this model name (the file's own name stays in "
                           "the run's model_source); needed for files that name no model")
-    imp.add_argument("--step", type=int, default=None,
+    imp.add_argument("--step", type=numbers.STEP, default=None,
                      help="checkpoint step for files that name none (a file naming its own step keeps it)")
     imp.add_argument("--models-file", default=None, help="models.yaml to use (default: the project's)")
-    imp.add_argument("--max-file-mb", type=float, default=None,
+    imp.add_argument("--max-file-mb", type=numbers.MAX_FILE, default=None,
                      help="skip files larger than this, results and samples alike (default: 100)")
     imp.add_argument("--db", default=None, help=DB_HELP)
     imp.set_defaults(func=cmd_import)
@@ -313,7 +351,7 @@ def _add_import(sub) -> None:
 
 def _add_dashboard(sub) -> None:
     dash = sub.add_parser("dashboard", help="open the Streamlit dashboard on the store (localhost)")
-    dash.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    dash.add_argument("--port", type=numbers.PORT, default=8501, help="port (default: 8501)")
     dash.add_argument("--host", default="127.0.0.1",
                       help="address to listen on (default: 127.0.0.1, this machine only)")
     dash.add_argument("--db", default=None, help=DB_HELP)
@@ -321,17 +359,25 @@ def _add_dashboard(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = None
     try:
+        # every number is checked as it is parsed (numbers.py): a bad one is one line, exit 2
+        args = build_parser().parse_args(argv)
         status = args.func(args)  # None, or an exit status (import: 1 when some files failed)
     except EvalsuiteError as exc:
         print(f"evalsuite: error: {exc}", file=sys.stderr)
         return 2
     except Stopped as exc:  # SIGTERM or SIGHUP, where a command turns them into a clean stop
-        print(f"evalsuite: stopped by {exc.signal_name}; finished checkpoints are stored", file=sys.stderr)
+        notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", []))
+        print(f"evalsuite: stopped by {exc.signal_name}; finished checkpoints are stored{notes}", file=sys.stderr)
         return exc.status
-    except KeyboardInterrupt:
-        print("evalsuite: interrupted; finished checkpoints are stored", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(_stopped(args, stop), file=sys.stderr)
+        return 130
+    except RuntimeError as exc:  # a Ctrl-C DuckDB caught in a query of its own is this, not a KeyboardInterrupt
+        if str(exc) != "Query interrupted":
+            raise
+        print(_stopped(args, KeyboardInterrupt()), file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader stopped early (`evalsuite export | head`): not our error, and no traceback;

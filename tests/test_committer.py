@@ -100,3 +100,18 @@ def test_notes_are_written_on_the_commit_thread_in_order(tmp_path, gated):
     workers = store.read_df(db, "SELECT worker, state, step IS NULL AS no_step, done FROM workers")
     assert workers.values.tolist() == [[0, "idle", True, 1]]
     assert threads and all(name.startswith("evalsuite-commit") for name in threads)
+
+
+def test_a_sweep_whose_writes_were_all_dropped_does_not_claim_it_stored_them(tmp_path):
+    """Another writer stored the checkpoint meanwhile: the summary says so, with no empty table."""
+    from evalsuite.io.report import run_summary
+    from evalsuite.sweep.local import Startup, SweepReport
+
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    store.write_job(db, _record(1000))  # the other writer
+    with Committer(db) as committer:
+        committer.submit(_record(1000))
+    assert committer.committed[0].tasks == []
+    summary = run_summary(db, SweepReport(committer.committed, Startup()), shots=0)
+    assert summary == (f"evaluated 1 checkpoint(s) another writer stored meanwhile; their scores in {db} "
+                       "were kept, these not written: pythia-70m step 1000")

@@ -191,3 +191,24 @@ def test_hub_data_unreachable_fails_fast_pointing_at_the_shipped_data(tmp_path, 
     assert last.startswith("evalsuite: error: task 'arc_easy': cannot download allenai/ai2_arc: the Hub")
     assert "use --data-dir" in last and "Traceback" not in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_sigterm_stores_the_finished_checkpoints_and_says_one_line(tmp_path, hf_home):
+    db = tmp_path / "store.duckdb"
+    # more documents than the other tests: the next checkpoint is still being scored when the signal comes
+    proc = subprocess.Popen(evalsuite_cmd(*ARGS, "--limit", "60", "--steps", "1000,2000,3000"),
+                            env=cli_env(hf_home, db), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists() and len(_scores(db)) >= 4:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the sweep ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == "evalsuite: interrupted; finished checkpoints are stored"
+    assert "Traceback" not in err
+    scores = _scores(db)
+    assert len(scores) in (4, 8) and not scores.duplicated(["step", "task", "metric"]).any()
+    assert store.read_df(db, "SELECT status FROM sweeps").status.tolist() == ["stopped"]

@@ -12,6 +12,7 @@ from evalsuite.catalog import pythia
 from evalsuite.errors import EvalsuiteError
 
 GRID_WORDS = {"published": pythia.PUBLISHED_STEPS, "log": pythia.LOG_STEPS}
+STEP_MAX = 2**31 - 1  # the store's step column is a DuckDB INTEGER
 USAGE = "all, final, a comma list like 1000,2000, or START:STOP:STRIDE"
 
 
@@ -51,6 +52,8 @@ def _parse_int(part: str) -> int:
         raise EvalsuiteError(f"bad step {part!r}; use {USAGE} (and published or log for Pythia's schedule)") from None
     if value < 0:
         raise EvalsuiteError(f"bad step {part!r}: steps are not negative")
+    if value > STEP_MAX:
+        raise EvalsuiteError(f"bad step {part!r}: at most {STEP_MAX:,} (what the store keeps)")
     return value
 
 
@@ -64,7 +67,12 @@ def _parse_range(part: str, available: list[int]) -> list[int]:
         raise EvalsuiteError(f"bad step range {part!r}: need START <= STOP and STRIDE > 0")
     if stride is None:  # every checkpoint in [START, STOP]
         return [s for s in available if start <= s <= stop]
-    return list(range(start, stop + 1, stride))
+    wanted = range(start, stop + 1, stride)
+    if len(wanted) > len(available):  # more steps than checkpoints: name the first missing one,
+        have = set(available)        # never build a list of billions
+        missing = next(s for s in wanted if s not in have)
+        raise EvalsuiteError(f"step {missing} is not a checkpoint; valid steps: {describe(available)}")
+    return list(wanted)
 
 
 def describe(steps: list[int]) -> str:

@@ -9,8 +9,9 @@ step and tokens, so `evalsuite import` gives back every row and other lm-eval to
 Every JSON written is strict: a value that is not a finite number is written as null. File and
 folder names come from stored names, so each name is checked (evalsuite.names) and each path is
 checked to resolve inside --out before the first file is written. The samples file is written by
-DuckDB straight from the store (28.7 million rows at full scale never pass through Python) into a
-temporary file beside --out, renamed into place once complete.
+DuckDB straight from the store (28.7 million rows at full scale never pass through Python), one
+(model, task) at a time in short read connections, joined into a temporary file beside --out and
+renamed into place once complete. Every file is written that way (io/atomic.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import math
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +27,7 @@ import pandas as pd
 from evalsuite import names, store
 from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.errors import EvalsuiteError
+from evalsuite.io import atomic
 from evalsuite.records import Score, columns
 from evalsuite.store import metrics
 
@@ -124,12 +125,8 @@ def _check_names(rows: list[dict]) -> None:
 
 
 def write_text(path: Path, text: str, mkdir: bool = False) -> None:
-    try:
-        if mkdir:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    except OSError as exc:
-        raise EvalsuiteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    """`text` into `path`, whole or not at all (io/atomic.py)."""
+    atomic.write_text(path, text, mkdir=mkdir)
 
 
 def samples_file(out: Path) -> tuple[Path, str]:
@@ -148,30 +145,80 @@ def write_samples(db: Path, out: Path, models: list[str] | None = None, tasks: l
                   source: str | None = None, derived: bool = False) -> int:
     """Every stored sample matching the filters into one file (JSON Lines or Parquet, by the
     extension); returns the rows written. Nothing is written when no sample matches. `derived`
-    adds each sample's p_correct and bpb (store/metrics.py; null where not finite)."""
+    adds each sample's p_correct and bpb (store/metrics.py; null where not finite).
+
+    The store is read one (model, task) at a time, each in its own short read connection, so a
+    sweep writing the store waits seconds, not the whole export (store/db.py); the pieces go to a
+    folder beside --out and are joined into a temporary file renamed into place once complete."""
     out, kind = samples_file(out)
     where, params = store.scores_where(models, tasks, source, rows="s.", runs="r.")
     finite = "list_transform(s.loglikelihoods, lambda x: CASE WHEN isfinite(x) THEN x END) AS loglikelihoods"
     extra, join = (metrics.derived_columns() if derived else ("", ""))
+    in_chunk = (f"{where} AND" if where else "WHERE") + " s.model = ? AND s.task = ?"
     query = (f"SELECT {', '.join(SAMPLE_FIELDS)}, {finite}{extra} FROM samples s LEFT JOIN runs r USING (run_id) "
-             f"{join} {where} ORDER BY s.model, s.task, s.shots, r.source, s.step, s.run_id, s.doc_id")
-    partial = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
-    spill = partial.with_suffix(".spill")
-    try:
-        with store.connect(db, read_only=True) as con:
-            # Sorting a full suite's 28.7M rows took 6.6 GiB in memory; capped, DuckDB spills to disk
-            # beside --out in about the same time (benchmarks/bench_items.py)
-            con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
-            con.execute(f"SET temp_directory = {store.sql_path(spill)}")
-            (rows,), = con.execute(f"COPY ({query}) TO {store.sql_path(partial)} ({kind})", params).fetchall()
-        if rows:
-            os.replace(partial, out)
-    except OSError as exc:
-        raise EvalsuiteError(f"cannot write {out}: {exc.strerror or exc}") from None
-    finally:
-        partial.unlink(missing_ok=True)
-        shutil.rmtree(spill, ignore_errors=True)
+             f"{join} {in_chunk} ORDER BY s.model, s.task, s.shots, r.source, s.step, s.run_id, s.doc_id")
+    with atomic.scratch_folder(out, "pieces") as pieces, atomic.scratch_folder(out, "spill") as spill:
+        try:
+            pieces.mkdir()
+            written = [_copy_piece(db, query, params, chunk, pieces / f"{i:06d}", kind, spill, out)
+                       for i, chunk in enumerate(_chunks(db, where, params))]
+            rows = sum(n for _, n in written)
+            if rows:
+                with atomic.replacing(out, "wb") as f:
+                    _join([p for p, n in written if n], kind, f)
+        except OSError as exc:
+            raise EvalsuiteError(atomic.cannot_write(out, exc)) from None
     return rows
+
+
+def _chunks(db: Path, where: str, params: list) -> list[tuple[str, str]]:
+    """The (model, task) pairs with matching samples, in the file's order."""
+    frame = store.read_df(db, f"SELECT DISTINCT s.model, s.task FROM samples s LEFT JOIN runs r USING (run_id) "
+                              f"{where} ORDER BY s.model, s.task", params)
+    return list(zip(frame.model, frame.task))
+
+
+def _copy_piece(db: Path, query: str, params: list, chunk: tuple[str, str], piece: Path, kind: str,
+                spill: Path, out: Path) -> tuple[Path, int]:
+    """One (model, task)'s samples into `piece`, in a read connection of its own."""
+    import duckdb
+
+    with store.connect(db, read_only=True) as con:
+        # Sorting a full suite's 28.7M rows took 6.6 GiB in memory; capped, DuckDB spills to disk
+        # beside --out in about the same time (benchmarks/bench_items.py)
+        con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
+        con.execute(f"SET temp_directory = {store.sql_path(spill)}")
+        try:
+            (rows,), = con.execute(f"COPY ({query}) TO {store.sql_path(piece)} ({kind})",
+                                   [*params, *chunk]).fetchall()
+        except (duckdb.Error, RuntimeError) as exc:
+            if "interrupted" in str(exc).lower():  # DuckDB's word for the Ctrl-C (or SIGTERM) it caught
+                raise KeyboardInterrupt from None
+            if "No space left" in str(exc):  # writing the piece or spilling: --out's disk, not the store
+                raise EvalsuiteError(f"cannot write {out}: no space left on {atomic.disk_of(out)}") from None
+            raise
+    return piece, rows
+
+
+def _join(pieces: list[Path], kind: str, f) -> None:
+    """The pieces, in order, as one file: JSON Lines end to end; Parquet row group by row group."""
+    if kind == SAMPLE_FORMATS[".jsonl"]:
+        for piece in pieces:
+            with open(piece, "rb") as part:
+                shutil.copyfileobj(part, f, 1 << 20)
+            piece.unlink()
+        return
+    import pyarrow.parquet as pq
+
+    writer = None
+    for piece in pieces:
+        source = pq.ParquetFile(piece)
+        writer = writer or pq.ParquetWriter(f, source.schema_arrow)
+        for group in range(source.num_row_groups):
+            writer.write_table(source.read_row_group(group))
+        piece.unlink()
+    if writer is not None:
+        writer.close()
 
 
 def export_from_args(args) -> str:

@@ -33,9 +33,14 @@ def listing(db: str | None, model: str | None = None, source: str | None = None)
 
 def run_summary(db: Path, report: SweepReport, shots: int) -> str:
     """After a sweep: the headline scores of what was just run, and where the time went."""
-    done = report.jobs
+    done = [d for d in report.jobs if d.tasks]
+    dropped = [d for d in report.jobs if not d.tasks]
+    recovered = (f"committed {report.recovered} checkpoint(s) an earlier, stopped sweep had left waiting"
+                 if report.recovered else "")
     if not done:
-        return "" if report.failed else \
+        if dropped:
+            return _dropped(dropped, db)
+        return recovered if report.failed or report.unstored or recovered else \
             "nothing to do: every requested checkpoint is already stored (use --force to redo)"
     ids = [d.run_id for d in done]
     frame = store.read_df(db, f"""
@@ -55,7 +60,18 @@ def run_summary(db: Path, report: SweepReport, shots: int) -> str:
         lines.append(f"start-up {up.total_s:.1f} s: libraries {up.libraries_s:.1f}, store {up.store_s:.1f}, "
                      f"tokenizer {up.tokenizer_s:.1f}, lm-eval requests {up.requests_s:.1f} (while the "
                      f"first checkpoint loads), rest of the first load {up.first_load_s:.1f}")
+    if dropped:
+        lines.append(_dropped(dropped, db))
+    if recovered:
+        lines.append(recovered)
     return "\n".join(lines)
+
+
+def _dropped(dropped: list, db: Path) -> str:
+    """Checkpoints evaluated whose every task another writer had stored meanwhile (kept, not doubled)."""
+    which = ", ".join(f"{d.model} step {d.step}" if d.step is not None else d.model for d in dropped)
+    return (f"evaluated {len(dropped)} checkpoint(s) another writer stored meanwhile; their scores in {db} "
+            f"were kept, these not written: {which}")
 
 
 def text_table(frame, floatfmt: str = "{:.4f}") -> str:

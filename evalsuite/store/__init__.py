@@ -21,8 +21,11 @@ from evalsuite.store.db import (
     LOCK_WAIT_S,
     LOCKED,
     PROBLEMS,
+    StoreLocked,
     connect,
     db_path,
+    lock_wait_s,
+    patience,
     problem,
     read_df,
     sql_path,
@@ -50,9 +53,9 @@ from evalsuite.store.writes import (
     write_models,
 )
 
-__all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "connect", "db_path",
-           "end_sweep", "init", "insert", "known_models", "note_sweep", "problem", "read_df", "scores_where",
-           "scores_with_representative", "readable",
+__all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "StoreLocked", "connect", "db_path",
+           "end_sweep", "init", "insert", "known_models", "lock_wait_s", "note_sweep", "patience", "problem",
+           "read_df", "scores_where", "scores_with_representative", "readable",
            "set_worker", "sql_path", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
            "write_documents", "write_job", "write_jobs", "write_models"]
 

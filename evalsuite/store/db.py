@@ -11,6 +11,8 @@ corrupt, truncated, not DuckDB, disk full, read-only) becomes one EvalsuiteError
 from __future__ import annotations
 
 import os
+import re
+import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +24,8 @@ from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.paths import DEFAULT_DB
 
 LOCK_WAIT_S = 60.0  # how long to wait for the other process's lock before giving up
+LOCK_WAIT_ENV = "EVALSUITE_LOCK_WAIT_S"  # overrides it (tests wait seconds, not a minute)
+_patience = threading.local()  # a thread's own wait (the committer's: short, it retries itself)
 
 # What a failure means, told by a phrase of DuckDB's own message (reproduced on real files in
 # tests/test_store.py). Whole phrases, not words: the checksum message says "block", which a
@@ -37,6 +41,42 @@ PROBLEMS = {
     "Read-only file system": "it is on a read-only file system",
     "Permission denied": "permission denied",
 }
+
+
+class StoreLocked(EvalsuiteError):
+    """Another process holds the store's lock (a reader or a writer), past the wait."""
+
+    def __init__(self, message: str, holder: str | None):
+        super().__init__(message)
+        self.holder = holder  # "PID 1234" as DuckDB names it, or None
+
+
+def lock_wait_s() -> float:
+    """How long a connection waits for another process's lock: this thread's own (`patience`),
+    else $EVALSUITE_LOCK_WAIT_S, else LOCK_WAIT_S."""
+    own = getattr(_patience, "seconds", None)
+    if own is not None:
+        return own
+    try:
+        return float(os.environ.get(LOCK_WAIT_ENV) or LOCK_WAIT_S)
+    except ValueError:
+        return LOCK_WAIT_S
+
+
+@contextmanager
+def patience(seconds: float):
+    """Connections opened by this thread inside the block wait at most `seconds` for a lock."""
+    before, _patience.seconds = getattr(_patience, "seconds", None), seconds
+    try:
+        yield
+    finally:
+        _patience.seconds = before
+
+
+def lock_holder(exc: Exception) -> str | None:
+    """Who holds the lock, as DuckDB's lock error names it ("PID 1234"), or None."""
+    found = re.search(r"\(PID (\d+)\)", str(exc))
+    return f"PID {found.group(1)}" if found else None
 
 
 def db_path(path: str | Path | None = None) -> Path:
@@ -56,13 +96,14 @@ def problem(exc: Exception) -> str | None:
 
 
 @contextmanager
-def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S):
-    """A short-lived connection, retried while another process holds the file's lock.
+def connect(path: Path, read_only: bool = False, wait_s: float | None = None):
+    """A short-lived connection, retried while another process holds the file's lock (for
+    `wait_s`, default lock_wait_s(); past it, StoreLocked).
 
     A failure that is about the file (PROBLEMS), on opening or inside the block, becomes one
     EvalsuiteError naming it; other errors (a bad query, a NOT NULL violation) pass unchanged.
     """
-    deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + (lock_wait_s() if wait_s is None else wait_s)
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
@@ -72,8 +113,11 @@ def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S):
                 time.sleep(0.05)
                 continue
             meaning = problem(exc)
-            raise EvalsuiteError(f"cannot open store {path}: " + (f"{meaning} ({first_line(exc)})"
-                                                                   if meaning else first_line(exc))) from None
+            message = f"cannot open store {path}: " + (f"{meaning} ({first_line(exc)})" if meaning
+                                                       else first_line(exc))
+            if LOCKED in str(exc):
+                raise StoreLocked(message, lock_holder(exc)) from None
+            raise EvalsuiteError(message) from None
     try:
         yield con
     except duckdb.Error as exc:

@@ -234,7 +234,7 @@ def _run_phases(ray, cfg: RunConfig, jobs: list[Job], opts: RayOptions, gpu_gib:
             todo = [job for job in jobs if job.model in phase.models]
             if todo:
                 Pool(shared, todo, phase).run()
-    report.jobs = committer.committed
+    report.jobs, report.unstored, report.recovered = committer.committed, committer.left, committer.recovered
 
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from evalsuite import names, store
+from evalsuite import names, numbers, store
 from evalsuite.catalog.discover import Found, find_checkpoints
 from evalsuite.catalog.entries import Catalog, load_catalog
 from evalsuite.catalog.models import SHIPPED_TOKENIZER, TOKENIZER_FILES, Checkpoint, ModelSpec, is_repo_id
@@ -171,5 +171,10 @@ def _with_tokens(found: Found, tokens_per_step: int | None) -> Found:
         raise EvalsuiteError(f"--tokens-per-step {tokens_per_step}: {spec.name} trained on "
                              f"{spec.tokens_per_step:,} tokens a step ({spec.card or 'its entry'})")
     spec = replace(spec, tokens_per_step=tokens_per_step)
-    return Found(spec, {s: replace(c, tokens=spec.tokens_at(s, c.tokens)) for s, c in found.checkpoints.items()})
+    checkpoints = {s: replace(c, tokens=spec.tokens_at(s, c.tokens)) for s, c in found.checkpoints.items()}
+    most = max((c.tokens or 0 for c in checkpoints.values()), default=0)
+    if most > numbers.INT64_MAX:  # the store's tokens column is a BIGINT
+        raise EvalsuiteError(f"bad --tokens-per-step {tokens_per_step}: {spec.name}'s last checkpoint would have "
+                             f"seen {most:,} tokens, more than the store keeps ({numbers.INT64_MAX:,})")
+    return Found(spec, checkpoints)
 

@@ -10,6 +10,7 @@ unreachable Hub) stops the sweep, and a rerun resumes from what is stored.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import time
 import uuid
@@ -21,11 +22,12 @@ from evalsuite.errors import CheckpointError
 from evalsuite.lmeval import backends, checkpoints
 from evalsuite.records import Sweep
 from evalsuite.sweep.cleanup import cleanup_job
-from evalsuite.sweep.committer import Committed, Committer
+from evalsuite.sweep.committer import Committed, Committer, commit_left_over
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests, say_notes
 from evalsuite.sweep.plan import Job, checkpoint_for, plan
 from evalsuite.sweep.prefetch import Prefetcher
+from evalsuite.sweep.spool import spool_root
 
 
 @dataclass
@@ -57,6 +59,8 @@ class SweepReport:
     jobs: list[Committed]  # one per checkpoint committed, in order
     startup: Startup
     failed: list[Failure] = field(default_factory=list)
+    unstored: list[str] = field(default_factory=list)  # evaluated, not in the store yet: each and why
+    recovered: int = 0  # checkpoints an earlier, stopped sweep had left waiting, committed by this one
 
 
 def quiet(_: str) -> None:
@@ -73,9 +77,10 @@ def run_sweep(cfg: RunConfig, show_progress: bool = True, say: Callable[[str], N
     env = {**checkpoints.environment(device), "evalsuite_commit": git_commit()}
     startup.libraries_s = lap()
     store.init(cfg.db)
+    recovered = commit_left_over(cfg.db)  # a stopped sweep's evaluated checkpoints, before planning
     dtype = checkpoints.pick_dtype(cfg.dtype, device)
     jobs = pending(cfg, dtype, f"{device} ({dtype}, backend {cfg.backend})", say)
-    report = SweepReport([], startup)
+    report = SweepReport([], startup, recovered=recovered)
     if not jobs:
         return report
     with registered(cfg, len(jobs), env["hostname"]) as sweep:
@@ -106,9 +111,16 @@ def registered(cfg: RunConfig, planned: int, hostname: str) -> Iterator[Sweep]:
     try:
         yield sweep
     except BaseException:
-        store.end_sweep(cfg.db, sweep.sweep_id, "stopped")
+        _end(cfg, sweep, "stopped")
         raise
-    store.end_sweep(cfg.db, sweep.sweep_id, "done")
+    _end(cfg, sweep, "done")
+
+
+def _end(cfg: RunConfig, sweep: Sweep, status: str) -> None:
+    try:
+        store.end_sweep(cfg.db, sweep.sweep_id, status)
+    except store.StoreLocked:
+        pass  # held still: the sweep's row says "running"; what it evaluated is stored or spooled
 
 
 def _stopwatch() -> Callable[[], float]:
@@ -131,14 +143,15 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
     def load(job: Job):
         return checkpoints.load_to_host(checkpoint_for(cfg, job.model, job.step), session.dtype)
 
-    with Committer(cfg.db, session.sweep_id, replace=cfg.force) as committer, \
-            tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True,
-                 file=sys.__stderr__) as bar:
+    with tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True,
+              file=sys.__stderr__) as bar, \
+            Committer(cfg.db, session.sweep_id, replace=cfg.force,
+                      on_wait=waiting(bar)) as committer:
         loads, started = iter(Prefetcher(load, jobs)), time.perf_counter()  # the first load starts
         prepared = prepare_requests(cfg)  # ... and lm-eval's requests are built meanwhile
-        # What each doc_id is, stored once per sweep (those stored already are skipped). No commit
-        # is in flight yet, so the committer is not writing: this process has one writer at a time.
-        store.write_documents(cfg.db, prepared.documents())
+        # What each doc_id is, stored once per sweep (those stored already are skipped), on the
+        # committer's thread: this process has one writer at a time, and a held store waits.
+        committer.note(functools.partial(store.write_documents, cfg.db, prepared.documents()), keep=True)
         report.startup.requests_s = time.perf_counter() - started
         said: set[str] = set()  # the records' notes said so far
         mark = time.perf_counter()
@@ -156,12 +169,33 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
                 del loaded
                 say_notes(record, said, say)  # a backend fallback: once a sweep, not once a checkpoint
                 committer.submit(record)
+                say_held(committer, said, say)
                 _cleanup(cfg, job, say)
                 record.times.wall_s = time.perf_counter() - mark  # the commit itself overlaps the next
                 del record
             bar.update()
             mark = time.perf_counter()
-    report.jobs = committer.committed
+        say_held(committer, said, say)  # still held at the end: the sweep waits for it (Committer.close)
+    report.jobs, report.unstored = committer.committed, committer.left
+    report.recovered += committer.recovered
+
+
+def waiting(bar) -> Callable[[str | None], None]:
+    """The committer's news about a held store, on the progress line (from its thread: the bar
+    writes to the real stderr, which evaluation's silencing leaves alone)."""
+    def on_wait(holder: str | None) -> None:
+        bar.set_postfix_str(f"store held by {holder}: evaluated checkpoints wait" if holder else "")
+
+    return on_wait
+
+
+def say_held(committer: Committer, said: set[str], say: Callable[[str], None]) -> None:
+    """Once a sweep, from the main thread (prints there are not silenced): who holds the store."""
+    holder = committer.holder
+    if holder and "held" not in said:
+        said.add("held")
+        say(f"the store is held by {holder}; evaluated checkpoints wait (in memory, then in "
+            f"{spool_root(committer.db)}) and are committed when it is free")
 
 
 def _cleanup(cfg: RunConfig, job: Job, say: Callable[[str], None]) -> None:

@@ -14,6 +14,7 @@ waiting for (the dashboard's Runs view shows it). Checkpoints are only ever read
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from evalsuite.records import Sweep
 from evalsuite.sweep.committer import Committer
 from evalsuite.sweep.config import RunConfig, config_from_args, tokenizer_of
 from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests, say_notes
-from evalsuite.sweep.local import Failure
+from evalsuite.sweep.local import Failure, say_held
 from evalsuite.sweep.plan import Job, checkpoint_for, plan
 
 if TYPE_CHECKING:
@@ -220,7 +221,8 @@ class _Watcher:
         own = {model: backends.load_model_tokenizer(where) for model, where in cfg.tokenizers.items()}
         self.session = replace(self.session, tokenizer=backends.load_tokenizer(), tokenizers=own)
         self.prepared = prepare_requests(cfg)
-        store.write_documents(cfg.db, self.prepared.documents())
+        # through the commit thread, kept with the records while another process holds the store
+        self.committer.note(functools.partial(store.write_documents, cfg.db, self.prepared.documents()), keep=True)
 
     def _evaluate_job(self, cfg: RunConfig, job: Job) -> None:
         from evalsuite.lmeval import checkpoints
@@ -239,6 +241,7 @@ class _Watcher:
         del loaded
         say_notes(record, self.notes, self.say)
         self.committer.submit(record)
+        say_held(self.committer, self.notes, self.say)
         self.looks.done.add(job.step)
         self.report.stored.append(job.step)
         self.report.failed = [f for f in self.report.failed if f.step != job.step]  # loaded once complete
