@@ -25,7 +25,7 @@ def test_all_steps_of_a_model_are_154_hub_jobs(tmp_path):
 
 def test_defaults_are_the_demo_model(tmp_path):
     cfg = _config(tmp_path)
-    assert cfg.models == ["pythia-demo"] and cfg.steps == {"pythia-demo": [0, 25, 50, 100]}
+    assert cfg.models == ["pythia-demo"] and cfg.steps == {"pythia-demo": DEMO_STEPS}
     assert cfg.limit == 100 and cfg.shots == 0 and cfg.backend == "fast"
 
 

@@ -48,10 +48,10 @@ from evalsuite.sweep import packing, reaper
 from evalsuite.sweep.cluster_head import ADDRESS, check_head
 from evalsuite.sweep.cluster_pool import WORKER_CPUS, Pool, Shared
 from evalsuite.sweep.cluster_stops import ray_errors_to, stopped_by_signals
-from evalsuite.sweep.committer import Committer
+from evalsuite.sweep.committer import Committer, commit_left_over
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.job import git_commit
-from evalsuite.sweep.local import Startup, SweepReport, pending, quiet, registered
+from evalsuite.sweep.local import Startup, SweepReport, pending, quiet, registered, waiting
 from evalsuite.sweep.plan import Job
 
 if TYPE_CHECKING:
@@ -114,10 +114,11 @@ def run_ray_sweep(cfg: RunConfig, opts: RayOptions, show_progress: bool = True,
     if demo.DEMO_NAME in cfg.models and opts.address != "local":
         raise EvalsuiteError("the demo model's checkpoints are built on this machine: use --ray local")
     store.init(cfg.db)
+    recovered = commit_left_over(cfg.db)  # a stopped sweep's evaluated checkpoints, before planning
     with connected(opts, cfg.device, warn) as (ray, scratch):
         device, dtype, gpu_gib = _placement(ray, cfg, opts, say)
         jobs = pending(cfg, dtype, f"Ray workers ({device}, {dtype}, backend {cfg.backend})", say)
-        report = RaySweepReport([], Startup())
+        report = RaySweepReport([], Startup(), recovered=recovered)
         if not jobs:
             return report
         with registered(cfg, len(jobs), socket.gethostname()) as sweep:
@@ -226,15 +227,16 @@ def _run_phases(ray, cfg: RunConfig, jobs: list[Job], opts: RayOptions, gpu_gib:
     from evalsuite.sweep.cluster_worker import pack_files
 
     files = ray.put(pack_files(cfg))  # once; each worker's node fetches it from the object store
-    with Committer(cfg.db, setup.sweep_id, replace=cfg.force) as committer, \
-            tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True,
-                 file=sys.__stderr__) as bar:
+    with tqdm(total=len(jobs), unit="ckpt", disable=not show_progress, dynamic_ncols=True,
+              file=sys.__stderr__) as bar, \
+            Committer(cfg.db, setup.sweep_id, replace=cfg.force, on_wait=waiting(bar)) as committer:
         shared = Shared(ray, cfg, opts, setup, files, committer, bar, report, say)
         for phase in packing.phases(cfg.models, setup.dtype, gpu_gib):
             todo = [job for job in jobs if job.model in phase.models]
             if todo:
                 Pool(shared, todo, phase).run()
-    report.jobs, report.unstored, report.recovered = committer.committed, committer.left, committer.recovered
+    report.jobs, report.unstored = committer.committed, committer.left
+    report.recovered += committer.recovered
 
 
 

@@ -162,7 +162,8 @@ class Pool:
         if not record.documents:
             return record
         if not self.shared.documents_written:
-            self.shared.committer.note(functools.partial(store.write_documents, self.shared.cfg.db, record.documents))
+            write = functools.partial(store.write_documents, self.shared.cfg.db, record.documents)
+            self.shared.committer.note(write, keep=True)  # kept in the spool while the store is held
             self.shared.documents_written = True
         return replace(record, documents=[])
 
