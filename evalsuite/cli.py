@@ -183,7 +183,7 @@ def _add_run(sub) -> None:
     run.add_argument("--ray", default=None, metavar="ADDRESS",
                      help="run on Ray workers: local (a private instance on this machine), auto or "
                           "HOST:PORT (a running cluster)")
-    run.add_argument("--workers", type=int, default=None, metavar="N",
+    run.add_argument("--workers", type=numbers.WORKERS, default=None, metavar="N",
                      help="with --ray: at most N workers (default: one per GPU slot or CPU)")
     run.set_defaults(func=cmd_run)
 
@@ -222,9 +222,9 @@ def _add_watch(sub) -> None:
         "stored checkpoints are skipped (a restart resumes). Checkpoints are never deleted.")
     watch.add_argument("dir", metavar="DIR", help="the training run's output folder")
     watch.add_argument("--model", required=True, help="the name to store the run's scores under")
-    watch.add_argument("--interval", type=float, default=5.0, metavar="S",
+    watch.add_argument("--interval", type=numbers.INTERVAL, default=5.0, metavar="S",
                        help="seconds between looks at DIR (default: 5)")
-    watch.add_argument("--until", type=int, default=None, metavar="STEP",
+    watch.add_argument("--until", type=numbers.UNTIL, default=None, metavar="STEP",
                        help="exit once a checkpoint at STEP or later is stored")
     watch.add_argument("--once", action="store_true", help="one pass over what is complete now, then exit")
     _add_scoring_options(watch)

@@ -48,6 +48,22 @@ def positive(option: str, what: str) -> Callable[[str], float]:
     return parse
 
 
+def seconds(option: str, high: float) -> Callable[[str], float]:
+    """A parser for `option`: seconds above 0 and at most `high` (a wait, not a sleep for ever)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise EvalsuiteError(f"bad {option} {text!r}: give seconds above 0") from None
+        if math.isnan(value) or not 0 < value <= high:
+            raise EvalsuiteError(f"bad {option} {value}: give seconds above 0, at most {high:,.0f}")
+        return value
+
+    parse.__name__ = option
+    return parse
+
+
 def batch_size(text: str) -> str:
     """--batch-size: auto, auto:N (lm-eval's: recompute N times) or a whole number from 1."""
     value = text.strip()
@@ -66,3 +82,6 @@ TOKENS_PER_STEP = whole("--tokens-per-step", 1, INT64_MAX, "tokens one training 
 PORT = whole("--port", 1, 65535, "a TCP port")
 LAST = whole("--last", 2, INT32_MAX, "checkpoints a model's noise is measured over")
 MAX_FILE = positive("--max-file-mb", "a size in MB")
+WORKERS = whole("--workers", 1, 100_000, "Ray workers")
+UNTIL = whole("--until", 0, INT32_MAX, "a checkpoint's training step")
+INTERVAL = seconds("--interval", 86_400)

@@ -55,6 +55,11 @@ def test_first_line_of_a_library_error_even_an_empty_one():
     (["import", "x.json", "--step", "-1"], "bad --step -1: a checkpoint's training step, from 0 to 2,147,483,647"),
     (["import", "x.json", "--max-file-mb", "nan"], "bad --max-file-mb nan: give a size in MB above 0"),
     (["dashboard", "--port", "70000"], "bad --port 70000: a TCP port, from 1 to 65,535"),
+    (["run", "--ray", "local", "--workers", "0"], "bad --workers 0: Ray workers, from 1 to 100,000"),
+    (["watch", "d", "--model", "m", "--interval", "inf"], "bad --interval inf: give seconds above 0, at most 86,400"),
+    (["watch", "d", "--model", "m", "--interval", "0"], "bad --interval 0.0: give seconds above 0, at most 86,400"),
+    (["watch", "d", "--model", "m", "--until", "3000000000"],
+     "bad --until 3000000000: a checkpoint's training step, from 0 to 2,147,483,647"),
 ])
 def test_numbers_are_checked_where_they_enter(argv, line, tmp_path, capsys, checkpoints):
     """Before any work: one line, exit 2 (not a traceback after a checkpoint was evaluated)."""

@@ -86,8 +86,6 @@ def options_from_args(args) -> RayOptions | None:
         return None
     if not ADDRESS.match(args.ray):
         raise EvalsuiteError(f"--ray {args.ray!r}: use local, auto or HOST:PORT (the Ray head's address)")
-    if args.workers is not None and args.workers < 1:
-        raise EvalsuiteError("--workers must be at least 1")
     require_ray()
     return RayOptions(args.ray, args.workers)
 
