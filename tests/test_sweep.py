@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from evalsuite import store
 from evalsuite.cli import build_parser
+from evalsuite.lmeval.demo import DEMO_STEPS
 from evalsuite.sweep.config import config_from_args
 from evalsuite.sweep.plan import checkpoint_for, plan
 
