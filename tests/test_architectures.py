@@ -82,7 +82,10 @@ def test_fast_matches_hf(name, prepared, tokenizers):
     _, docs = compare(prepared.instances, fast, hf, FP32_RTOL)
     margins = [m for _, _, m in docs.values() if m is not None]
     worst_abs = max(abs(f[0] - h[0]) for f, h in zip(fast, hf))
-    assert min(margins) > 100 * worst_abs, (min(margins), worst_abs)  # equal choices are not luck
+    # equal choices are not luck: an argmax can differ only where a margin is below twice the
+    # largest deviation; 10x keeps a factor of 5 (100x failed on Gemma's random init under
+    # transformers 5.25 by chance: its closest margin is 78x, with no deviation grown)
+    assert min(margins) > 10 * worst_abs, (min(margins), worst_abs)
     values = lambda record, metric: {(s.task, s.value, s.stderr) for s in record.scores if s.metric == metric}  # noqa: E731
     for metric in ("acc", "acc_norm"):
         assert values(fast_record, metric) == values(hf_record, metric)
