@@ -188,3 +188,29 @@ def test_a_sweep_ending_while_the_store_is_held_names_what_waits_and_the_next_ru
     assert "committed 2 checkpoint(s) an earlier, stopped sweep had left waiting" in out
     scores = store.read_df(db, "SELECT step, count(*) AS n FROM scores WHERE source = 'local' GROUP BY step")
     assert sorted(scores.step) == [1000, 2000] and not spool_root(db).exists()
+
+
+def test_a_crafted_spool_file_is_refused_not_run(tmp_path):
+    """A spool folder beside a store that came from elsewhere: its file is never executed; the
+    sweep's recovery stops with one line naming it, and the file stays for the user to look at."""
+    import os
+    import pickle
+
+    from evalsuite.errors import EvalsuiteError
+    from evalsuite.sweep.committer import commit_left_over
+
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    folder = spool_root(db) / "1-abcdef12"
+    folder.mkdir(parents=True)
+    crafted = folder / "00000001.pkl"
+    crafted.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(EvalsuiteError, match=f"cannot read {crafted}: not an evaluated checkpoint evalsuite "
+                                             r"kept \(it names posix.system\)"):
+        commit_left_over(db)
+    assert not marker.exists() and crafted.exists()

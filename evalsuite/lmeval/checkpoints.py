@@ -189,7 +189,7 @@ def environment(device: str) -> dict:
 
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else None
     return dict(lm_eval_version=lm_eval.__version__, transformers_version=transformers.__version__,
-                torch_version=torch.__version__, gpu_name=gpu, hostname=platform.node())
+                torch_version=str(torch.__version__), gpu_name=gpu, hostname=platform.node())
 
 
 def gpu_memory_gib() -> float | None:

@@ -71,9 +71,29 @@ class Spool:
         self._lock = None
 
 
+# What a spooled file may name: evalsuite's records and the one write a sweep keeps (its
+# documents). A spool folder is beside a store, which may have come from anyone: pickle would
+# otherwise call whatever a crafted file names when a sweep recovers it.
+_ALLOWED = {("functools", "partial"), ("evalsuite.store.writes", "write_documents"),
+            ("evalsuite.sweep.spool", "Spooled"), ("datetime", "datetime"), ("pathlib", "PosixPath"),
+            ("pathlib._local", "PosixPath"), ("numpy", "dtype"), ("numpy._core.multiarray", "scalar")}
+
+
+class _RecordsOnly(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED or (module == "evalsuite.records" and name[:1].isupper()):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it names {module}.{name}")
+
+
 def load(path: Path) -> Spooled | Callable[[], object]:
-    with open(path, "rb") as f:
-        return pickle.load(f)
+    """A spooled record or kept write; a file evalsuite did not write is refused, never run."""
+    try:
+        with open(path, "rb") as f:
+            return _RecordsOnly(f).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as exc:
+        raise EvalsuiteError(f"cannot read {path}: not an evaluated checkpoint evalsuite kept ({exc}); "
+                             "move it away to go on") from None
 
 
 def orphans(db: Path) -> Iterator[Path]:
