@@ -32,32 +32,18 @@ def whole(option: str, low: int, high: int, what: str) -> Callable[[str], int]:
     return parse
 
 
-def positive(option: str, what: str) -> Callable[[str], float]:
-    """A parser for `option`: a number above 0 (inf: no limit), never NaN."""
+def positive(option: str, what: str, most: float | None = None) -> Callable[[str], float]:
+    """A parser for `option`: a number above 0, never NaN; at most `most` where given (a wait, not
+    a sleep for ever), else any (inf: no limit)."""
+    bound = f", at most {most:,.0f}" if most is not None else ""
 
     def parse(text: str) -> float:
         try:
             value = float(text.strip())
         except ValueError:
             raise EvalsuiteError(f"bad {option} {text!r}: give {what} above 0") from None
-        if math.isnan(value) or value <= 0:
-            raise EvalsuiteError(f"bad {option} {value}: give {what} above 0")
-        return value
-
-    parse.__name__ = option
-    return parse
-
-
-def seconds(option: str, high: float) -> Callable[[str], float]:
-    """A parser for `option`: seconds above 0 and at most `high` (a wait, not a sleep for ever)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise EvalsuiteError(f"bad {option} {text!r}: give seconds above 0") from None
-        if math.isnan(value) or not 0 < value <= high:
-            raise EvalsuiteError(f"bad {option} {value}: give seconds above 0, at most {high:,.0f}")
+        if math.isnan(value) or value <= 0 or (most is not None and value > most):
+            raise EvalsuiteError(f"bad {option} {value}: give {what} above 0{bound}")
         return value
 
     parse.__name__ = option
@@ -84,4 +70,4 @@ LAST = whole("--last", 2, INT32_MAX, "checkpoints a model's noise is measured ov
 MAX_FILE = positive("--max-file-mb", "a size in MB")
 WORKERS = whole("--workers", 1, 100_000, "Ray workers")
 UNTIL = whole("--until", 0, INT32_MAX, "a checkpoint's training step")
-INTERVAL = seconds("--interval", 86_400)
+INTERVAL = positive("--interval", "seconds", most=86_400)
