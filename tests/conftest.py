@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,37 @@ def evalsuite_cmd(*args: str) -> list[str]:
 def run_evalsuite(hf_home: Path, db: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(evalsuite_cmd(*args), env=cli_env(hf_home, db), capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+def open_app(db: Path, monkeypatch, timeout: float = 60, **params):
+    """The real app script under Streamlit's AppTest on store `db`, its URL holding `params`, run once."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("EVALSUITE_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def assert_clean(at) -> None:
+    """No exception and no error element on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
+    """Until the dashboard at `url` (its /_stcore/health) answers 200; fails if `proc` ends first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else proc.returncode
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"dashboard not healthy at {url} after {timeout_s} s")

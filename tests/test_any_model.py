@@ -18,11 +18,10 @@ from streamlit.testing.v1 import AppTest
 from evalsuite import store
 from evalsuite.paths import TASK_DATA_DIR
 
-from conftest import run_evalsuite
+from conftest import assert_clean, open_app, run_evalsuite
 
 pytestmark = pytest.mark.slow
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 ARGS = ["--tasks", "lambada_openai", "--limit", "3"]  # one task, three documents: each run takes seconds
 NEOX_STEPS, TRAINER_STEPS = [0, 2, 4], [2, 4]
 TOKENS_PER_STEP = 4 * 64  # the runs' batch: 4 sequences of 64 tokens
@@ -171,13 +170,9 @@ def test_a_released_model_is_stored_with_no_step_and_no_tokens(stored):
         ["someone/tiny-released", 1]]
 
 
-def _app(db: Path, monkeypatch, **params) -> AppTest:
-    monkeypatch.setenv("EVALSUITE_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=90)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+def _app(db: Path, monkeypatch, **params):
+    at = open_app(db, monkeypatch, timeout=90, **params)
+    assert_clean(at)
     return at
 
 

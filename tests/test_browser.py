@@ -13,8 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from evalsuite.paths import RESULTS_DIR
 from evalsuite.records import Sweep
 
 import factory
+from conftest import wait_healthy
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -90,24 +89,11 @@ def server(tmp_path_factory):
     try:
         first = proc.stdout.readline()
         assert url in first, first  # the command prints where the dashboard is
-        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc)
+        wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the session holds evalsuite and its streamlit child
         proc.wait(timeout=20)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read()
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"dashboard not healthy at {url} after {timeout_s} s")
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ from evalsuite.catalog.pythia import FINAL_STEP
 from evalsuite.records import Model, Sweep, WorkerState
 
 import factory
+from conftest import APP, assert_clean, open_app, wait_healthy
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 CARD_TASKS = ["lambada_openai", "piqa", "winogrande", "arc_easy", "sciq"]
 DEMO_STEPS = [0, 25, 50, 100]
 FAR = {"lambada_openai"}  # local pythia-70m scores placed 3 stderrs off the published ones
@@ -65,14 +65,6 @@ def db(tmp_path_factory) -> Path:
     return path
 
 
-def _app(db: Path, monkeypatch, **params) -> AppTest:
-    monkeypatch.setenv("EVALSUITE_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in params.items():
-        at.query_params[key] = value
-    return at.run()
-
-
 def _charts(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
     """(spec, all rows of every dataset) of each chart on the page."""
     out = []
@@ -82,15 +74,10 @@ def _charts(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
     return out
 
 
-def _clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
 @pytest.mark.parametrize("view", ["training", "scaling", "compare", "runs"])
 def test_every_view_renders_a_chart_and_downloads(db, monkeypatch, view):
-    at = _app(db, monkeypatch, view=view)
-    _clean(at)
+    at = open_app(db, monkeypatch, view=view)
+    assert_clean(at)
     assert _charts(at), f"{view} drew no chart"
     assert [b.proto.label for b in at.download_button][-2:] == ["Download CSV", "Download JSON"]
 
@@ -98,8 +85,8 @@ def test_every_view_renders_a_chart_and_downloads(db, monkeypatch, view):
 def test_training_curves_carry_every_stored_checkpoint(db, monkeypatch):
     # lambada_openai acc, 0-shot, all models (asked for: the demo-shaped curve's acc stays 0, so
     # the view would open on perplexity, see test_training_curves_open_on_the_metric_that_moves)
-    at = _app(db, monkeypatch, metric="acc")
-    _clean(at)
+    at = open_app(db, monkeypatch, metric="acc")
+    assert_clean(at)
     (spec, shown), = _charts(at)
     want = store.read_df(db, "SELECT model, step, source, value FROM scores WHERE task = 'lambada_openai' "
                              "AND metric = 'acc' AND shots = 0 AND step IS NOT NULL")
@@ -113,8 +100,8 @@ def test_training_curves_carry_every_stored_checkpoint(db, monkeypatch):
 
 
 def test_scaling_default_is_the_model_card_figures(db, monkeypatch):
-    at = _app(db, monkeypatch, view="scaling")
-    _clean(at)
+    at = open_app(db, monkeypatch, view="scaling")
+    assert_clean(at)
     charts = _charts(at)
     assert sorted(spec["title"] for spec, _ in charts) == sorted(f"{t} acc" for t in CARD_TASKS)
     for _, rows in charts:
@@ -124,8 +111,8 @@ def test_scaling_default_is_the_model_card_figures(db, monkeypatch):
         for model, params in published[["model", "params"]].drop_duplicates().itertuples(index=False):
             assert params == builtin_catalog().get(model).params
         assert "pythia-demo" not in set(rows["model"])  # it has no step 143000
-    at = _app(db, monkeypatch, view="scaling", task="piqa", step="0")
-    _clean(at)
+    at = open_app(db, monkeypatch, view="scaling", task="piqa", step="0")
+    assert_clean(at)
     (_, rows), = _charts(at)
     rows = rows[rows["model"].notna()]  # not the scaling fit's band (tests/test_dashboard_stats.py)
     assert set(rows["step"]) == {0} and "pythia-demo" not in set(rows["model"])
@@ -136,8 +123,8 @@ def test_local_vs_published_flags_what_is_off_by_more_than_a_stderr(db, monkeypa
     table = differences(add_model_columns(store.read_df(db, *store.scores_with_representative())), "local")
     assert set(table["model"]) == {"pythia-70m"} and set(table["step"]) == {FINAL_STEP}
     assert set(table.loc[table["flag"], "task"]) == FAR  # 3 se over; 0.2 se is within both stderrs
-    at = _app(db, monkeypatch, view="compare")
-    _clean(at)
+    at = open_app(db, monkeypatch, view="compare")
+    assert_clean(at)
     # the differences, then the paired comparison of two checkpoints (tests/test_dashboard_stats.py)
     assert len(at.dataframe) == 2 and len(at.dataframe[0].value) == len(table)
     (_, shown), = _charts(at)
@@ -145,8 +132,8 @@ def test_local_vs_published_flags_what_is_off_by_more_than_a_stderr(db, monkeypa
 
 
 def test_runs_view_shows_coverage_provenance_and_the_sweep(db, monkeypatch):
-    at = _app(db, monkeypatch, view="runs", source="local")
-    _clean(at)
+    at = open_app(db, monkeypatch, view="runs", source="local")
+    assert_clean(at)
     (_, cells), = _charts(at)
     assert set(cells.loc[cells["model"] == "pythia-demo", "step_label"]) == {str(s) for s in DEMO_STEPS}
     provenance = at.dataframe[0].value
@@ -170,8 +157,8 @@ def test_runs_view_lists_the_workers_of_a_ray_sweep(tmp_path, monkeypatch):
                                            updated_at=now))
     store.set_worker(path, WorkerState("sw2", 0, "evaluating", node="gpu-a", gpu="0 (1/4)", model="pythia-70m",
                                        step=3000, done=1, updated_at=now))  # the driver moved it on
-    at = _app(path, monkeypatch, view="runs")
-    _clean(at)
+    at = open_app(path, monkeypatch, view="runs")
+    assert_clean(at)
     assert any(c.value == "Ray workers: 1 of 2 busy, 1 lost" for c in at.caption)
     workers = at.dataframe[0].value
     assert list(workers["worker"]) == [0, 1, 2] and list(workers["state"]) == ["evaluating", "lost", "idle"]
@@ -190,8 +177,8 @@ def test_runs_view_counts_each_models_own_checkpoints(tmp_path, monkeypatch):
     store.write_job(path, record, sweep_id="sw3")
     _job(path, "pythia-160m-seed3", 1000, [("piqa", "acc", 0.5, 0.1)], 10, sweep_id="sw3")
     _job(path, "mystery", 7, [("piqa", "acc", 0.5, 0.1)], 10, sweep_id="sw3")
-    at = _app(path, monkeypatch, view="runs")
-    _clean(at)
+    at = open_app(path, monkeypatch, view="runs")
+    assert_clean(at)
     bars = [p.proto.text for p in at.get("progress")]
     assert "` my-run `: 1 of 5 checkpoints have local scores" in bars
     assert "` pythia-160m-seed3 `: 1 of 154 checkpoints have local scores" in bars
@@ -205,16 +192,16 @@ def test_compare_holds_any_model_two_sources_evaluated(tmp_path, monkeypatch):
     for source, value in (("local", 0.52), ("lab", 0.50)):
         store.write_job(path, factory.job("my-run", 500, [("piqa", "acc", value, 0.005)], source=source,
                                           run_id=f"{source}-500", doc_limit=None))
-    at = _app(path, monkeypatch, view="compare", against="lab")
-    _clean(at)
+    at = open_app(path, monkeypatch, view="compare", against="lab")
+    assert_clean(at)
     table = at.dataframe[0].value
     assert list(table["model"]) == ["my-run"] and bool(table["flag"].iloc[0])  # 0.02 apart, 0.007 combined stderr
     assert "value (lab)" in table.columns
 
 
 def test_url_reproduces_the_view_and_follows_the_pickers(db, monkeypatch):
-    at = _app(db, monkeypatch, task="piqa", metric="acc_norm", x="tokens", variant="deduped")
-    _clean(at)
+    at = open_app(db, monkeypatch, task="piqa", metric="acc_norm", x="tokens", variant="deduped")
+    assert_clean(at)
     (spec, rows), = _charts(at)
     assert spec["title"] == "piqa acc_norm, 0-shot"
     assert set(rows["variant"]) == {"deduped"} and "tokens" in spec["layer"][1]["encoding"]["x"]["field"]
@@ -223,8 +210,8 @@ def test_url_reproduces_the_view_and_follows_the_pickers(db, monkeypatch):
 
 
 def test_unknown_names_in_the_link_warn_and_fall_back(db, monkeypatch):
-    at = _app(db, monkeypatch, view="nope", task="hellaswag", models="pythia-70m,gpt-17")
-    _clean(at)
+    at = open_app(db, monkeypatch, view="nope", task="hellaswag", models="pythia-70m,gpt-17")
+    assert_clean(at)
     warnings = " ".join(w.value for w in at.warning)
     assert "nope" in warnings and "hellaswag" in warnings and "gpt-17" in warnings
     (_, rows), = _charts(at)
@@ -238,8 +225,8 @@ def test_missing_empty_and_foreign_stores_get_a_message(tmp_path, monkeypatch):
     for path, words in [(tmp_path / "none.duckdb", "evalsuite import"), (empty, "evalsuite import"),
                         (foreign, "not a DuckDB database")]:
         for view in ["training", "runs"]:
-            at = _app(path, monkeypatch, view=view)
-            _clean(at)
+            at = open_app(path, monkeypatch, view=view)
+            assert_clean(at)
             assert words in at.info[0].value
 
 
@@ -247,9 +234,9 @@ def test_a_single_point_is_drawn_and_explained(tmp_path, monkeypatch):
     path = store.init(tmp_path / "one.duckdb", seed=False)
     _job(path, "pythia-demo", 0, [("piqa", "acc", 0.5, 0.1)], 10)
     for view in ["training", "scaling", "compare", "runs"]:
-        at = _app(path, monkeypatch, view=view)
-        _clean(at)
-    at = _app(path, monkeypatch)
+        at = open_app(path, monkeypatch, view=view)
+        assert_clean(at)
+    at = open_app(path, monkeypatch)
     (_, rows), = _charts(at)
     assert len(rows.drop_duplicates(["model", "step"])) == 1
     assert any("Only one checkpoint" in c.value for c in at.caption)
@@ -258,7 +245,7 @@ def test_a_single_point_is_drawn_and_explained(tmp_path, monkeypatch):
 def test_rows_a_sweep_commits_appear_on_the_next_rerun(tmp_path, monkeypatch):
     path = store.init(tmp_path / "live.duckdb", seed=False)
     _job(path, "pythia-demo", 0, [("piqa", "acc", 0.5, 0.1)], 10)
-    at = _app(path, monkeypatch)
+    at = open_app(path, monkeypatch)
     _job(path, "pythia-demo", 25, [("piqa", "acc", 0.6, 0.1)], 10)
     at.run()
     (_, rows), = _charts(at)
@@ -317,8 +304,8 @@ def _inert(bodies: list[str]) -> None:
 def test_a_crafted_link_renders_as_inert_text(db, monkeypatch):
     """Item 9: values in a link that the store does not hold were echoed into st.warning as
     markdown: a fake 'sign in' link, a remote image."""
-    at = _app(db, monkeypatch, task=LINK, metric=AUTOLINK, models=f"pythia-70m,{IMAGE}")
-    _clean(at)
+    at = open_app(db, monkeypatch, task=LINK, metric=AUTOLINK, models=f"pythia-70m,{IMAGE}")
+    assert_clean(at)
     from markdown_it import MarkdownIt
 
     warnings = " ".join(MarkdownIt("gfm-like").render(w.value) for w in at.warning)
@@ -339,8 +326,8 @@ def hostile_db(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("view", ["training", "scaling", "compare", "runs"])
 def test_stored_names_render_as_inert_text(hostile_db, monkeypatch, view):
-    at = _app(hostile_db, monkeypatch, view=view)
-    _clean(at)
+    at = open_app(hostile_db, monkeypatch, view=view)
+    assert_clean(at)
     shown = _markdown_shown(at)
     if view != "runs":  # the runs view names them in its table and chart only
         assert any(LINK in body or IMAGE in body for body in shown), shown
@@ -380,8 +367,8 @@ def test_nothing_imported_displaces_the_shipped_published_value(tmp_path, monkey
     _job(db, "pythia-70m", FINAL_STEP, [("piqa", "acc", 0.6, 0.01)], 500)
     table = differences(add_model_columns(store.read_df(db, *store.scores_with_representative())), "local")
     assert table.loc[table.task == "piqa", "value_published"].tolist() == [shipped]
-    at = _app(db, monkeypatch, task="piqa", models="pythia-70m")
-    _clean(at)
+    at = open_app(db, monkeypatch, task="piqa", models="pythia-70m")
+    assert_clean(at)
     (_, drawn), = _charts(at)
     final = drawn[(drawn["step"] == FINAL_STEP) & (drawn["source"] == "published")]
     assert set(final["value"]) == {shipped}
@@ -394,8 +381,6 @@ def test_dashboard_serves_on_ipv6_loopback(tmp_path):
     import socket
     import subprocess
     import sys
-    import time
-    import urllib.request
 
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
@@ -411,15 +396,7 @@ def test_dashboard_serves_on_ipv6_loopback(tmp_path):
                             start_new_session=True)
     try:
         assert proc.stdout.readline().startswith(f"evalsuite dashboard: http://[::1]:{port}  (store ")
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline
-            try:
-                with urllib.request.urlopen(f"http://[::1]:{port}/_stcore/health", timeout=2) as reply:
-                    assert reply.status == 200
-                    break
-            except OSError:
-                time.sleep(0.3)
+        wait_healthy(f"http://[::1]:{port}/_stcore/health", proc)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
@@ -483,8 +460,8 @@ def _same_numbers(table: pd.DataFrame, cli: pd.DataFrame) -> bool:
 
 
 def test_items_view_shows_what_evalsuite_items_computes(learning_db, monkeypatch, capsys):
-    at = _app(learning_db, monkeypatch, view="items")
-    _clean(at)
+    at = open_app(learning_db, monkeypatch, view="items")
+    assert_clean(at)
     table = at.dataframe[0].value  # every document, in learning order
     cli = _items_json(learning_db, capsys, "--model", "pythia-70m")
     assert len(table) == len(cli) == 60 and _same_numbers(table, cli)
@@ -508,10 +485,10 @@ def test_items_view_shows_what_evalsuite_items_computes(learning_db, monkeypatch
 def test_picking_an_item_shows_it_and_the_link_holds_it(learning_db, monkeypatch):
     from evalsuite.store import items
 
-    at = _app(learning_db, monkeypatch, view="items")
+    at = open_app(learning_db, monkeypatch, view="items")
     doc = int(at.dataframe[0].value["doc_id"].iloc[5])
     at.selectbox(key="doc").select(doc).run()
-    _clean(at)
+    assert_clean(at)
     assert at.query_params["doc"] == str(doc)
     assert at.code[0].value == f"Question {doc} of piqa?\nAnswer:"  # the prompt, as text
     assert at.dataframe[1].value["text"].tolist() == [f" yes {doc}", f" no {doc}"]
@@ -519,13 +496,13 @@ def test_picking_an_item_shows_it_and_the_link_holds_it(learning_db, monkeypatch
     curves = _charts(at)[4][1]
     right = curves[curves["choice"] == "0 (right)"].sort_values("step")
     assert right["loglikelihood"].tolist() == [lls[0] for lls in history["loglikelihoods"]]
-    again = _app(learning_db, monkeypatch, view="items", doc=str(doc))  # the link reopens it
+    again = open_app(learning_db, monkeypatch, view="items", doc=str(doc))  # the link reopens it
     assert again.selectbox(key="doc").value == doc and again.code[0].value == at.code[0].value
 
 
 def test_items_link_picks_model_and_metric(learning_db, monkeypatch, capsys):
-    at = _app(learning_db, monkeypatch, view="items", model="pythia-160m", norm="1")
-    _clean(at)
+    at = open_app(learning_db, monkeypatch, view="items", model="pythia-160m", norm="1")
+    assert_clean(at)
     assert "` pythia-160m ` (steps 0 to 143000), source ` local `, right by ` acc_norm `" in at.caption[1].value
     table = at.dataframe[0].value
     assert _same_numbers(table, _items_json(learning_db, capsys, "--model", "pythia-160m", "--metric", "acc_norm"))
@@ -544,21 +521,21 @@ def test_the_heat_map_spreads_its_rows_over_every_document_or_shows_a_page():
 
 def test_items_view_says_where_there_are_no_samples(db, tmp_path, monkeypatch):
     seeded = store.init(tmp_path / "published.duckdb")
-    at = _app(seeded, monkeypatch, view="items")
-    _clean(at)
+    at = open_app(seeded, monkeypatch, view="items")
+    assert_clean(at)
     assert "holds no per-document samples" in at.info[0].value and "--log_samples" in at.info[0].value
-    at = _app(db, monkeypatch, view="items")  # local scores, but written without samples
-    _clean(at)
+    at = open_app(db, monkeypatch, view="items")  # local scores, but written without samples
+    assert_clean(at)
     assert "No per-document samples of ` pythia-70m ` on ` lambada_openai `" in at.info[0].value
 
 
 def test_items_link_values_and_stored_names_render_inert(hostile_db, learning_db, monkeypatch):
-    at = _app(learning_db, monkeypatch, view="items", model=LINK, task=IMAGE, doc=AUTOLINK)
-    _clean(at)
+    at = open_app(learning_db, monkeypatch, view="items", model=LINK, task=IMAGE, doc=AUTOLINK)
+    assert_clean(at)
     assert LINK in " ".join(w.value for w in at.warning)
     _inert(_markdown_shown(at))
-    at = _app(hostile_db, monkeypatch, view="items")
-    _clean(at)
+    at = open_app(hostile_db, monkeypatch, view="items")
+    assert_clean(at)
     assert LINK in at.info[0].value and IMAGE in at.info[0].value
     _inert(_markdown_shown(at))
 
@@ -581,10 +558,10 @@ def test_training_curves_open_on_the_metric_that_moves(tmp_path, monkeypatch):
     for i, step in enumerate(DEMO_STEPS):
         _job(path, "pythia-demo", step, [("lambada_openai", "acc", 0.0, 0.0),
                                          ("lambada_openai", "perplexity", 1e6 / (i + 1), 1e4)], 100)
-    at = _app(path, monkeypatch, view="training")
-    _clean(at)
+    at = open_app(path, monkeypatch, view="training")
+    assert_clean(at)
     assert at.selectbox(key="metric").value == "perplexity"
     _job(path, "pythia-demo", 200, [("lambada_openai", "acc", 0.01, 0.01),
                                     ("lambada_openai", "perplexity", 1e5, 1e3)], 100)
-    at = _app(path, monkeypatch, view="training")
+    at = open_app(path, monkeypatch, view="training")
     assert at.selectbox(key="metric").value == "acc"

@@ -22,8 +22,8 @@ from evalsuite.store.items import ItemsKey
 from evalsuite.store.values import checkpoint_scores
 
 import factory
+from conftest import assert_clean, open_app
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 JUMP_STEPS = [0, 1000, 2000, 3000, 4000]
 DOCS = 200
 
@@ -49,14 +49,9 @@ def jump_db(tmp_path_factory) -> Path:
     return path
 
 
-def _app(db: Path, monkeypatch, **params) -> AppTest:
-    monkeypatch.setenv("EVALSUITE_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+def _app(db: Path, monkeypatch, **params):
+    at = open_app(db, monkeypatch, timeout=120, **params)
+    assert_clean(at)
     return at
 
 

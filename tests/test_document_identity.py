@@ -16,6 +16,7 @@ from evalsuite.lmeval.results import doc_hash
 from evalsuite.store import items
 from evalsuite.store.items import ItemsKey
 
+from conftest import open_app
 from factory import documents, job, outcomes
 
 DATE = "2024-05-01T00-00-00.000000"
@@ -109,20 +110,13 @@ def test_an_older_store_is_backfilled_where_the_document_is_unambiguous(tmp_path
 def test_the_items_view_shows_each_source_its_own_text(tmp_path, monkeypatch):
     """The dashboard's Items view (text panel and document table) of the sweep shows the sweep's
     documents, never the imported impostor's, and the other lab's view shows its own."""
-    from streamlit.testing.v1 import AppTest
-
     db = tmp_path / "store.duckdb"
     store.init(db, seed=False)
     _sweep(db)
     import_paths([_other_lab(tmp_path / "in")], db, source="other-lab", seed=False)
-    monkeypatch.setenv("EVALSUITE_DB", str(db))
 
     def page(key: ItemsKey) -> str:
-        at = AppTest.from_file(str(Path(__file__).parents[1] / "dashboard" / "app.py"), default_timeout=60)
-        for name, value in {"view": "items", "model": key.model, "task": key.task, "source": key.source,
-                            "doc": "0"}.items():
-            at.query_params[name] = value
-        at.run()
+        at = open_app(db, monkeypatch, view="items", model=key.model, task=key.task, source=key.source, doc="0")
         assert not at.exception, [e.value for e in at.exception]
         texts = [el.value for kind in ("markdown", "caption", "code", "text") for el in at.get(kind)]
         tables = [frame.value.to_string() for frame in at.get("dataframe")]

@@ -22,7 +22,7 @@ from evalsuite.cli import main
 from evalsuite.lmeval.demo import tokenizer
 
 import training
-from conftest import evalsuite_cmd
+from conftest import assert_clean, evalsuite_cmd, open_app
 
 TRAINING = str(Path(__file__).resolve().parent / "training.py")
 ARGS = ["--tasks", "lambada_openai", "--limit", "3", "--device", "cpu"]
@@ -218,8 +218,6 @@ def test_watch_refuses_a_missing_folder_in_one_line(tmp_path, capsys):
 
 
 def test_the_runs_view_says_what_a_watch_waits_for_and_old_stores_gain_the_note(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
     from evalsuite.records import Sweep
 
     db = store.init(tmp_path / "s.duckdb")  # with the published scores: the views have something to show
@@ -229,11 +227,8 @@ def test_the_runs_view_says_what_a_watch_waits_for_and_old_stores_gain_the_note(
     now = store.utcnow()
     store.start_sweep(db, Sweep("w1", "my-run", planned=0, started_at=now, updated_at=now, hostname="lab"))
     store.note_sweep(db, "w1", 3, "waiting for step 4 to be complete (model.safetensors is 10 of 20 bytes)")
-    monkeypatch.setenv("EVALSUITE_DB", str(db))
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"), default_timeout=60)
-    at.query_params["view"] = "runs"
-    at.run()
-    assert not at.exception and not at.error
+    at = open_app(db, monkeypatch, view="runs")
+    assert_clean(at)
     assert any(c.value == "` my-run `: ` waiting for step 4 to be complete (model.safetensors is 10 of 20 bytes) `"
                for c in at.caption), [c.value for c in at.caption]
 

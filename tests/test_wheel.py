@@ -15,13 +15,14 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from evalsuite import store
+
+from conftest import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -64,24 +65,11 @@ def wheel_env(tmp_path_factory) -> Path:
     return venv / "bin"
 
 
-def _wait_healthy(proc: subprocess.Popen, port: int) -> None:
-    deadline = time.monotonic() + 180
-    while True:
-        assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < deadline, "no answer on /_stcore/health"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                assert reply.status == 200
-                return
-        except OSError:
-            time.sleep(0.5)
-
-
 def _serve_and_check(command: list[str], cwd: Path, port: int, env: dict | None = None) -> None:
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
-        _wait_healthy(proc, port)
+        wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, timeout_s=180)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as reply:
             assert reply.status == 200 and b"<html" in reply.read().lower()
     finally:
