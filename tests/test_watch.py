@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -274,14 +275,23 @@ def test_watch_follows_a_training_run_each_checkpoint_once_with_runs_scores(foll
 def test_watch_killed_mid_sweep_and_restarted_stores_each_checkpoint_once(followed, tmp_path):
     run_dir, db = followed[0], tmp_path / "killed.duckdb"
     watcher = _watch(run_dir, db)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and watcher.poll() is None:
-        if db.exists() and _stored_any(db):
+    # Killed on its own line for step 2, read from its output, never by polling the store: a
+    # reader holding the store would send the records to the spool and let the sweep run on.
+    # Step 2's record is queued only once step 0's commit has finished, and step 6 is not even
+    # loaded yet, so the kill lands mid-sweep with step 0 stored.
+    watchdog = threading.Timer(300, watcher.kill)
+    watchdog.start()
+    assert watcher.stdout is not None
+    lines = []
+    for line in watcher.stdout:
+        lines.append(line)
+        if line.startswith("evaluated my-run step 2 "):
+            watcher.send_signal(signal.SIGKILL)
             break
-        time.sleep(0.05)
-    watcher.send_signal(signal.SIGKILL)  # one checkpoint stored, the next being evaluated
+    watchdog.cancel()
     watcher.wait(timeout=60)
-    assert 0 < len(_runs_per_step(db)) < len(STEPS)
+    stored = _runs_per_step(db)
+    assert 0 in stored and len(stored) < len(STEPS), "".join(lines)[-3000:]
     again = _watch(run_dir, db, "--once")
     out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out[-2000:]
@@ -305,10 +315,3 @@ def test_ctrl_c_ends_a_watch_with_one_truthful_line(tmp_path):
                                             f"checkpoint in {tmp_path}")
     sweep = store.read_df(db, "SELECT status, note FROM sweeps").iloc[0]
     assert sweep["status"] == "stopped" and sweep["note"] == f"waiting for the next checkpoint in {tmp_path}"
-
-
-def _stored_any(db: Path) -> bool:
-    try:
-        return bool(_runs_per_step(db))
-    except Exception:  # noqa: BLE001 - the store is being created by the other process
-        return False
