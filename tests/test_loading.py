@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import shutil
+import socket
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.lmeval import backends
 from evalsuite.lmeval import (
     checkpoints as loading,  # `checkpoints` is the fixture of tiny checkpoints
 )
@@ -104,6 +106,31 @@ def test_uncached_revision_with_the_hub_unreachable_is_one_line(hub_cache):
     message = str(info.value)
     assert message.startswith("cannot load EleutherAI/pythia-70m revision step4000: the Hub")
     assert "unreachable" in message and "\n" not in message
+
+
+@pytest.fixture
+def no_network(monkeypatch, hub_cache):
+    """The fake HF cache, and every name lookup and connection this process tries refused and
+    recorded."""
+    tried: list[str] = []
+
+    def refuse(host, *args, **kwargs):
+        tried.append(str(host))
+        raise OSError(f"no network in this test ({host})")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return tried
+
+
+def test_a_cached_revisions_tokenizer_loads_without_the_network(no_network):
+    # transformers asks the Hub for each tokenizer file first and, the Hub unreachable, retries
+    # each with backoff for minutes before it reads the cache (a cached non-Pythia model's run
+    # hung there); the weights were already read from the cache with no network at all
+    ckpt = Checkpoint("pythia-70m", 2000, repo_id="EleutherAI/pythia-70m", revision="step2000")
+    tok = backends.load_model_tokenizer(ckpt)
+    assert tok("Hello world").input_ids == tokenizer()("Hello world").input_ids
+    assert no_network == []
 
 
 def _loop(checkpoints, placer, release: bool) -> list:

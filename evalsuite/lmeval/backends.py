@@ -13,6 +13,9 @@ from evalsuite.catalog.models import Checkpoint
 from evalsuite.errors import EvalsuiteError, first_line
 from evalsuite.paths import TOKENIZER_DIR
 
+# A saved tokenizer has one of these (tokenizer.json: fast; the config: every kind)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
 
 def quiet_libraries() -> None:
     """lm-eval, datasets and transformers log and draw progress bars per task; a sweep draws one."""
@@ -62,13 +65,20 @@ def choose_backend(model, asked: str) -> BackendChoice:
 
 def load_model_tokenizer(where: Checkpoint):
     """A model's own tokenizer: from a checkpoint folder, or its Hub repository at that revision
-    (the HF cache first, as checkpoints load); an EvalsuiteError in one line when it cannot be had."""
+    (the HF cache first, as checkpoints load: no network at all when its files are there; with
+    the Hub unreachable, transformers would retry each file for minutes before looking there);
+    an EvalsuiteError in one line when it cannot be had."""
     from transformers import AutoTokenizer
 
-    source = where.local_dir or where.repo_id
+    from evalsuite.lmeval.checkpoints import cached_snapshot
+
     try:
-        return AutoTokenizer.from_pretrained(source, revision=where.revision) if where.repo_id \
-            else AutoTokenizer.from_pretrained(source)
+        if where.local_dir is not None:
+            return AutoTokenizer.from_pretrained(where.local_dir)
+        snapshot = cached_snapshot(where)
+        if snapshot is not None and any((snapshot / name).exists() for name in TOKENIZER_FILES):
+            return AutoTokenizer.from_pretrained(snapshot)
+        return AutoTokenizer.from_pretrained(where.repo_id, revision=where.revision)
     except Exception as exc:  # noqa: BLE001 - a missing file, no network, a broken tokenizer.json
         raise EvalsuiteError(f"cannot load the tokenizer of {where.model} from {where.describe()}: "
                              f"{first_line(exc)[:200] or type(exc).__name__}") from None

@@ -111,7 +111,7 @@ def place_on_device(loaded: LoadedCheckpoint, device: str) -> LoadedCheckpoint:
 
 
 def _from_hub(ckpt: Checkpoint, kwargs: dict) -> LoadedCheckpoint:
-    snapshot = _cached_snapshot(ckpt)  # the local HF cache first: no network at all when it is there
+    snapshot = cached_snapshot(ckpt)  # the local HF cache first: no network at all when it is there
     if snapshot is not None:
         model = _read(snapshot, _cache_error(ckpt, snapshot), missing_ok=True, **kwargs)
         if model is not None:
@@ -120,11 +120,11 @@ def _from_hub(ckpt: Checkpoint, kwargs: dict) -> LoadedCheckpoint:
     if reason:  # a missing revision is this checkpoint's problem; an unreachable Hub, everyone's
         raise _hub_error(ckpt, reason, CheckpointError if reason == hub.MISSING else EvalsuiteError)
     model = _read(ckpt.repo_id, lambda why: _hub_error(ckpt, why), revision=ckpt.revision, **kwargs)
-    snapshot = _cached_snapshot(ckpt)  # where the download went: its folder names the commit
+    snapshot = cached_snapshot(ckpt)  # where the download went: its folder names the commit
     return LoadedCheckpoint(ckpt, model, commit=snapshot.name if snapshot else None, origin="hub")
 
 
-def _cached_snapshot(ckpt: Checkpoint) -> Path | None:
+def cached_snapshot(ckpt: Checkpoint) -> Path | None:
     """The HF cache's snapshot folder for repo@revision (named by its commit hash), if cached."""
     from huggingface_hub import try_to_load_from_cache
 
