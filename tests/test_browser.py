@@ -212,7 +212,7 @@ def test_items_view_renders_and_picking_a_row_shows_that_document(server, browse
     page.mouse.click(box["x"] + 18, box["y"] + row_height * 3.5)  # the third row's selection box
     page.wait_for_function("window.location.search.includes('doc=')", timeout=60_000)
     doc = int(page.url.split("doc=")[1].split("&")[0])
-    page.locator("[data-testid='stCode']", has_text=f"Question {doc} of piqa?").wait_for(timeout=60_000)
+    page.locator("[data-testid='stText']", has_text=f"Question {doc} of piqa?").wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(SHOTS / "items_picked.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0

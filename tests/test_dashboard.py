@@ -490,14 +490,14 @@ def test_picking_an_item_shows_it_and_the_link_holds_it(learning_db, monkeypatch
     at.selectbox(key="doc").select(doc).run()
     assert_clean(at)
     assert at.query_params["doc"] == str(doc)
-    assert at.code[0].value == f"Question {doc} of piqa?\nAnswer:"  # the prompt, as text
+    assert at.text[0].value == f"Question {doc} of piqa?\nAnswer:"  # the prompt, as text
     assert at.dataframe[1].value["text"].tolist() == [f" yes {doc}", f" no {doc}"]
     history = items.item_history(learning_db, items.ItemsKey("pythia-70m", "piqa"), doc)
     curves = _charts(at)[4][1]
     right = curves[curves["choice"] == "0 (right)"].sort_values("step")
     assert right["loglikelihood"].tolist() == [lls[0] for lls in history["loglikelihoods"]]
     again = open_app(learning_db, monkeypatch, view="items", doc=str(doc))  # the link reopens it
-    assert again.selectbox(key="doc").value == doc and again.code[0].value == at.code[0].value
+    assert again.selectbox(key="doc").value == doc and again.text[0].value == at.text[0].value
 
 
 def test_items_link_picks_model_and_metric(learning_db, monkeypatch, capsys):
