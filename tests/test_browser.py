@@ -8,6 +8,7 @@ results/screenshots/ for a person to look at.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from evalsuite import store
@@ -152,6 +154,23 @@ def test_runs_and_comparison_views_render(server, browser):
     page.locator("[data-testid='stDataFrame']").nth(1).wait_for(timeout=60_000)  # then the paired comparison
     assert page.locator("[data-testid='stDataFrame']").count() == 2
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_the_download_buttons_write_the_views_rows_when_clicked(server, browser):
+    """The files are made on the click (not on every opening of the page): both hold the rows."""
+    page = _open(browser, server + "/?view=compare", 1, "compare_download")
+    files = {}
+    for label in ("Download CSV", "Download JSON"):
+        with page.expect_download(timeout=60_000) as info:
+            page.get_by_role("button", name=label).first.click()
+        files[label] = Path(info.value.path()).read_bytes()
+    frame = pd.read_csv(io.BytesIO(files["Download CSV"]))
+    records = json.loads(files["Download JSON"])
+    shown = page.get_by_text("scores stored by both").first.inner_text()
+    assert len(frame) == len(records) == int(shown.split()[0]) > 0, shown
+    assert {"model", "step", "task", "metric", "flag"} <= set(frame.columns)
+    assert records[0]["model"] == frame["model"][0]
+    page.close()
 
 
 def test_the_sidebar_switches_views_and_the_link_follows(server, browser):
