@@ -70,3 +70,18 @@ def test_numbers_are_checked_where_they_enter(argv, line, tmp_path, capsys, chec
     assert main([*argv, "--db", str(db)]) == 2
     assert capsys.readouterr().err == f"evalsuite: error: {line}\n"
     assert not db.exists()  # nothing was started
+
+
+@pytest.mark.parametrize("argv", [
+    ["ls"], ["items", "--model", "pythia-70m", "--task", "piqa"], ["compare", "pythia-70m", "pythia-160m"],
+    ["stats"], ["export"], ["export", "--format", "samples", "--out", "{tmp}/samples.jsonl"],
+])
+def test_every_reading_command_on_a_missing_store_says_so_in_one_line(argv, tmp_path, capsys):
+    """A mistyped --db is an error for every command that reads, and makes no file."""
+    from evalsuite.cli import main
+
+    db = tmp_path / "typo.duckdb"
+    assert main([*(a.replace("{tmp}", str(tmp_path)) for a in argv), "--db", str(db)]) == 2
+    assert capsys.readouterr().err == (f"evalsuite: error: no store at {db}: run 'evalsuite run' or "
+                                       "'evalsuite import' first\n")
+    assert sorted(tmp_path.iterdir()) == []

@@ -264,8 +264,7 @@ def _export_samples(args, models: list[str] | None, tasks: list[str] | None, sou
     if not args.out:
         raise EvalsuiteError("--format samples needs --out FILE (.jsonl or .parquet)")
     db = store.db_path(args.db)
-    if not db.exists():
-        raise EvalsuiteError(f"no store at {db}: run 'evalsuite run' or 'evalsuite import' first")
+    store.existing(db)
     rows = write_samples(db, Path(args.out), models, tasks, source, derived=args.derived)
     if not rows:
         raise EvalsuiteError("no stored samples match (published scores have none); see 'evalsuite ls'")

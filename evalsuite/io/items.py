@@ -87,8 +87,7 @@ def items_from_args(args) -> str:
     if args.shots < 0:
         raise EvalsuiteError(f"bad --shots {args.shots}: shots are not negative")
     db = store.db_path(args.db)
-    if not db.exists():
-        raise EvalsuiteError(f"no store at {db}: run 'evalsuite run' or 'evalsuite import' first")
+    store.existing(db)
     source = names.check("source", args.source) if args.source else pick_source(db, model, task, args.shots)
     key = items.ItemsKey(model, task, args.shots, args.metric, source)
     rows = stats_rows(items.item_stats(db, key), args.metric)

@@ -24,6 +24,7 @@ from evalsuite.store.db import (
     StoreLocked,
     connect,
     db_path,
+    existing,
     lock_wait_s,
     patience,
     problem,
@@ -54,7 +55,8 @@ from evalsuite.store.writes import (
 )
 
 __all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "StoreLocked", "connect", "db_path",
-           "end_sweep", "init", "insert", "known_models", "lock_wait_s", "note_sweep", "patience", "problem",
+           "end_sweep", "existing", "init", "insert", "known_models", "lock_wait_s", "note_sweep", "patience",
+           "problem",
            "read_df", "scores_where", "scores_with_representative", "readable",
            "set_worker", "sql_path", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
            "write_documents", "write_job", "write_jobs", "write_models"]
@@ -95,8 +97,7 @@ def readable(db: str | Path | None) -> Path:
     must exist (a mistyped path is an error, not a new file); the default store is created on first
     use, seeded with EleutherAI's published numbers, so statistics work out of the box."""
     path = db_path(db)
-    if not path.exists():
-        if db or os.environ.get("EVALSUITE_DB"):
-            raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
-        init(path)
+    if path.exists() or db or os.environ.get("EVALSUITE_DB"):
+        return existing(path)
+    init(path)
     return path

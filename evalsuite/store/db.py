@@ -153,14 +153,19 @@ def _rollback(con) -> None:
         pass
 
 
+def existing(path: Path) -> Path:
+    """`path`, where a store is; else the one-line error every reader gives."""
+    if not path.exists():
+        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    return path
+
+
 def read_df(path: Path, sql: str, params: list | dict | None = None, needs: str | None = None,
             columns: tuple[str, ...] = ()):
     """Run a read-only query and return a pandas DataFrame (no store: a clear error). A query on
     a table that a store made by an older evalsuite lacks (`needs`) gives an empty frame with
     `columns` there; any other problem is raised, never taken for "nothing stored"."""
-    if not path.exists():
-        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
-    with connect(path, read_only=True) as con:
+    with connect(existing(path), read_only=True) as con:
         if needs is not None and not has_table(con, needs):
             import pandas as pd
 

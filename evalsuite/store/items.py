@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.store.db import connect, has_table, read_df
+from evalsuite.store.db import connect, existing, has_table, read_df
 from evalsuite.store.metrics import DERIVED, value_sql
 
 # metric -> the samples column saying right or wrong (a continuous metric's documents are acc's)
@@ -77,8 +77,7 @@ class ItemsKey:
 
 def _read(path: Path, sql: str, params: dict) -> pd.DataFrame:
     """Run one read-only query; `TARGETS` in it names the documents' right answers (_targets)."""
-    if not path.exists():
-        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    existing(path)
     with connect(path, read_only=True) as con:
         if "TARGETS" in sql:
             sql = sql.replace("TARGETS", _targets(con))
@@ -244,8 +243,7 @@ def documents_of(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:
     """As documents(), but only the documents the key's own samples were scored on (their
     fingerprints): another source's text for the same doc_id is never shown for them. A sample
     with no fingerprint (an older store's, ambiguous) shows every stored document of its doc_id."""
-    if not path.exists():
-        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    existing(path)
     with connect(path, read_only=True) as con:
         if not has_table(con, "documents"):
             return pd.DataFrame(columns=["doc_id", "fingerprint", "prompt", "choices", "contexts", "target"])
@@ -263,8 +261,7 @@ def documents_of(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:
 
 def prompt_ends_of(path: Path, key: ItemsKey, chars: int = 100) -> pd.DataFrame:
     """As prompt_ends(), from the documents the key's own samples were scored on (documents_of)."""
-    if not path.exists():
-        raise EvalsuiteError(f"no store at {path}: run 'evalsuite run' or 'evalsuite import' first")
+    existing(path)
     with connect(path, read_only=True) as con:
         if not has_table(con, "documents"):
             return pd.DataFrame(columns=["doc_id", "prompt_end"])

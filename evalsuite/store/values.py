@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalsuite.errors import EvalsuiteError
-from evalsuite.store.db import connect, has_table, read_df
+from evalsuite.store.db import connect, existing, has_table, read_df
 from evalsuite.store.items import _RUN_ORDER, ItemsKey
 from evalsuite.store.metrics import DERIVED, DOCUMENT_KEY, metric, value_sql
 from evalsuite.store.queries import scores_where, scores_with_representative
@@ -66,8 +65,7 @@ def _values(name: str, samples_where: str, columns: list[str], order: list[str] 
 def _read(db: Path, name: str, sql: str, params: dict, columns: list[str]) -> pd.DataFrame:
     """One read-only query's rows as a frame, through fetchnumpy (see the module docstring); no
     rows for a metric that reads the documents of a store made before they were kept."""
-    if not db.exists():
-        raise EvalsuiteError(f"no store at {db}: run 'evalsuite run' or 'evalsuite import' first")
+    existing(db)
     with connect(db, read_only=True) as con:
         if metric(name).needs_documents and not has_table(con, "documents"):
             return pd.DataFrame(columns=columns)
