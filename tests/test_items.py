@@ -161,6 +161,8 @@ def test_a_store_made_before_documents_were_kept_still_answers(tmp_path, db):
         con.execute("DROP TABLE documents")
     assert items.item_stats(old, KEY)["flips"].tolist() == EXPECTED["flips"].tolist()
     assert items.documents(old, "piqa", 0, [0]).empty and items.prompt_ends(old, "piqa", 0).empty
+    mine, ends = items.documents_of(old, KEY, [0]), items.prompt_ends_of(old, KEY)  # the dashboard's
+    assert mine.empty and "prompt" in mine.columns and ends.empty and "prompt_end" in ends.columns
     store.init(old)  # the next writer adds the table
     assert store.write_documents(old, factory.documents("piqa", 2)) == 2
 

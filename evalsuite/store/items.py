@@ -75,10 +75,12 @@ class ItemsKey:
         return METRICS[self.metric]
 
 
-def _read(path: Path, sql: str, params: dict) -> pd.DataFrame:
-    """Run one read-only query; `TARGETS` in it names the documents' right answers (_targets)."""
-    existing(path)
-    with connect(path, read_only=True) as con:
+def _read(path: Path, sql: str, params: dict, needs: str | None = None, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Run one read-only query; `TARGETS` in it names the documents' right answers (_targets).
+    A query on a table an older store lacks (`needs`) gives no rows, with `columns` (as read_df)."""
+    with connect(existing(path), read_only=True) as con:
+        if needs is not None and not has_table(con, needs):
+            return pd.DataFrame(columns=list(columns))
         if "TARGETS" in sql:
             sql = sql.replace("TARGETS", _targets(con))
         if not _has_fingerprints(con):  # a store no evalsuite of today has opened for writing yet
@@ -243,10 +245,6 @@ def documents_of(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:
     """As documents(), but only the documents the key's own samples were scored on (their
     fingerprints): another source's text for the same doc_id is never shown for them. A sample
     with no fingerprint (an older store's, ambiguous) shows every stored document of its doc_id."""
-    existing(path)
-    with connect(path, read_only=True) as con:
-        if not has_table(con, "documents"):
-            return pd.DataFrame(columns=["doc_id", "fingerprint", "prompt", "choices", "contexts", "target"])
     return _read(path, f"""
         WITH {_CHOSEN},
         scored AS (SELECT DISTINCT doc_id, fingerprint FROM samples
@@ -256,15 +254,12 @@ def documents_of(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:
         FROM documents d SEMI JOIN scored s
              ON d.doc_id = s.doc_id AND (s.fingerprint IS NULL OR d.fingerprint = s.fingerprint)
         WHERE d.task = $task AND d.shots = $shots
-        ORDER BY d.doc_id, d.fingerprint""", key.params(docs=_doc_list(doc_ids)))
+        ORDER BY d.doc_id, d.fingerprint""", key.params(docs=_doc_list(doc_ids)),
+                 needs="documents", columns=("doc_id", "fingerprint", "prompt", "choices", "contexts", "target"))
 
 
 def prompt_ends_of(path: Path, key: ItemsKey, chars: int = 100) -> pd.DataFrame:
     """As prompt_ends(), from the documents the key's own samples were scored on (documents_of)."""
-    existing(path)
-    with connect(path, read_only=True) as con:
-        if not has_table(con, "documents"):
-            return pd.DataFrame(columns=["doc_id", "prompt_end"])
     return _read(path, f"""
         WITH {_CHOSEN},
         scored AS (SELECT DISTINCT doc_id, fingerprint FROM samples
@@ -274,7 +269,8 @@ def prompt_ends_of(path: Path, key: ItemsKey, chars: int = 100) -> pd.DataFrame:
         FROM documents d SEMI JOIN scored s
              ON d.doc_id = s.doc_id AND (s.fingerprint IS NULL OR d.fingerprint = s.fingerprint)
         WHERE d.task = $task AND d.shots = $shots
-        GROUP BY d.doc_id ORDER BY d.doc_id""", key.params(chars=chars))
+        GROUP BY d.doc_id ORDER BY d.doc_id""", key.params(chars=chars), needs="documents",
+                 columns=("doc_id", "prompt_end"))
 
 
 def prompt_ends(path: Path, task: str, shots: int, chars: int = 100) -> pd.DataFrame:
