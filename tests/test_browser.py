@@ -156,20 +156,32 @@ def test_runs_and_comparison_views_render(server, browser):
     assert page.locator("[data-testid='stException']").count() == 0
 
 
-def test_the_download_buttons_write_the_views_rows_when_clicked(server, browser):
-    """The files are made on the click (not on every opening of the page): both hold the rows."""
-    page = _open(browser, server + "/?view=compare", 1, "compare_download")
+def _downloads(page) -> dict[str, bytes]:
     files = {}
     for label in ("Download CSV", "Download JSON"):
         with page.expect_download(timeout=60_000) as info:
             page.get_by_role("button", name=label).first.click()
         files[label] = Path(info.value.path()).read_bytes()
+    return files
+
+
+def test_the_download_buttons_give_the_views_rows(server, browser):
+    """Both files hold the rows the view shows; on Runs, also after its progress fragment has
+    rerun (every 5 s)."""
+    page = _open(browser, server + "/?view=compare", 1, "compare_download")
+    page.locator("[data-testid='stDataFrame']").nth(1).wait_for(timeout=60_000)  # the page's last part
+    files = _downloads(page)
     frame = pd.read_csv(io.BytesIO(files["Download CSV"]))
     records = json.loads(files["Download JSON"])
     shown = page.get_by_text("scores stored by both").first.inner_text()
     assert len(frame) == len(records) == int(shown.split()[0]) > 0, shown
     assert {"model", "step", "task", "metric", "flag"} <= set(frame.columns)
     assert records[0]["model"] == frame["model"][0]
+    page.close()
+    page = _open(browser, server + "/?view=runs", 1, "runs_download")
+    page.wait_for_timeout(6000)  # the sweep-progress fragment reruns meanwhile
+    runs = pd.read_csv(io.BytesIO(_downloads(page)["Download CSV"]))
+    assert "run_id" in runs.columns and "pythia-demo" in set(runs["model"])  # the store's sweep
     page.close()
 
 
