@@ -179,7 +179,7 @@ def test_the_download_buttons_give_the_views_rows(server, browser):
     assert records[0]["model"] == frame["model"][0]
     page.close()
     page = _open(browser, server + "/?view=runs", 1, "runs_download")
-    page.wait_for_timeout(6000)  # the sweep-progress fragment reruns meanwhile
+    page.wait_for_timeout(12000)  # the sweep-progress fragment (every 5 s) reruns twice meanwhile
     runs = pd.read_csv(io.BytesIO(_downloads(page)["Download CSV"]))
     assert "run_id" in runs.columns and "pythia-demo" in set(runs["model"])  # the store's sweep
     page.close()
