@@ -243,7 +243,7 @@ def test_a_worker_death_is_charged_to_the_checkpoint_whose_loading_kills_it(clus
     _stored_once(db, [1000, 3000])
     lost = [line for line in out.splitlines() if line.startswith("lost Ray worker")]
     assert lost[0].endswith("with pythia-70m step 1000 and pythia-70m step 2000 in flight: each runs again, alone")
-    assert [line.split(" while it ran ")[1] for line in lost[1:]] == [
+    assert [line.split(" while it ran ")[-1] for line in lost[1:]] == [
         f"pythia-70m step 2000 (death {n} of 3 for it{'; not run again' if n == 3 else ''})" for n in (1, 2, 3)]
     assert out.strip().splitlines()[-1] == \
         "on Ray: 5 worker(s) on 2 node(s); re-run after their worker was lost: pythia-70m steps 1000, 2000"
