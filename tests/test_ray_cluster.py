@@ -242,11 +242,16 @@ def test_a_worker_death_is_charged_to_the_checkpoint_whose_loading_kills_it(clus
     assert "not evaluated: pythia-70m step 1000" not in err
     _stored_once(db, [1000, 3000])
     lost = [line for line in out.splitlines() if line.startswith("lost Ray worker")]
+    # A replacement lost before it took any job (seen in CI on a loaded machine: "worker 1 on its
+    # node with no job in flight") is neither charged nor re-run; it only adds a worker.
+    idle = [line for line in lost if line.endswith("with no job in flight")]
+    lost = [line for line in lost if line not in idle]
     assert lost[0].endswith("with pythia-70m step 1000 and pythia-70m step 2000 in flight: each runs again, alone")
     assert [line.split(" while it ran ")[-1] for line in lost[1:]] == [
         f"pythia-70m step 2000 (death {n} of 3 for it{'; not run again' if n == 3 else ''})" for n in (1, 2, 3)]
     assert out.strip().splitlines()[-1] == \
-        "on Ray: 5 worker(s) on 2 node(s); re-run after their worker was lost: pythia-70m steps 1000, 2000"
+        f"on Ray: {5 + len(idle)} worker(s) on 2 node(s); re-run after their worker was lost: " \
+        "pythia-70m steps 1000, 2000"
     assert "A worker died" not in out and "(raylet)" not in out
 
 
