@@ -61,9 +61,16 @@ def _with_bounds(rows: pd.DataFrame, log_y: bool) -> pd.DataFrame:
     return rows
 
 
+# What a curve's layers draw or show on hover: every other column of the scores (dtype, lm-eval
+# version, timestamps ...) would only be sent to the browser and turned into objects there.
+CURVE_COLUMNS = ["model", "source", "family", "size", "variant", "params", "task", "metric", "shots", "step",
+                 "tokens", "value", "stderr", "n", "doc_limit", "run_id"]
+
+
 def chart_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    """Plain dtypes (nullable ints break Vega) plus a series label per model and source."""
-    out = rows.copy()
+    """The columns a curve uses (CURVE_COLUMNS), in plain dtypes (nullable ints break Vega), plus a
+    series label per model and source."""
+    out = rows[[c for c in CURVE_COLUMNS if c in rows.columns]].copy()
     for col in ("step", "tokens", "params", "n", "doc_limit", "shots"):
         if col in out:
             out[col] = out[col].astype("float64")
@@ -84,10 +91,12 @@ def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log
     `reference`: released models (no steps), each a labelled horizontal line; `extra`: more
     layers (stat_charts.py's), built on this chart's x encoding."""
     data = _with_bounds(chart_frame(rows), log_y)
+    order = _size_order(data)
+    data = data.drop(columns=["family", "params", "doc_limit"])
     xenc = _x_encoding(x, scale, data)
     # symbolOpacity: the legend would otherwise borrow the faint stderr band's opacity
-    color = alt.Color("size:N", title="model size", sort=_size_order(data),
-                      scale=alt.Scale(scheme="tableau10", domain=_size_order(data)),
+    # the scale's domain orders the legend; a `sort` as well would make Vega compute a sort key per row
+    color = alt.Color("size:N", title="model size", scale=alt.Scale(scheme="tableau10", domain=order),
                       legend=alt.Legend(symbolOpacity=1))
     dash = alt.StrokeDash("variant:N", title="training data",
                           scale=alt.Scale(domain=["standard", "deduped"], range=[[1, 0], [5, 3]]))
