@@ -1,0 +1,92 @@
+"""Dashboard pages of this working tree against a git revision's (default `main`), in one run:
+both dashboards serve the same store at once; each page is opened in one browser profile,
+alternately from one and the other, `--rounds` times, and the time until its charts and tables
+are drawn is timed as bench_items.py times it. Prints each page's median for both and their ratio.
+
+    python benchmarks/bench_pages.py --db results/bench_items.duckdb --rounds 5
+
+The revision's files are checked out with `git worktree` into a temporary folder, removed at the
+end. Needs Chromium and playwright (pip install 'evalsuite[test]'); reads the store, writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine  # noqa: E402 - benchmarks/machine.py, beside this script
+from bench_items import CHROMIUM, SUITE, _draw_time, _free_port, _wait_healthy, pages  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def serve(tree: Path, db: Path):
+    """The dashboard of the source tree `tree` on `db`; yields its port."""
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(tree))  # the tree's evalsuite and dashboard come first
+    proc = subprocess.Popen([sys.executable, "-m", "evalsuite", "dashboard", "--db", str(db), "--port", str(port)],
+                            cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        _wait_healthy(port)
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def checkout(rev: str):
+    with tempfile.TemporaryDirectory(prefix="bench_pages_") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
+                       check=True, capture_output=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", type=Path, required=True, help="a store, e.g. bench_items.py --keep's")
+    parser.add_argument("--rev", default="main", help="git revision to compare against (default: main)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", default="", help="only the pages whose label contains this")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    print(machine.describe())
+    chosen = [page for page in pages(list(SUITE)) if args.only in page[0]]
+    times: dict[str, dict[str, list[float]]] = {label: {"tree": [], "rev": []} for label, *_ in chosen}
+    with checkout(args.rev) as old, serve(ROOT, args.db) as mine, serve(old, args.db) as theirs:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            profile = browser.new_context(viewport={"width": 1500, "height": 1200})
+            for port in (mine, theirs):  # first openings: fill caches, load scripts
+                for _, query, n, t in chosen:
+                    _draw_time(profile, port, query, n, t)
+            for _ in range(args.rounds):
+                for label, query, n, t in chosen:
+                    for side, port in (("tree", mine), ("rev", theirs)):
+                        times[label][side].append(_draw_time(profile, port, query, n, t))
+            browser.close()
+    print(f"median of {args.rounds} openings each (caches filled), seconds until charts and tables are drawn; "
+          f"load average now {os.getloadavg()[0]:.1f}")
+    print(f"{'page':50s} {'this tree':>9s} {args.rev:>9s}  ratio")
+    for label, sides in times.items():
+        tree, rev = statistics.median(sides["tree"]), statistics.median(sides["rev"])
+        print(f"{label:50s} {tree:9.2f} {rev:9.2f}  {tree / rev:5.2f}")
+
+
+if __name__ == "__main__":
+    main()
