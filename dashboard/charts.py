@@ -9,11 +9,12 @@ so rather than silently shifting steps by one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import altair as alt
 import pandas as pd
 
+from dashboard import stat_charts
 from dashboard.data import series_label
 
 STEP_TICKS = [0, 1, 10, 100, 1_000, 10_000, 100_000]
@@ -23,6 +24,13 @@ FAMILY_COLORS = {"Pythia": "#1f77b4", "Pythia (deduped)": "#ff7f0e", "OPT": "#2c
                  "BLOOM": "#d62728", "PolyPythias": "#17becf"}
 HEIGHT = 380
 AnyChart = alt.Chart | alt.LayerChart | alt.FacetChart  # what the builders below return
+
+
+class Extra(Protocol):
+    """More layers for a training chart, built on its x encoding (significance.Layers). Passed as
+    data, not as a function: draw.py caches a chart on its builder's arguments, by value."""
+
+    def draw(self, xenc: alt.X) -> list: ...
 _TOKENS_LABEL = ("datum.value >= 1e9 ? format(datum.value / 1e9, '~g') + 'B' : "
                  "datum.value >= 1e6 ? format(datum.value / 1e6, '~g') + 'M' : format(datum.value, '~g')")
 _PARAMS_LABEL = _TOKENS_LABEL
@@ -86,7 +94,7 @@ def _size_order(rows: pd.DataFrame) -> list[str]:
 def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log",
              bands: bool = True, log_y: bool = False, title: str = "",
              reference: pd.DataFrame | None = None,
-             extra: Callable[[alt.X], list] | None = None) -> AnyChart:
+             extra: Extra | None = None) -> AnyChart:
     """Metric vs step (or tokens), one line per model and source; stderr as a shaded band;
     `reference`: released models (no steps), each a labelled horizontal line; `extra`: more
     layers (stat_charts.py's), built on this chart's x encoding."""
@@ -115,7 +123,7 @@ def training(rows: pd.DataFrame, metric: str, x: str = "step", scale: str = "log
         layers.insert(0, band)
     if reference is not None and not reference.empty:
         layers += _reference_lines(chart_frame(reference), metric, log_y)
-    layers += extra(xenc) if extra else []
+    layers += extra.draw(xenc) if extra else []
     return alt.layer(*layers).properties(title=title, height=HEIGHT + 140).interactive()
 
 
@@ -131,9 +139,9 @@ def _reference_lines(rows: pd.DataFrame, metric: str, log_y: bool) -> list[alt.C
 
 
 def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = False,
-            compact: bool = False, extra: Callable[[alt.X], list] | None = None) -> AnyChart:
-    """Metric vs parameter count (log), one line per family, stderr as error bars; `extra`: more
-    layers (a fit: stat_charts.fit_layers) on this chart's x encoding."""
+            compact: bool = False, fit_band: pd.DataFrame | None = None) -> AnyChart:
+    """Metric vs parameter count (log), one line per family, stderr as error bars; `fit_band`: a
+    scaling fit drawn under them (stat_charts.fit_layers)."""
     data = _with_bounds(chart_frame(rows), log_y)
     data["family_source"] = [f if s == "published" else f"{f} ({s})"
                              for f, s in zip(data["family"], data["source"])]
@@ -157,7 +165,7 @@ def scaling(rows: pd.DataFrame, metric: str, title: str = "", log_y: bool = Fals
         shape="diamond", size=110, filled=True, stroke="black", strokeWidth=0.8).encode(
         xenc, yenc, color, tooltip=tooltip)
     height = 340 if compact else HEIGHT
-    more = extra(xenc) if extra else []
+    more = stat_charts.fit_layers(fit_band, xenc) if fit_band is not None else []
     return alt.layer(*more, bars, lines, points, own).properties(title=title, height=height)
 
 

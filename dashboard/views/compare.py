@@ -17,6 +17,7 @@ import streamlit as st
 
 from dashboard import charts, download, pickers, state
 from dashboard.data import PUBLISHED, pick, representative
+from dashboard.draw import draw
 from dashboard.text import code, codes
 from dashboard.views import paired
 
@@ -87,8 +88,7 @@ def _overlay(scores: pd.DataFrame, table: pd.DataFrame, mine: str, reference: st
         return
     x, scale = pickers.x_axis(st.columns(2))
     title = f"{task} {metric}, {shots}-shot: {reference} (lines) vs {mine} (diamonds)"
-    chart = charts.comparison(ref, own, metric, x, scale, metric == "perplexity", title)
-    st.altair_chart(chart, width="stretch")
+    draw(st, charts.comparison, ref, own, metric, x, scale, metric == "perplexity", title)
 
 
 def _table(table: pd.DataFrame, mine: str, reference: str) -> None:

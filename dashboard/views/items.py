@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, download, item_charts, pickers, state
+from dashboard.draw import draw
 from dashboard.text import code
 from evalsuite.store.items import ItemsKey
 from evalsuite.store.metrics import DERIVED
@@ -63,12 +64,12 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     _heat_map(path, key, table, steps)
     left, right = st.columns(2)
     if table["learned_at"].notna().any():
-        left.altair_chart(item_charts.learned_histogram(table["learned_at"], steps), width="stretch")
+        draw(left, item_charts.learned_histogram, table["learned_at"], steps)
     else:
         left.info(f"No document was learned: all {len(table):,} are wrong at the last checkpoint, so there is "
                   "no learning time to draw.")
     if table["flips"].gt(0).any():
-        right.altair_chart(item_charts.flips_histogram(table["flips"]), width="stretch")
+        draw(right, item_charts.flips_histogram, table["flips"])
     else:
         right.info(f"No document flipped: each of the {len(table):,} is right at every checkpoint or wrong "
                    "at every one, so there is no spread of flips to draw.")
@@ -162,7 +163,7 @@ def _heat_map(path: Path, key: ItemsKey, table: pd.DataFrame, steps: list[int]) 
                                                 " in learning order"))
     doc_ids = _heat_docs(table, shown)
     cells = data.item_query(path, "cells", key, doc_ids)
-    st.altair_chart(item_charts.item_heatmap(cells, doc_ids, steps), width="stretch")
+    draw(st, item_charts.item_heatmap, cells, doc_ids, steps)
 
 
 def _document_table(path: Path, key: ItemsKey, table: pd.DataFrame) -> int:
@@ -209,8 +210,10 @@ def _document(path: Path, key: ItemsKey, doc_id: int, table: pd.DataFrame, steps
         labels = _choices(stored, target, n)
         _by_scale(path, key, doc_id)
     with curves:
-        st.altair_chart(item_charts.choice_curves(history, labels, target, steps), width="stretch")
-        st.altair_chart(item_charts.outcome_strip(history, steps), width="stretch")
+        # the charts are cached on their data's values: as tuples, the loglikelihoods hash as values
+        lls = history.assign(loglikelihoods=history["loglikelihoods"].map(tuple))
+        draw(st, item_charts.choice_curves, lls, labels, target, steps)
+        draw(st, item_charts.outcome_strip, history.drop(columns="loglikelihoods"), steps)
 
 
 def _target(history: pd.DataFrame) -> int | None:
@@ -254,4 +257,4 @@ def _by_scale(path: Path, key: ItemsKey, doc_id: int) -> None:
     rows = data.add_model_columns(rows.assign(step=rows["step"].astype("Int64")), data.load_models(path))
     right = int(rows["correct"].sum())
     st.markdown(f"**By scale**: right at their last checkpoint in {right} of {len(rows)} models")
-    st.altair_chart(item_charts.by_scale(rows), width="content")
+    draw(st, item_charts.by_scale, rows, width="content")

@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard import charts, download, state
 from dashboard.data import PUBLISHED, load_models, load_scores, load_sweeps, load_workers, model_info
+from dashboard.draw import draw
 from dashboard.text import code
 from evalsuite.records import Run, columns
 
@@ -44,7 +45,7 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     if cells.empty:
         st.info("Nothing stored for this source and shot count.")
     else:
-        st.altair_chart(charts.coverage(cells), width="stretch")
+        draw(st, charts.coverage, cells)
     view = _provenance(runs, source)
     download.offer(view, f"runs_{source}", "runs")
     return view

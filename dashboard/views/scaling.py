@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, download, pickers, scaling_fit, stat_charts, state
+from dashboard import charts, download, pickers, scaling_fit, state
 from dashboard.data import options, pick
+from dashboard.draw import draw
 from dashboard.text import code, codes
 
 CARD = "model card: all five"
@@ -93,12 +94,10 @@ def _fit_family(rows: pd.DataFrame) -> str:
                         "residual-bootstrap 95% band, drawn past the largest model.")
 
 
-def _chart(part: pd.DataFrame, metric: str, title: str, log_y: bool, compact: bool, fitting: Fit):
-    """The task's scaling chart, with the fit drawn on it where there is one; and the fit's points."""
+def _fit(part: pd.DataFrame, metric: str, fitting: Fit):
+    """The task's scaling fit where there is one (else None), and the points it was fitted on."""
     points = scaling_fit.family_points(part, fitting.family) if fitting.family != NONE else part.iloc[0:0]
-    fitted = scaling_fit.curve(points, metric, fitting.floors.get(str(part["task"].iloc[0]), 0.0))
-    layers = (lambda xenc: stat_charts.fit_layers(fitted.band, xenc)) if fitted else None
-    return charts.scaling(part, metric, title, log_y, compact, layers), points, fitted
+    return scaling_fit.curve(points, metric, fitting.floors.get(str(part["task"].iloc[0]), 0.0)), points
 
 
 def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: str, fitting: Fit) -> None:
@@ -115,12 +114,13 @@ def _draw(rows: pd.DataFrame, tasks: list[str], metric: str, shots: int, step: s
             continue
         compact = len(tasks) > 1
         title = f"{task} {metric}" if compact else f"{task} {metric}, {shots}-shot, step {_step_name(step)}"
-        chart, points, fitted = _chart(part, metric, title, log_y, compact, fitting)
+        fitted, points = _fit(part, metric, fitting)
+        band = fitted.band if fitted else None
         if compact:
-            grid[i % len(grid)].altair_chart(chart, width="stretch")
+            draw(grid[i % len(grid)], charts.scaling, part, metric, title, log_y, compact, band)
             continue
         left, right = st.columns([3, 2])
-        left.altair_chart(chart, width="stretch")
+        draw(left, charts.scaling, part, metric, title, log_y, compact, band)
         with right:
             _backtest(points, metric, fitting, task, fitted)
     if len(tasks) > 1:

@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import charts, download, pickers, significance, state, stats_data
 from dashboard.data import PUBLISHED, pick
+from dashboard.draw import draw
 from dashboard.text import code, codes
 from dashboard.views.items import candidates
 from evalsuite.store.metrics import DERIVED
@@ -47,8 +48,7 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     title = f"{task} {metric}, {shots}-shot" + (f"; thick lines: smoothed over {picked.window} checkpoints"
                                                 if picked.window else "")
     layers = significance.layers(path, rows, picked, task, metric, shots, x)
-    st.altair_chart(charts.training(rows, metric, x, scale, bands, log_y, title, reference, layers.draw),
-                    width="stretch")
+    draw(st, charts.training, rows, metric, x, scale, bands, log_y, title, reference, layers)
     significance.explain(layers)
     _notes(rows, log_y)
     download.offer(pd.concat([rows, reference], ignore_index=True), f"training_{task}_{metric}_{shots}shot",
