@@ -131,6 +131,23 @@ def test_local_vs_published_flags_what_is_off_by_more_than_a_stderr(db, monkeypa
     assert set(shown.loc[shown["source"] == "local", "model"]) == {"pythia-70m"}
 
 
+def test_long_tables_show_their_first_rows_and_say_the_download_holds_all(db, monkeypatch):
+    from dashboard.views import compare, runs
+
+    full = differences(add_model_columns(store.read_df(db, *store.scores_with_representative())), "local")
+    monkeypatch.setattr(compare, "SHOWN_ROWS", 2)
+    at = open_app(db, monkeypatch, view="compare")
+    assert_clean(at)
+    shown = at.dataframe[0].value  # the two that differ most, in combined stderrs
+    assert shown["diff_in_stderr"].tolist() == full["diff_in_stderr"].head(2).tolist() and len(full) > 2
+    assert f"The 2 that differ most, in combined stderrs, of {len(full):,}" in " ".join(c.value for c in at.caption)
+    monkeypatch.setattr(runs, "SHOWN_RUNS", 3)
+    at = open_app(db, monkeypatch, view="runs")
+    every = store.read_df(db, "SELECT run_id FROM runs ORDER BY finished_at DESC NULLS LAST")["run_id"]
+    assert at.dataframe[0].value["run_id"].tolist() == every.head(3).tolist()
+    assert f"The latest 3 of {len(every):,} runs" in " ".join(c.value for c in at.caption)
+
+
 def test_runs_view_shows_coverage_provenance_and_the_sweep(db, monkeypatch):
     at = open_app(db, monkeypatch, view="runs", source="local")
     assert_clean(at)
@@ -498,6 +515,24 @@ def test_picking_an_item_shows_it_and_the_link_holds_it(learning_db, monkeypatch
     assert right["loglikelihood"].tolist() == [lls[0] for lls in history["loglikelihoods"]]
     again = open_app(learning_db, monkeypatch, view="items", doc=str(doc))  # the link reopens it
     assert again.selectbox(key="doc").value == doc and again.text[0].value == at.text[0].value
+
+
+def test_the_document_table_lists_the_heat_maps_documents_and_the_selector_every_one(learning_db, monkeypatch):
+    from dashboard.views import items
+
+    monkeypatch.setattr(items, "HEAT_ROWS", 10)
+    at = open_app(learning_db, monkeypatch, view="items")
+    assert_clean(at)
+    listed = at.dataframe[0].value["doc_id"].astype(int).tolist()
+    runs = _charts(at)[0][1]  # the heat map's rows
+    assert len(listed) == 10 and set(listed) == set(runs["doc_id"].astype(int))
+    assert "**Documents** in the heat map, 10 of 60" in " ".join(m.value for m in at.markdown)
+    every = at.selectbox(key="doc").options
+    assert len(every) == 60 and at.selectbox(key="doc").value == listed[0]
+    elsewhere = next(int(d) for d in every if int(d) not in listed)
+    again = open_app(learning_db, monkeypatch, view="items", doc=str(elsewhere))  # any document, by link
+    assert_clean(again)
+    assert again.selectbox(key="doc").value == elsewhere and f"**Document ` {elsewhere} `**" in again.markdown[-2].value
 
 
 def test_items_link_picks_model_and_metric(learning_db, monkeypatch, capsys):

@@ -61,7 +61,7 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
         return stats
     table = ordered(stats.merge(data.item_query(path, "right_by_scale", key), on="doc_id", how="left"))
     steps = _summary(path, key, table)
-    _heat_map(path, key, table, steps)
+    listed = _heat_map(path, key, table, steps)
     left, right = st.columns(2)
     if table["learned_at"].notna().any():
         draw(left, item_charts.learned_histogram, table["learned_at"], steps)
@@ -73,7 +73,7 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
     else:
         right.info(f"No document flipped: each of the {len(table):,} is right at every checkpoint or wrong "
                    "at every one, so there is no spread of flips to draw.")
-    doc_id = _document_table(path, key, table)
+    doc_id = _document_table(path, key, table, listed)
     _document(path, key, doc_id, table, steps)
     download.offer(table, f"items_{key.model}_{key.task}_{key.metric}_{key.shots}shot", "items")
     return table
@@ -153,7 +153,8 @@ def _heat_docs(table: pd.DataFrame, shown: str) -> list[int]:
     return ids[page * HEAT_ROWS:(page + 1) * HEAT_ROWS]
 
 
-def _heat_map(path: Path, key: ItemsKey, table: pd.DataFrame, steps: list[int]) -> None:
+def _heat_map(path: Path, key: ItemsKey, table: pd.DataFrame, steps: list[int]) -> list[int]:
+    """The heat map of the documents picked below it (a spread, or a page); returns their ids."""
     n = len(table)
     pages = [SPREAD] + [str(p) for p in range(-(-n // HEAT_ROWS))] if n > HEAT_ROWS else [SPREAD]
     shown = state.choice(st.selectbox, "Documents in the heat map", "docs", pages, SPREAD,
@@ -164,33 +165,33 @@ def _heat_map(path: Path, key: ItemsKey, table: pd.DataFrame, steps: list[int]) 
     doc_ids = _heat_docs(table, shown)
     cells = data.item_query(path, "cells", key, doc_ids)
     draw(st, item_charts.item_heatmap, cells, doc_ids, steps)
+    return doc_ids
 
 
-def _document_table(path: Path, key: ItemsKey, table: pd.DataFrame) -> int:
-    """Every document, a row each; picking a row (or the selector below) shows that document."""
-    st.markdown("**Documents** (pick a row, or a document below)")
+def _document_table(path: Path, key: ItemsKey, table: pd.DataFrame, listed: list[int]) -> int:
+    """The heat map's documents, a row each; picking a row (or any document in the selector below)
+    shows that document. Not every document: LAMBADA's 5,153 rows and their labels in the selector
+    were a megabyte for the browser on every opening; the download holds them all."""
+    st.markdown(f"**Documents** in the heat map, {len(listed):,} of {len(table):,} (pick a row, or any "
+                "document below; the download holds all of them)")
     ends = data.item_query(path, "prompt_ends_of", key)
-    shown = table.merge(ends, on="doc_id", how="left") if not ends.empty else table.assign(prompt_end=None)
-    ids = table["doc_id"].astype(int).tolist()
+    rows = table.set_index("doc_id", drop=False).loc[listed].reset_index(drop=True)
+    shown = rows.merge(ends, on="doc_id", how="left") if not ends.empty else rows.assign(prompt_end=None)
+    ids = rows["doc_id"].astype(int).tolist()
     st.dataframe(shown, hide_index=True, width="stretch", height=280, key="items_table",
                  on_select=functools.partial(_picked_row, ids), selection_mode="single-row",
                  column_config={"right": st.column_config.NumberColumn("sizes right", help="models right at "
                                                                         "their last checkpoint"),
                                 "models": st.column_config.NumberColumn("sizes"),
                                 "prompt_end": st.column_config.TextColumn("prompt (end)")})
-    labels = {doc: _doc_label(doc, learned, flips) for doc, learned, flips
-              in zip(ids, table["learned_at"].tolist(), table["flips"].tolist())}
-    return state.choice(st.selectbox, "Document", "doc", ids, ids[0], format_func=labels.get)
+    every = table["doc_id"].astype(int).tolist()  # by id alone: the table and the header below say the rest
+    return state.choice(st.selectbox, "Document", "doc", every, ids[0] if ids else every[0])
 
 
 def _picked_row(ids: list[int]) -> None:
     rows = st.session_state["items_table"].selection.rows
     if rows and rows[0] < len(ids):
         st.session_state["doc"] = ids[rows[0]]
-
-
-def _doc_label(doc_id, learned_at, flips) -> str:
-    return f"{doc_id}: {_learned(learned_at)}, {int(flips)} flips"
 
 
 def _learned(learned_at) -> str:
