@@ -22,7 +22,7 @@ from dashboard.text import code, codes
 from dashboard.views import paired
 
 KEYS = ["model", "step", "task", "metric", "shots"]
-STYLED_ROWS = 500  # above this the flagged rows are not coloured (see _table)
+SHOWN_ROWS = 500  # the table shows the rows that differ most; the download holds all (see _table)
 
 
 def differences(scores: pd.DataFrame, mine: str, reference: str = PUBLISHED) -> pd.DataFrame:
@@ -95,13 +95,15 @@ def _table(table: pd.DataFrame, mine: str, reference: str) -> None:
     flagged = int(table["flag"].sum())
     st.markdown(f"**{len(table)}** scores stored by both; **{flagged}** differ by more than one "
                 "combined stderr (by chance alone about a third would).")
-    shown = table.rename(columns=lambda c: c.replace("_local", f" ({mine})").replace("_published", f" ({reference})"))
-    # pandas' Styler computes every cell's style in Python: for a full sweep's thousands of rows
-    # that took seconds of each opening; there the table is plain (flagged rows first, `flag` column)
-    body = shown.style.apply(_highlight, axis=1) if len(shown) <= STYLED_ROWS else shown
-    st.dataframe(body, width="stretch", hide_index=True)
+    shown = table.head(SHOWN_ROWS).rename(
+        columns=lambda c: c.replace("_local", f" ({mine})").replace("_published", f" ({reference})"))
+    # A full sweep's thousands of rows were half a megabyte for the browser on every opening, and
+    # colouring the flagged rows (pandas' Styler) sends a style for every cell; the table is sorted
+    # by how far apart the two numbers are, so its first rows are the ones to look at.
+    if len(table) > SHOWN_ROWS:
+        st.caption(f"The {SHOWN_ROWS:,} that differ most, in combined stderrs, of {len(table):,}; the download "
+                   "below holds every row.")
+    st.dataframe(shown, width="stretch", hide_index=True,
+                 column_config={"flag": st.column_config.CheckboxColumn("flag", help="differs by more than one "
+                                                                        "combined stderr")})
 
-
-def _highlight(row: pd.Series) -> list[str]:
-    colour = "background-color: #fde2e1" if row.get("flag") else ""
-    return [colour] * len(row)

@@ -16,6 +16,7 @@ from dashboard.draw import draw
 from dashboard.text import code
 from evalsuite.records import Run, columns
 
+SHOWN_RUNS = 500  # the provenance table's rows (latest first); the download holds all
 STALLED_FACTOR = 5  # a running sweep silent for 5 checkpoints' time may have been killed
 # The provenance table: every column of the runs table, these first.
 FIRST = ["run_id", "source", "model", "step", "finished_at", "duration_s"]
@@ -58,7 +59,10 @@ def _provenance(runs: pd.DataFrame, source: str) -> pd.DataFrame:
         st.info("No run recorded for this source.")
         return view
     view = view[[c for c in PROVENANCE if c in view.columns]]
-    st.dataframe(view, width="stretch", hide_index=True)
+    # a full suite is thousands of runs, half a megabyte for the browser on every opening
+    if len(view) > SHOWN_RUNS:
+        st.caption(f"The latest {SHOWN_RUNS:,} of {len(view):,} runs; the download below holds every one.")
+    st.dataframe(view.head(SHOWN_RUNS), width="stretch", hide_index=True)
     return view
 
 
