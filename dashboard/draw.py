@@ -29,7 +29,7 @@ def draw(where, build: Callable[..., alt.TopLevelMixin], *args, width: str = "st
     where.vega_lite_chart(spec=spec(name, build, *args, **kwargs), width=width)
 
 
-@st.cache_data(ttl=CACHE_TTL_S, max_entries=256, show_spinner=False)
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)  # a page draws at most six
 def spec(name: str, _build: Callable[..., alt.TopLevelMixin], *args, **kwargs) -> dict:
     """The chart's Vega-Lite spec, its datasets as frames (Streamlit sends them as Arrow); cached on
     the builder's `name` and the arguments' values (Streamlit does not hash a function)."""
