@@ -25,7 +25,7 @@ RUNNER = ["--runner.postScriptGC", "false", "--runner.magicEnabled", "false"]
 
 
 def command(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host,
+    return [sys.executable, "-m", "dashboard.serve", "run", str(APP), "--server.address", host,
             "--server.port", str(port), "--server.headless", "true",
             "--browser.gatherUsageStats", "false", *RUNNER]
 
