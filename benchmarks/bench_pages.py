@@ -62,12 +62,20 @@ def main() -> None:
     parser.add_argument("--rev", default="main", help="git revision to compare against (default: main)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default="", help="only the pages whose label contains this")
+    parser.add_argument("--first", action="store_true",
+                        help="time first openings instead: each page opened once by a dashboard just started, "
+                        "in a new browser profile, `--rounds` times per side")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     print(machine.describe())
     chosen = [page for page in pages(list(SUITE)) if args.only in page[0]]
     times: dict[str, dict[str, list[float]]] = {label: {"tree": [], "rev": []} for label, *_ in chosen}
+    if args.first:
+        with checkout(args.rev) as old:
+            _first_openings(chosen, times, {"tree": ROOT, "rev": old}, args.db, args.rounds)
+        _report(times, args.rev, args.rounds, "first openings: a dashboard just started, a new browser profile")
+        return
     with checkout(args.rev) as old, serve(ROOT, args.db) as mine, serve(old, args.db) as theirs:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
@@ -80,9 +88,29 @@ def main() -> None:
                     for side, port in (("tree", mine), ("rev", theirs)):
                         times[label][side].append(_draw_time(profile, port, query, n, t))
             browser.close()
-    print(f"median of {args.rounds} openings each (caches filled), seconds until charts and tables are drawn; "
+    _report(times, args.rev, args.rounds, "caches filled")
+
+
+def _first_openings(chosen: list, times: dict, trees: dict[str, Path], db: Path, rounds: int) -> None:
+    """Each page's first opening: for each round and side, a dashboard just started, a new profile."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        for _ in range(rounds):
+            for label, query, n, t in chosen:
+                for side, tree in trees.items():
+                    with serve(tree, db) as port:
+                        profile = browser.new_context(viewport={"width": 1500, "height": 1200})
+                        times[label][side].append(_draw_time(profile, port, query, n, t))
+                        profile.close()
+        browser.close()
+
+
+def _report(times: dict, rev: str, rounds: int, what: str) -> None:
+    print(f"median of {rounds} openings each ({what}), seconds until charts and tables are drawn; "
           f"load average now {os.getloadavg()[0]:.1f}")
-    print(f"{'page':50s} {'this tree':>9s} {args.rev:>9s}  ratio")
+    print(f"{'page':50s} {'this tree':>9s} {rev:>9s}  ratio")
     for label, sides in times.items():
         tree, rev = statistics.median(sides["tree"]), statistics.median(sides["rev"])
         print(f"{label:50s} {tree:9.2f} {rev:9.2f}  {tree / rev:5.2f}")
