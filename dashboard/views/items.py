@@ -2,7 +2,8 @@
 
 For one model, task, shot count and source: a heat map of documents x checkpoints (right or
 wrong, documents ordered by when each was learned), how learning times and flips are spread, and
-a table of every document; one picked from it shows its prompt and choices, each choice's
+a table of the heat map's documents (the download holds all); one picked from it, or any
+document by id, shows its prompt and choices, each choice's
 loglikelihood over training, and which model sizes get it right at their last checkpoint. The
 numbers are `evalsuite items`' (store/items.py); the view reads only what it draws.
 """
