@@ -10,13 +10,30 @@ is up, so they are the server's as before.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import sys
 
 from streamlit.web.cli import main
 
-# what app.py imports, for the time it takes (above)
-from dashboard import data, state  # noqa: F401
-from dashboard.views import compare, items, runs, scaling, signal, training  # noqa: F401
+# what app.py imports (the views import the rest)
+APP_MODULES = ["dashboard.data", "dashboard.state", "dashboard.views.compare", "dashboard.views.items",
+               "dashboard.views.runs", "dashboard.views.scaling", "dashboard.views.signal", "dashboard.views.training"]
+
+
+def preload() -> None:
+    """Import the app's modules, quietly: st.cache_data checks its settings as each function is
+    decorated and, with no server running yet, warns once per function that it has none."""
+    quiet = logging.getLogger("streamlit.runtime.caching.cache_data_api")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        for name in APP_MODULES:
+            importlib.import_module(name)
+    finally:
+        quiet.setLevel(level)
+
 
 if __name__ == "__main__":
+    preload()
     sys.exit(main(prog_name="streamlit"))

@@ -10,6 +10,8 @@ Chart checks read the data Streamlit actually sends to the browser, from the Veg
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -277,6 +279,17 @@ def test_downloads_hold_the_rows_of_the_view(db):
     assert len(back) == len(rows) and set(back["task"]) == set(rows["task"])
     records = json.loads(download.to_json(rows))
     assert len(records) == len(rows) and all(r["step"] is None for r in records)
+
+
+def test_the_server_imports_the_app_before_it_answers_and_says_nothing_of_it():
+    from dashboard import launch
+
+    assert launch.command("127.0.0.1", 8501)[1:3] == ["-m", "dashboard.serve"]
+    script = ("import sys; from dashboard import serve; serve.preload(); "
+              "print(sorted(set(serve.APP_MODULES) - set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]"
+    assert done.stderr == ""  # st.cache_data's "No runtime found" warnings, one per function, kept quiet
 
 
 def test_dashboard_command_refuses_a_busy_port_in_one_line(tmp_path, capsys):
