@@ -24,6 +24,10 @@ FAMILY_COLORS = {"Pythia": "#1f77b4", "Pythia (deduped)": "#ff7f0e", "OPT": "#2c
                  "BLOOM": "#d62728", "PolyPythias": "#17becf"}
 HEIGHT = 380
 AnyChart = alt.Chart | alt.LayerChart | alt.FacetChart  # what the builders below return
+_TOKENS_LABEL = ("datum.value >= 1e9 ? format(datum.value / 1e9, '~g') + 'B' : "
+                 "datum.value >= 1e6 ? format(datum.value / 1e6, '~g') + 'M' : format(datum.value, '~g')")
+_PARAMS_LABEL = _TOKENS_LABEL
+_STEPS_LABEL = "datum.value >= 1000 ? format(datum.value / 1000, '~g') + 'k' : format(datum.value, '~g')"
 
 
 class Extra(Protocol):
@@ -31,10 +35,6 @@ class Extra(Protocol):
     data, not as a function: draw.py caches a chart on its builder's arguments, by value."""
 
     def draw(self, xenc: alt.X) -> list: ...
-_TOKENS_LABEL = ("datum.value >= 1e9 ? format(datum.value / 1e9, '~g') + 'B' : "
-                 "datum.value >= 1e6 ? format(datum.value / 1e6, '~g') + 'M' : format(datum.value, '~g')")
-_PARAMS_LABEL = _TOKENS_LABEL
-_STEPS_LABEL = "datum.value >= 1000 ? format(datum.value / 1000, '~g') + 'k' : format(datum.value, '~g')"
 
 
 def _x_encoding(x: str, scale: str, data: pd.DataFrame | None = None) -> alt.X:

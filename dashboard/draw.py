@@ -19,8 +19,10 @@ import streamlit as st
 
 from dashboard.data import CACHE_TTL_S
 
-# Altair's theme is a process-wide setting and every browser tab is a thread of this process.
+# Altair's theme and data transformer are process-wide settings, and every browser tab is a
+# thread of this process.
 _ALTAIR = threading.Lock()
+_KEEP = "evalsuite_frames"  # the data transformer below, registered with Altair at the end
 
 
 def draw(where, build: Callable[..., alt.TopLevelMixin], *args, width: str = "stretch", **kwargs) -> None:
@@ -50,5 +52,4 @@ def _keep(data: pd.DataFrame, datasets: dict[str, pd.DataFrame]) -> dict[str, st
     return {"name": name}
 
 
-_KEEP = "evalsuite_frames"
 alt.data_transformers.register(_KEEP, _keep)  # type: ignore[arg-type]  # our charts pass frames only
