@@ -29,6 +29,7 @@ Targets (issue 10): each query the view runs <= 1 s; the dashboard process < 2 G
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import signal
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import machine
@@ -199,6 +201,29 @@ def time_export(db: Path) -> tuple[float, int, float]:
     return seconds, size, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+@dataclass(frozen=True)
+class Served:
+    port: int
+    pid: int
+
+
+@contextlib.contextmanager
+def serve(db: Path, tree: Path | None = None):
+    """`evalsuite dashboard` on `db` on a free port until the block ends (from the source tree
+    `tree` where given, its evalsuite and dashboard first on the path); yields its port and pid."""
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(tree)) if tree else None
+    proc = subprocess.Popen([sys.executable, "-m", "evalsuite", "dashboard", "--db", str(db), "--port", str(port)],
+                            cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        _wait_healthy(port)
+        yield Served(port, proc.pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -233,32 +258,24 @@ def dashboard(db: Path, models: list[str]) -> tuple[list[tuple[str, float, float
     (seconds per page, (peak, current) resident MiB of the server)."""
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "evalsuite", "dashboard", "--db", str(db), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_healthy(port)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            # Each page is a new tab (a new Streamlit session) of one browser profile, as a user's
-            # browser opens them: Streamlit's scripts are served "immutable" (cached a year), so
-            # only the very first page loads them. The second round finds the server's caches
-            # (shared by every session until the store changes) filled; last, the first page in a
-            # new profile, which loads the scripts again (~0.5 s more).
-            profile = browser.new_context(viewport={"width": 1500, "height": 1200})
-            timings = []
-            for label, query, n, t in [(f"{label}{again}", *rest) for again in ("", " (again)")
-                                       for label, *rest in pages(models)]:
-                timings.append((label, _draw_time(profile, port, query, n, t), os.getloadavg()[0]))
-            label, query, n, t = pages(models)[0]
-            fresh = browser.new_context(viewport={"width": 1500, "height": 1200})
-            timings.append((f"{label} (again, a new browser profile)", _draw_time(fresh, port, query, n, t),
-                            os.getloadavg()[0]))
-            browser.close()
-        return timings, _peak_rss_mb(proc.pid)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    with serve(db) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        # Each page is a new tab (a new Streamlit session) of one browser profile, as a user's
+        # browser opens them: Streamlit's scripts are served "immutable" (cached a year), so
+        # only the very first page loads them. The second round finds the server's caches
+        # (shared by every session until the store changes) filled; last, the first page in a
+        # new profile, which loads the scripts again (~0.5 s more).
+        profile = browser.new_context(viewport={"width": 1500, "height": 1200})
+        timings = []
+        for label, query, n, t in [(f"{label}{again}", *rest) for again in ("", " (again)")
+                                   for label, *rest in pages(models)]:
+            timings.append((label, _draw_time(profile, server.port, query, n, t), os.getloadavg()[0]))
+        label, query, n, t = pages(models)[0]
+        fresh = browser.new_context(viewport={"width": 1500, "height": 1200})
+        timings.append((f"{label} (again, a new browser profile)", _draw_time(fresh, server.port, query, n, t),
+                        os.getloadavg()[0]))
+        browser.close()
+        return timings, _peak_rss_mb(server.pid)
 
 
 def _draw_time(context, port: int, query: str, charts: int, tables: int) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,25 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine  # noqa: E402 - benchmarks/machine.py, beside this script
-from bench_items import CHROMIUM, SUITE, _draw_time, _free_port, _wait_healthy, pages  # noqa: E402
+from bench_items import CHROMIUM, SUITE, _draw_time, pages, serve  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@contextlib.contextmanager
-def serve(tree: Path, db: Path):
-    """The dashboard of the source tree `tree` on `db`; yields its port."""
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(tree))  # the tree's evalsuite and dashboard come first
-    proc = subprocess.Popen([sys.executable, "-m", "evalsuite", "dashboard", "--db", str(db), "--port", str(port)],
-                            cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        _wait_healthy(port)
-        yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @contextlib.contextmanager
@@ -76,16 +59,16 @@ def main() -> None:
             _first_openings(chosen, times, {"tree": ROOT, "rev": old}, args.db, args.rounds)
         _report(times, args.rev, args.rounds, "first openings: a dashboard just started, a new browser profile")
         return
-    with checkout(args.rev) as old, serve(ROOT, args.db) as mine, serve(old, args.db) as theirs:
+    with checkout(args.rev) as old, serve(args.db, ROOT) as mine, serve(args.db, old) as theirs:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
             profile = browser.new_context(viewport={"width": 1500, "height": 1200})
-            for port in (mine, theirs):  # first openings: fill caches, load scripts
+            for port in (mine.port, theirs.port):  # first openings: fill caches, load scripts
                 for _, query, n, t in chosen:
                     _draw_time(profile, port, query, n, t)
             for _ in range(args.rounds):
                 for label, query, n, t in chosen:
-                    for side, port in (("tree", mine), ("rev", theirs)):
+                    for side, port in (("tree", mine.port), ("rev", theirs.port)):
                         times[label][side].append(_draw_time(profile, port, query, n, t))
             browser.close()
     _report(times, args.rev, args.rounds, "caches filled")
@@ -100,9 +83,9 @@ def _first_openings(chosen: list, times: dict, trees: dict[str, Path], db: Path,
         for _ in range(rounds):
             for label, query, n, t in chosen:
                 for side, tree in trees.items():
-                    with serve(tree, db) as port:
+                    with serve(db, tree) as server:
                         profile = browser.new_context(viewport={"width": 1500, "height": 1200})
-                        times[label][side].append(_draw_time(profile, port, query, n, t))
+                        times[label][side].append(_draw_time(profile, server.port, query, n, t))
                         profile.close()
         browser.close()
 

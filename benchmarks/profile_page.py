@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine  # noqa: E402 - benchmarks/machine.py, beside this script
-from bench_items import CHROMIUM, _free_port, _wait_healthy  # noqa: E402
+from bench_items import CHROMIUM, serve  # noqa: E402
 
 DRAWN = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
 
@@ -78,15 +76,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=0, help="time this many more openings (median printed)")
     args = parser.parse_args()
     print(machine.describe())
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "evalsuite", "dashboard", "--db", str(args.db), "--port",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_healthy(port)
-        seconds, result = profile(port, args.query, args.charts, args.repeat)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    with serve(args.db) as server:
+        seconds, result = profile(server.port, args.query, args.charts, args.repeat)
     by_file, by_function = self_times(result)
     print(f"{args.query}: {seconds[0]:.2f} s until {args.charts} chart(s) drawn at the second opening (profiled)"
           + (f"; median of {len(seconds) - 1} more: {statistics.median(seconds[1:]):.2f} s "
