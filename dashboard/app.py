@@ -78,4 +78,5 @@ def _page(view: str, path: Path) -> None:
                  "Other views may still work; please report this with the URL.")
 
 
-main()
+if __name__ == "__main__":  # Streamlit runs this file as __main__; serve.py only imports it
+    main()

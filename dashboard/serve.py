@@ -16,20 +16,16 @@ import sys
 
 from streamlit.web.cli import main
 
-# what app.py imports (the views import the rest)
-APP_MODULES = ["dashboard.data", "dashboard.state", "dashboard.views.compare", "dashboard.views.items",
-               "dashboard.views.runs", "dashboard.views.scaling", "dashboard.views.signal", "dashboard.views.training"]
-
 
 def preload() -> None:
-    """Import the app's modules, quietly: st.cache_data checks its settings as each function is
-    decorated and, with no server running yet, warns once per function that it has none."""
+    """Import the app (its page is drawn only when Streamlit runs it) and so every module it uses,
+    quietly: st.cache_data checks its settings as each function is decorated and, with no server
+    running yet, warns once per function that it has none."""
     quiet = logging.getLogger("streamlit.runtime.caching.cache_data_api")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        for name in APP_MODULES:
-            importlib.import_module(name)
+        importlib.import_module("dashboard.app")
     finally:
         quiet.setLevel(level)
 
