@@ -292,6 +292,19 @@ def test_the_server_imports_the_app_before_it_answers_and_says_nothing_of_it():
     assert done.stderr == ""  # st.cache_data's "No runtime found" warnings, one per function, kept quiet
 
 
+def test_evalsuite_dashboard_and_streamlit_run_from_the_root_use_the_same_server_settings():
+    import tomllib
+
+    from dashboard import launch
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    passed = dict(zip(launch.RUNNER[::2], launch.RUNNER[1::2]))
+    written = {f"--{section}.{name}": str(value).lower() for section, values in config.items()
+               for name, value in values.items()}
+    assert passed == {key: written[key] for key in passed}
+    assert passed["--server.fileWatcherType"] == "none"  # no walk over every module after each page
+
+
 def test_dashboard_command_refuses_a_busy_port_in_one_line(tmp_path, capsys):
     import socket
 
