@@ -20,9 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine  # noqa: E402 - benchmarks/machine.py, beside this script
-from bench_items import CHROMIUM, serve  # noqa: E402
-
-DRAWN = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+from bench_items import _DONE, CHROMIUM, serve  # noqa: E402
 
 
 def profile(port: int, query: str, charts: int, repeat: int) -> tuple[list[float], dict]:
@@ -43,7 +41,7 @@ def profile(port: int, query: str, charts: int, repeat: int) -> tuple[list[float
                 cdp.send("Profiler.start")
             start = time.perf_counter()
             page.goto(f"http://127.0.0.1:{port}/{query}")
-            page.wait_for_function(f'document.querySelectorAll("{DRAWN}").length >= {charts}', timeout=300_000)
+            page.wait_for_function(_DONE, arg=[charts, 0], timeout=300_000)  # bench_items.py's wait
             if opening:
                 seconds.append(time.perf_counter() - start)
             if opening == 1:
