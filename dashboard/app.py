@@ -65,17 +65,19 @@ def _header(scores, run_rows) -> None:
 
 
 def _page(view: str, path: Path) -> None:
-    scores, run_rows, problem = data.load(path)
-    if problem:
-        st.info(problem)
-        return
-    _header(scores, run_rows)
-    title, module = VIEWS[view]
-    try:
-        module.render(scores, run_rows, path)
-    except Exception as exc:  # a view must never take the page down; say what broke instead
-        st.error(f"The {title} view failed on this store: {code(f'{type(exc).__name__}: {exc}', limit=1000)}. "
-                 "Other views may still work; please report this with the URL.")
+    with store.held(path):  # the page's queries share one open store: held for this run only
+        scores, run_rows, problem = data.load(path)
+        if problem:
+            st.info(problem)
+            return
+        _header(scores, run_rows)
+        title, module = VIEWS[view]
+        try:
+            module.render(scores, run_rows, path)
+        except Exception as exc:  # a view must never take the page down; say what broke instead
+            st.error(f"The {title} view failed on this store: "
+                     f"{code(f'{type(exc).__name__}: {exc}', limit=1000)}. "
+                     "Other views may still work; please report this with the URL.")
 
 
 if __name__ == "__main__":  # Streamlit runs this file as __main__; serve.py only imports it

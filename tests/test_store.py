@@ -203,6 +203,42 @@ def test_a_store_locked_by_another_process_is_named_after_the_wait(tmp_path):
         holder.wait()
 
 
+TRY_WRITE = "import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close()\nexcept duckdb.Error:\n    sys.exit(3)"
+
+
+def test_a_held_store_keeps_writers_out_for_the_block_only(tmp_path):
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    with store.held(db):
+        assert subprocess.run([sys.executable, "-c", TRY_WRITE, str(db)]).returncode == 3  # really held
+        assert len(store.read_df(db, "SELECT * FROM runs")) == 0  # and read through it
+    # let go: another process writes, and so does this one (a read-only database DuckDB still kept
+    # open in this process would refuse this process a writing connection)
+    assert subprocess.run([sys.executable, "-c", TRY_WRITE, str(db)]).returncode == 0
+    with store.transaction(db) as con:
+        con.execute("CREATE TABLE scratch (x INTEGER)")
+
+
+def test_holding_a_store_that_cannot_be_opened_does_nothing_and_waits_for_nothing(tmp_path):
+    missing, bogus = tmp_path / "none.duckdb", tmp_path / "bogus.duckdb"
+    bogus.write_text("hello")
+    for path in (missing, bogus):
+        with store.held(path):
+            pass
+    assert not missing.exists() and bogus.read_text() == "hello"
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    writer = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(60)", str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "held\n"
+        started = time.monotonic()
+        with store.held(db):  # a writer has it: nothing held, and no wait for its lock
+            pass
+        assert time.monotonic() - started < 5
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 # --- Read-only and full disks, reproduced for real where this machine allows ---
 
 @contextmanager

@@ -25,6 +25,7 @@ from evalsuite.store.db import (
     connect,
     db_path,
     existing,
+    held,
     lock_wait_s,
     patience,
     problem,
@@ -55,7 +56,7 @@ from evalsuite.store.writes import (
 )
 
 __all__ = ["EvalsuiteError", "JobKey", "LOCK_WAIT_S", "LOCKED", "PROBLEMS", "StoreLocked", "connect", "db_path",
-           "end_sweep", "existing", "init", "insert", "known_models", "lock_wait_s", "note_sweep", "patience",
+           "end_sweep", "existing", "held", "init", "insert", "known_models", "lock_wait_s", "note_sweep", "patience",
            "problem",
            "read_df", "scores_where", "scores_with_representative", "readable",
            "set_worker", "sql_path", "start_sweep", "stored_tasks", "stored_tasks_by_step", "transaction", "utcnow",
