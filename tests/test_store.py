@@ -209,8 +209,10 @@ TRY_WRITE = "import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close()\n
 def test_a_held_store_keeps_writers_out_for_the_block_only(tmp_path):
     db = store.init(tmp_path / "s.duckdb", seed=False)
     with store.held(db):
-        assert subprocess.run([sys.executable, "-c", TRY_WRITE, str(db)]).returncode == 3  # really held
-        assert len(store.read_df(db, "SELECT * FROM runs")) == 0  # and read through it
+        assert subprocess.run([sys.executable, "-c", TRY_WRITE, str(db)]).returncode == 0  # nothing read yet
+        assert len(store.read_df(db, "SELECT * FROM runs")) == 0
+        assert subprocess.run([sys.executable, "-c", TRY_WRITE, str(db)]).returncode == 3  # held since that read
+        assert len(store.read_df(db, "SELECT * FROM scores")) == 0
     # let go: another process writes, and so does this one (a read-only database DuckDB still kept
     # open in this process would refuse this process a writing connection)
     assert subprocess.run([sys.executable, "-c", TRY_WRITE, str(db)]).returncode == 0
@@ -218,12 +220,12 @@ def test_a_held_store_keeps_writers_out_for_the_block_only(tmp_path):
         con.execute("CREATE TABLE scratch (x INTEGER)")
 
 
-def test_holding_a_store_that_cannot_be_opened_does_nothing_and_waits_for_nothing(tmp_path):
+def test_holding_a_store_that_cannot_be_opened_adds_no_error_and_no_wait(tmp_path):
     missing, bogus = tmp_path / "none.duckdb", tmp_path / "bogus.duckdb"
     bogus.write_text("hello")
-    for path in (missing, bogus):
-        with store.held(path):
-            pass
+    for path, error in ((missing, "no store at"), (bogus, "cannot open store")):
+        with store.held(path), pytest.raises(store.EvalsuiteError, match=error):  # the read's own error
+            store.read_df(path, "SELECT 1")
     assert not missing.exists() and bogus.read_text() == "hello"
     db = store.init(tmp_path / "s.duckdb", seed=False)
     writer = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
@@ -231,8 +233,9 @@ def test_holding_a_store_that_cannot_be_opened_does_nothing_and_waits_for_nothin
     try:
         assert writer.stdout.readline() == "held\n"
         started = time.monotonic()
-        with store.held(db):  # a writer has it: nothing held, and no wait for its lock
-            pass
+        with store.held(db), pytest.raises(store.StoreLocked):  # a writer has it: the read's own wait, no more
+            with store.connect(db, read_only=True, wait_s=1):
+                pass
         assert time.monotonic() - started < 5
     finally:
         writer.kill()

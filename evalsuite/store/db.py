@@ -26,6 +26,7 @@ from evalsuite.paths import DEFAULT_DB
 LOCK_WAIT_S = 60.0  # how long to wait for the other process's lock before giving up
 LOCK_WAIT_ENV = "EVALSUITE_LOCK_WAIT_S"  # overrides it (tests wait seconds, not a minute)
 _patience = threading.local()  # a thread's own wait (the committer's: short, it retries itself)
+_holding = threading.local()  # the stores this thread holds open for a while (held())
 
 # What a failure means, told by a phrase of DuckDB's own message (reproduced on real files in
 # tests/test_store.py). Whole phrases, not words: the checksum message says "block", which a
@@ -104,6 +105,8 @@ def connect(path: Path, read_only: bool = False, wait_s: float | None = None):
     EvalsuiteError naming it; other errors (a bad query, a NOT NULL violation) pass unchanged.
     """
     deadline = time.monotonic() + (lock_wait_s() if wait_s is None else wait_s)
+    if read_only:
+        _hold(path)
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
@@ -132,23 +135,37 @@ def connect(path: Path, read_only: bool = False, wait_s: float | None = None):
 
 @contextmanager
 def held(path: Path):
-    """Within the block, read-only connections to `path` in this process share one open database
+    """Within the block, this thread's read-only connections to `path` share one open database
     (DuckDB keeps one per file while any connection to it is open), so a burst of queries reads
     the file's catalog and blocks once, not once per query: the Items view's seven queries took
-    0.40 s one by one and 0.16 s inside one block on benchmarks/bench_items.py's store. For the
-    block's time other processes cannot write (a sweep's committer waits, as it waits for any
-    reader), so it is held for one burst (a dashboard page), never kept. Where the file cannot be
-    opened now (no store, locked by a writer, not DuckDB) nothing is held: each query opens and
+    0.40 s one by one and 0.16 s inside one block on benchmarks/bench_items.py's store.
+
+    It is opened at the block's first read (a block that reads nothing opens nothing) and closed
+    when the block ends: meanwhile other processes cannot write (a sweep's committer waits, as it
+    waits for any reader), so a block is one burst (a dashboard page), never kept open. Where the
+    file cannot be opened (locked by a writer, not DuckDB) nothing is held: each query opens and
     reports the problem as before."""
-    try:
-        con = duckdb.connect(str(path), read_only=True) if path.is_file() else None
-    except duckdb.Error:
-        con = None
+    stores = _holding.__dict__.setdefault("stores", {})
+    if str(path) in stores:  # an outer block holds it
+        yield
+        return
+    stores[str(path)] = None
     try:
         yield
     finally:
+        con = stores.pop(str(path))
         if con is not None:
             con.close()
+
+
+def _hold(path: Path) -> None:
+    """Open the database a held() block of this thread is waiting to hold, at its first read."""
+    stores = getattr(_holding, "stores", {})
+    if str(path) in stores and stores[str(path)] is None:
+        try:
+            stores[str(path)] = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            pass  # the query's own connection waits or names the problem
 
 
 @contextmanager
