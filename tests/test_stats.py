@@ -188,6 +188,17 @@ def test_band_is_seeded_and_holds_the_fit():
     assert first["predicted"].tolist() == pytest.approx(fit.fit(x, y, "logistic", 0.25).predict(at).tolist())
 
 
+def test_the_logistic_fit_stops_once_converged_where_every_step_would_end(monkeypatch):
+    x = np.log10([7e7, 1.6e8, 4.1e8, 1e9, 1.4e9, 2.8e9])
+    at = np.log10([6.9e9, 1.2e10])
+    for y, floor in (([0.42, 0.47, 0.55, 0.60, 0.62, 0.66], 0.25), ([0.5, 0.52, 0.55, 0.6, 0.7, 0.8], 0.5)):
+        early = fit.band(x, np.array(y), "logistic", at, floor=floor)
+        monkeypatch.setattr(fit, "_PATIENCE", fit._ITERATIONS + 1)  # every step taken
+        every = fit.band(x, np.array(y), "logistic", at, floor=floor)
+        monkeypatch.undo()
+        np.testing.assert_allclose(early.to_numpy(), every.to_numpy(), rtol=0, atol=1e-9)
+
+
 def test_compute_is_six_times_parameters_times_tokens():
     from evalsuite.records import Model
 
