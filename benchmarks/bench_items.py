@@ -295,7 +295,7 @@ def _draw_time(context, port: int, query: str, charts: int, tables: int) -> floa
 _DONE = """([charts, tables]) => {
     const shown = [...document.querySelectorAll("[data-testid='stVegaLiteChart']")];
     return shown.length >= charts && shown.every(chart => chart.querySelector("svg.marks, canvas.marks"))
-        && document.querySelectorAll("[data-testid='stDataFrame']").length >= tables;
+        && document.querySelectorAll("[data-testid='stDataFrame'], [data-testid='stTable']").length >= tables;
 }"""
 
 

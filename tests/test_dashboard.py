@@ -534,7 +534,8 @@ def test_picking_an_item_shows_it_and_the_link_holds_it(learning_db, monkeypatch
     assert_clean(at)
     assert at.query_params["doc"] == str(doc)
     assert at.text[0].value == f"Question {doc} of piqa?\nAnswer:"  # the prompt, as text
-    assert at.dataframe[1].value["text"].tolist() == [f" yes {doc}", f" no {doc}"]
+    choices = at.table[0].value
+    assert choices.index.tolist() == ["0 (right)", "1"] and choices["text"].tolist() == [f" yes {doc}", f" no {doc}"]
     history = items.item_history(learning_db, items.ItemsKey("pythia-70m", "piqa"), doc)
     curves = _charts(at)[4][1]
     right = curves[curves["choice"] == "0 (right)"].sort_values("step")

@@ -238,7 +238,8 @@ def _choices(stored: pd.DataFrame, target: int | None, n: int) -> list[str]:
     st.caption(f"The prompt as lm-eval built it (data fingerprint {code(doc['fingerprint'][:16])})"
                + (", up to where the choices differ" if len(texts) and texts[0].startswith("...") else "") + ":")
     st.text(prompt)  # plain text, newlines kept; st.code cost the page ~0.4 s of syntax highlighter
-    st.dataframe(pd.DataFrame({"choice": labels[:len(texts)], "text": texts}), hide_index=True, width="stretch")
+    # a plain table: a few rows, each choice's text wrapped whole (the interactive grid cut long ones)
+    st.table(pd.DataFrame({"text": texts}, index=pd.Index(labels[:len(texts)], name="choice")))
     return labels
 
 
