@@ -59,9 +59,9 @@ def _follow_the_path(here: str) -> None:
 
 
 def _header(scores, run_rows) -> None:
-    local = scores[scores["source"] != data.PUBLISHED]
+    local = scores.loc[scores["source"] != data.PUBLISHED, "run_id"]  # the one column, not every one
     st.caption(f"{len(scores):,} scores, {scores['model'].nunique()} models, {len(run_rows):,} runs "
-               f"({local['run_id'].nunique():,} not from the published set)")
+               f"({local.nunique():,} not from the published set)")
 
 
 def _page(view: str, path: Path) -> None:
