@@ -187,20 +187,27 @@ def test_the_dashboard_names_a_corrupt_store_within_seconds(good_store, tmp_path
     assert scores is None and "the file is corrupt" in problem
 
 
-def test_a_store_locked_by_another_process_is_named_after_the_wait(tmp_path):
-    db = store.init(tmp_path / "s.duckdb", seed=False)
+@contextmanager
+def _written_by_another_process(db):
+    """Another process holds `db` open for writing until the block ends."""
     holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
                                "print('held', flush=True); time.sleep(60)", str(db)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_store_locked_by_another_process_is_named_after_the_wait(tmp_path):
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    with _written_by_another_process(db):
         started = time.monotonic()
         with pytest.raises(store.EvalsuiteError, match=f"cannot open store {db}: another process holds its lock"):
             with store.connect(db, read_only=True, wait_s=1):
                 pass
         assert 1 <= time.monotonic() - started < 15
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 TRY_WRITE = "import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close()\nexcept duckdb.Error:\n    sys.exit(3)"
@@ -228,18 +235,12 @@ def test_holding_a_store_that_cannot_be_opened_adds_no_error_and_no_wait(tmp_pat
             store.read_df(path, "SELECT 1")
     assert not missing.exists() and bogus.read_text() == "hello"
     db = store.init(tmp_path / "s.duckdb", seed=False)
-    writer = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); time.sleep(60)", str(db)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert writer.stdout.readline() == "held\n"
+    with _written_by_another_process(db):
         started = time.monotonic()
         with store.held(db), pytest.raises(store.StoreLocked):  # a writer has it: the read's own wait, no more
             with store.connect(db, read_only=True, wait_s=1):
                 pass
         assert time.monotonic() - started < 5
-    finally:
-        writer.kill()
-        writer.wait()
 
 
 # --- Read-only and full disks, reproduced for real where this machine allows ---
