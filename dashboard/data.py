@@ -3,8 +3,9 @@ each model (the store's models table, else the built-in catalog: never models.ya
 and for the Items view, the per-document statistics store/items.py computes in DuckDB (only what
 the view shows: never every sample).
 
-The store is only ever opened read-only, for one query, through evalsuite.store.read_df (which
-retries while a sweep holds the write lock). Results are cached keyed on the file's (and its
+The store is only ever opened read-only, through evalsuite.store.read_df (which retries while a
+sweep holds the write lock); a page's queries share one opening for that page's run (app.py,
+store.held). Results are cached keyed on the file's (and its
 write-ahead log's) size and modification time, which every commit changes, so rows a running sweep
 commits show up on the next rerun, and otherwise every session (every browser tab, every link
 opened) shares them: at full scale (benchmarks/bench_items.py's store) recomputing a page's queries

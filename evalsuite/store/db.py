@@ -4,7 +4,8 @@ DuckDB lets one process hold a database file for writing, and a process that hol
 blocks every other process, readers included. So nobody keeps a connection open: the one writer
 (a sweep's committer, an import) connects for each transaction and closes, and readers (`ls`,
 export, the dashboard) open read-only, copy what they need into pandas and close, retrying for
-a while when the other side holds the lock. A failure that is about the file itself (locked,
+a while when the other side holds the lock; a burst of reads (a dashboard page) may share one
+opening (held), for the burst only. A failure that is about the file itself (locked,
 corrupt, truncated, not DuckDB, disk full, read-only) becomes one EvalsuiteError naming it.
 """
 
