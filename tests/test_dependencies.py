@@ -14,6 +14,9 @@ FLOORS = {
                       "even with weights_only=True (CVE-2025-32434)"),
     "transformers": ((4, 57), "from_pretrained(dtype=...) needs 4.56; 4.57 honours "
                               "DISABLE_SAFETENSORS_CONVERSION for .bin loads from the Hub"),
+    "streamlit": ((1, 52), "st.switch_page(query_params=...) carries a link's settings to its view; "
+                           "1.51 raises on it (every view checked under AppTest on 1.50, 1.51, 1.52)"),
+    "altair": ((5, 5), "dashboard/draw.py sets alt.theme, which 5.5 added"),
 }
 
 
