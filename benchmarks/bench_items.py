@@ -14,7 +14,8 @@ fast backend computes them.
 
 Then it reports the store's size and bytes per sample row, times each query the Items view runs
 (store/items.py, each through a fresh read-only connection, as the dashboard opens them; for the
-largest task of the largest model and two others), times `evalsuite export --format samples` of
+largest task of the largest model and two others; and a page's seven queries one by one against
+inside one store.held opening, as a dashboard page runs them), times `evalsuite export --format samples` of
 every row, and serves the real dashboard on the store,
 opening the Items view in Chromium (where /usr/bin/chromium exists) for several selections, to
 read the server process's peak resident memory (VmHWM).
@@ -187,6 +188,40 @@ def time_queries(db: Path, models: list[str]) -> list[tuple[str, list[float], in
     return out
 
 
+def _items_page(db: Path, key: items.ItemsKey) -> None:
+    """The seven queries an Items page runs for one selection and its first document."""
+    ids = items.item_stats(db, key)["doc_id"].tolist()
+    items.right_by_scale(db, key)
+    items.item_cells(db, key, ids[:200])
+    items.prompt_ends_of(db, key)
+    items.item_history(db, key, ids[0])
+    items.documents_of(db, key, [ids[0]])
+    items.by_scale(db, key, ids[0])
+
+
+def _held_page(db: Path, key: items.ItemsKey) -> None:
+    with store.held(db):  # as app.py runs a dashboard page
+        _items_page(db, key)
+
+
+def time_held(db: Path, models: list[str], repeats: int = 5) -> list[tuple[str, float, float]]:
+    """An Items page's queries for each selection, each through its own read-only connection and
+    all inside one store.held block, alternately after one untimed pass; (label, median seconds
+    one by one, median seconds held)."""
+    out = []
+    for model, task, metric in selections(models):
+        key = items.ItemsKey(model, task, 0, metric, "local")
+        _items_page(db, key)
+        times: dict[str, list[float]] = {"apart": [], "held": []}
+        for _ in range(repeats):
+            for name, fn in (("apart", _items_page), ("held", _held_page)):
+                start = time.perf_counter()
+                fn(db, key)
+                times[name].append(time.perf_counter() - start)
+        out.append((f"{model} {task} {metric}", statistics.median(times["apart"]), statistics.median(times["held"])))
+    return out
+
+
 def time_export(db: Path) -> tuple[float, int, float]:
     """`evalsuite export --format samples` of every row to Parquet, in a child process:
     (seconds, file bytes, the child's peak resident MiB)."""
@@ -332,6 +367,9 @@ def measure_store(db: Path, models: list[str]) -> None:
     print("query (3 runs, each a fresh read-only connection)          min     median  max     rows")
     for label, times, rows in time_queries(db, models):
         print(f"{label:60s} {min(times):.3f} s {statistics.median(times):.3f} s {max(times):.3f} s {rows:,}")
+    print("an Items page's seven queries (median of 5)               one by one  one opening  ratio")
+    for label, apart, held in time_held(db, models):
+        print(f"{label:60s} {apart:7.3f} s  {held:7.3f} s  {held / apart:5.2f}")
     seconds, size, peak_mib = time_export(db)
     print(f"export --format samples  every row to Parquet in {seconds:.1f} s, {size / 2**20:.0f} MiB file, "
           f"peak resident {peak_mib:,.0f} MiB")
