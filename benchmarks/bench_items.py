@@ -13,9 +13,9 @@ the scores (aggregated from the samples) beside them. Loglikelihoods are float32
 fast backend computes them.
 
 Then it reports the store's size and bytes per sample row, times each query the Items view runs
-(store/items.py, each through a fresh read-only connection, as the dashboard opens them; for the
-largest task of the largest model and two others; and a page's seven queries one by one against
-inside one store.held opening, as a dashboard page runs them), times `evalsuite export --format samples` of
+(store/items.py, each through a fresh read-only connection, for the largest task of the largest
+model and two others), times a page's seven queries one by one and then inside one store.held
+opening (as a dashboard page runs them), times `evalsuite export --format samples` of
 every row, and serves the real dashboard on the store,
 opening the Items view in Chromium (where /usr/bin/chromium exists) for several selections, to
 read the server process's peak resident memory (VmHWM).
