@@ -94,12 +94,13 @@ def _samples_sql(skill: float) -> str:
     offset = UNIFORM.format("$model, 'offset', d.task, d.doc_id, i")
     jitter = UNIFORM.format("$model, r.step, d.task, d.doc_id, i")
     return f"""
-    INSERT INTO samples
-    WITH d AS (SELECT task, doc_id, target, len(choices) AS k, [length(c) FOR c IN choices] AS lens,
+    INSERT INTO samples (run_id, model, step, task, shots, doc_id, target, correct, correct_norm, loglikelihoods,
+                         is_greedy, fingerprint)
+    WITH d AS (SELECT task, doc_id, target, fingerprint, len(choices) AS k, [length(c) FOR c IN choices] AS lens,
                       {UNIFORM.format("'difficulty', task, doc_id")} AS difficulty,
                       list_position({TASK_ORDER}, task) AS task_order
                FROM documents WHERE shots = 0),
-    x AS (SELECT r.run_id, r.step, d.task, d.doc_id, d.target, d.lens, d.task_order,
+    x AS (SELECT r.run_id, r.step, d.task, d.doc_id, d.target, d.fingerprint, d.lens, d.task_order,
                  -6.0 + 3.0 * {skill} * {progress} AS level,
                  3.0 * greatest(0, {skill} * {progress} - d.difficulty) AS lead,
                  [CAST(level - 3.0 * {offset} + 0.6 * ({jitter} - 0.5)
@@ -109,7 +110,8 @@ def _samples_sql(skill: float) -> str:
     SELECT run_id, $model, step, task, 0, doc_id, CASE WHEN task = 'winogrande' THEN NULL ELSE target END,
            CASE WHEN target IS NULL THEN greedy ELSE list_position(lls, list_max(lls)) = target + 1 END,
            CASE WHEN task IN {NORM_TASKS} THEN list_position(normed, list_max(normed)) = target + 1 END,
-           lls, CASE WHEN target IS NULL THEN [greedy] ELSE [x = list_max(lls) FOR x IN lls] END
+           lls, CASE WHEN target IS NULL THEN [greedy] ELSE [x = list_max(lls) FOR x IN lls] END,
+           fingerprint  -- the document it was scored on, as a sweep stores it
     FROM (SELECT *, [lls[i + 1] / lens[i + 1] FOR i IN range(len(lls))] AS normed,
                  lls[1] - level > 0.0 AS greedy FROM x)
     ORDER BY step, task_order, doc_id"""
