@@ -1,0 +1,34 @@
+"""benchmarks/bench_items.py times the dashboard on the store a full sweep leaves, so its builder
+must write what a sweep writes: every column of the samples table, each sample pointing at the
+document it was scored on. (Once samples carried a fingerprint, the builder failed for a day
+and its page timings were taken on a store built before.)"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import duckdb
+
+from evalsuite.catalog.pythia import ALL_STEPS
+from evalsuite.records import Sample
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_the_items_benchmark_builds_what_a_sweep_writes(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_items
+
+    db = tmp_path / "bench.duckdb"
+    built = bench_items.build(db, ["pythia-70m"], threads=2)
+    assert built["rows"] == len(ALL_STEPS) * built["documents"]
+    with duckdb.connect(str(db), read_only=True) as con:
+        columns = [row[0] for row in con.execute("DESCRIBE samples").fetchall()]
+        assert columns == [field.name for field in dataclasses.fields(Sample)]
+        for column in columns:  # a column the builder leaves out would be NULL throughout
+            (filled,), = con.execute(f'SELECT count("{column}") FROM samples').fetchall()
+            assert filled > 0, column
+        (matched,), = con.execute("SELECT count(*) FROM samples s JOIN documents d USING (task, shots, doc_id) "
+                                  "WHERE s.fingerprint = d.fingerprint").fetchall()
+        assert matched == built["rows"]
