@@ -290,25 +290,35 @@ def pages(models: list[str]) -> list[tuple[str, str, int, int]]:
             ("signal and noise", "?view=signal", 0, 1), ("runs", "?view=runs", 1, 1)]
 
 
+def chromium(p):
+    """Headless Chromium (playwright's `p`), as every page benchmark drives it."""
+    return p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+
+
+def new_profile(browser):
+    """A new browser profile, nothing cached, in the window every page benchmark uses."""
+    return browser.new_context(viewport={"width": 1500, "height": 1200})
+
+
 def dashboard(db: Path, models: list[str]) -> tuple[list[tuple[str, float, float]], tuple[float, float]]:
     """Serve the dashboard on the store, open each page in Chromium until its charts are drawn;
     (seconds per page, (peak, current) resident MiB of the server)."""
     from playwright.sync_api import sync_playwright
 
     with serve(db) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        browser = chromium(p)
         # Each page is a new tab (a new Streamlit session) of one browser profile, as a user's
         # browser opens them: Streamlit's scripts are served "immutable" (cached a year), so
         # only the very first page loads them. The second round finds the server's caches
         # (shared by every session until the store changes) filled; last, the first page in a
         # new profile, which loads the scripts again (~0.5 s more).
-        profile = browser.new_context(viewport={"width": 1500, "height": 1200})
+        profile = new_profile(browser)
         timings = []
         for label, query, n, t in [(f"{label}{again}", *rest) for again in ("", " (again)")
                                    for label, *rest in pages(models)]:
             timings.append((label, _draw_time(profile, server.port, query, n, t), os.getloadavg()[0]))
         label, query, n, t = pages(models)[0]
-        fresh = browser.new_context(viewport={"width": 1500, "height": 1200})
+        fresh = new_profile(browser)
         timings.append((f"{label} (again, a new browser profile)", _draw_time(fresh, server.port, query, n, t),
                         os.getloadavg()[0]))
         browser.close()

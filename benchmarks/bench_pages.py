@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine  # noqa: E402 - benchmarks/machine.py, beside this script
-from bench_items import CHROMIUM, SUITE, _draw_time, pages, serve  # noqa: E402
+from bench_items import SUITE, _draw_time, chromium, new_profile, pages, serve  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,8 +61,8 @@ def main() -> None:
         return
     with checkout(args.rev) as old, serve(args.db, ROOT) as mine, serve(args.db, old) as theirs:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            profile = browser.new_context(viewport={"width": 1500, "height": 1200})
+            browser = chromium(p)
+            profile = new_profile(browser)
             for port in (mine.port, theirs.port):  # first openings: fill caches, load scripts
                 for _, query, n, t in chosen:
                     _draw_time(profile, port, query, n, t)
@@ -79,12 +79,12 @@ def _first_openings(chosen: list, times: dict, trees: dict[str, Path], db: Path,
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        browser = chromium(p)
         for _ in range(rounds):
             for label, query, n, t in chosen:
                 for side, tree in trees.items():
                     with serve(db, tree) as server:
-                        profile = browser.new_context(viewport={"width": 1500, "height": 1200})
+                        profile = new_profile(browser)
                         times[label][side].append(_draw_time(profile, server.port, query, n, t))
                         profile.close()
         browser.close()

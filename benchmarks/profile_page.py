@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine  # noqa: E402 - benchmarks/machine.py, beside this script
-from bench_items import _DONE, CHROMIUM, serve  # noqa: E402
+from bench_items import _DONE, chromium, new_profile, serve  # noqa: E402
 
 
 def profile(port: int, query: str, charts: int, repeat: int) -> tuple[list[float], dict]:
@@ -29,8 +29,8 @@ def profile(port: int, query: str, charts: int, repeat: int) -> tuple[list[float
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        context = browser.new_context(viewport={"width": 1500, "height": 1200})
+        browser = chromium(p)
+        context = new_profile(browser)
         seconds, result = [], {}
         for opening in range(2 + repeat):
             page = context.new_page()
