@@ -138,8 +138,8 @@ def connect(path: Path, read_only: bool = False, wait_s: float | None = None):
 def held(path: Path):
     """Within the block, this thread's read-only connections to `path` share one open database
     (DuckDB keeps one per file while any connection to it is open), so a burst of queries reads
-    the file's catalog and blocks once, not once per query: the Items view's seven queries took
-    0.40 s one by one and 0.16 s inside one block on benchmarks/bench_items.py's store.
+    the file's catalog and blocks once, not once per query: an Items page's seven queries on
+    LAMBADA took 0.68 s one by one and 0.43 s inside one block (benchmarks/bench_items.py).
 
     It is opened at the block's first read (a block that reads nothing opens nothing) and closed
     when the block ends: meanwhile other processes cannot write (a sweep's committer waits, as it
