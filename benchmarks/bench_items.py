@@ -95,12 +95,12 @@ def _samples_sql(skill: float) -> str:
     jitter = UNIFORM.format("$model, r.step, d.task, d.doc_id, i")
     return f"""
     INSERT INTO samples (run_id, model, step, task, shots, doc_id, target, correct, correct_norm, loglikelihoods,
-                         is_greedy, fingerprint)
-    WITH d AS (SELECT task, doc_id, target, fingerprint, len(choices) AS k, [length(c) FOR c IN choices] AS lens,
+                         is_greedy, fingerprint_id)
+    WITH d AS (SELECT task, doc_id, target, fingerprint_id, len(choices) AS k, [length(c) FOR c IN choices] AS lens,
                       {UNIFORM.format("'difficulty', task, doc_id")} AS difficulty,
                       list_position({TASK_ORDER}, task) AS task_order
-               FROM documents WHERE shots = 0),
-    x AS (SELECT r.run_id, r.step, d.task, d.doc_id, d.target, d.fingerprint, d.lens, d.task_order,
+               FROM documents JOIN fingerprints USING (fingerprint) WHERE shots = 0),
+    x AS (SELECT r.run_id, r.step, d.task, d.doc_id, d.target, d.fingerprint_id, d.lens, d.task_order,
                  -6.0 + 3.0 * {skill} * {progress} AS level,
                  3.0 * greatest(0, {skill} * {progress} - d.difficulty) AS lead,
                  [CAST(level - 3.0 * {offset} + 0.6 * ({jitter} - 0.5)
@@ -111,11 +111,17 @@ def _samples_sql(skill: float) -> str:
            CASE WHEN target IS NULL THEN greedy ELSE list_position(lls, list_max(lls)) = target + 1 END,
            CASE WHEN task IN {NORM_TASKS} THEN list_position(normed, list_max(normed)) = target + 1 END,
            lls, CASE WHEN target IS NULL THEN [greedy] ELSE [x = list_max(lls) FOR x IN lls] END,
-           fingerprint  -- the document it was scored on, as a sweep stores it
+           fingerprint_id  -- the document it was scored on, as a sweep stores it
     FROM (SELECT *, [lls[i + 1] / lens[i + 1] FOR i IN range(len(lls))] AS normed,
                  lls[1] - level > 0.0 AS greedy FROM x)
     ORDER BY step, task_order, doc_id"""
 
+
+# Each document's fingerprint numbered as a sweep's first checkpoint numbers them (writes.intern).
+FINGERPRINTS_SQL = f"""
+    INSERT INTO fingerprints
+    SELECT row_number() OVER (ORDER BY min(list_position({TASK_ORDER}, task)), min(doc_id)), fingerprint
+    FROM documents WHERE shots = 0 GROUP BY fingerprint"""
 
 RUNS_SQL = """
     INSERT INTO runs (run_id, source, model, step, backend, doc_limit, dtype, device, started_at, finished_at)
@@ -141,6 +147,7 @@ def build(db: Path, models: list[str], threads: int) -> dict:
     documented, before = time.perf_counter(), db.stat().st_size
     with duckdb.connect(str(db)) as con:
         con.execute(f"SET threads = {threads}; SET memory_limit = '6GB'; SET preserve_insertion_order = true")
+        con.execute(FINGERPRINTS_SQL)
         for model in models:
             con.execute(RUNS_SQL, {"model": model, "steps": ALL_STEPS})
             con.execute(_samples_sql(_skill(model)), {"model": model})

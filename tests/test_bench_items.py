@@ -5,13 +5,13 @@ and its page timings were taken on a store built before.)"""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import duckdb
 
 from evalsuite.catalog.pythia import ALL_STEPS
 from evalsuite.records import Sample
+from evalsuite.store.schema import column_types
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -25,10 +25,10 @@ def test_the_items_benchmark_builds_what_a_sweep_writes(tmp_path, monkeypatch):
     assert built["rows"] == len(ALL_STEPS) * built["documents"]
     with duckdb.connect(str(db), read_only=True) as con:
         columns = [row[0] for row in con.execute("DESCRIBE samples").fetchall()]
-        assert columns == [field.name for field in dataclasses.fields(Sample)]
+        assert columns == list(column_types(Sample))
         for column in columns:  # a column the builder leaves out would be NULL throughout
             (filled,), = con.execute(f'SELECT count("{column}") FROM samples').fetchall()
             assert filled > 0, column
-        (matched,), = con.execute("SELECT count(*) FROM samples s JOIN documents d USING (task, shots, doc_id) "
-                                  "WHERE s.fingerprint = d.fingerprint").fetchall()
+        (matched,), = con.execute("SELECT count(*) FROM samples s JOIN fingerprints f USING (fingerprint_id) "
+                                  "JOIN documents d USING (task, shots, doc_id, fingerprint)").fetchall()
         assert matched == built["rows"]

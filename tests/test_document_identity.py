@@ -73,14 +73,46 @@ def test_an_imported_text_never_replaces_the_sweep_s_own(tmp_path):
     assert list(items.item_history(db, OTHER, 0).target) == [1]
 
 
+def _scored_on(db: Path) -> pd.DataFrame:
+    """doc_id and the fingerprint each sample points at, by doc_id then step."""
+    return store.read_df(db, "SELECT s.doc_id, f.fingerprint FROM samples s "
+                             "LEFT JOIN fingerprints f USING (fingerprint_id) ORDER BY s.doc_id, s.step")
+
+
 def test_imported_samples_point_at_their_documents(tmp_path):
     db = tmp_path / "store.duckdb"
     import_paths([_other_lab(tmp_path / "in")], db, source="other-lab", seed=False)
-    rows = store.read_df(db, "SELECT s.doc_id, s.fingerprint, d.prompt FROM samples s "
-                             "JOIN documents d USING (task, shots, doc_id, fingerprint) ORDER BY doc_id")
+    rows = _scored_on(db).merge(store.read_df(db, "SELECT doc_id, fingerprint, prompt FROM documents"))
     assert list(rows.doc_id) == [0, 1, 2]
     expected = doc_hash({"goal": "impostor 0", "sol1": "x", "sol2": "y", "label": 1})
     assert rows.fingerprint[0] == expected
+
+
+def test_each_fingerprint_is_stored_once_and_numbered_in_order(tmp_path):
+    """Samples hold their fingerprint's number: two checkpoints of three documents store three
+    fingerprints, numbered as the sweep's documents come, and a later import's text adds its own."""
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    swept = _sweep(db)
+    numbers = store.read_df(db, "SELECT * FROM fingerprints ORDER BY fingerprint_id")
+    assert list(numbers.fingerprint_id) == [1, 2, 3]
+    assert list(numbers.fingerprint) == [d.fingerprint for d in swept]
+    assert list(_scored_on(db).fingerprint) == [d.fingerprint for d in swept for _ in (1000, 2000)]
+    import_paths([_other_lab(tmp_path / "in")], db, source="other-lab", seed=False)
+    assert list(store.read_df(db, "SELECT fingerprint_id FROM fingerprints ORDER BY 1").fingerprint_id) == [
+        1, 2, 3, 4, 5, 6]
+
+
+def _as_made_before(db: Path, texts: bool) -> None:
+    """The store as it was before fingerprints were numbered: its samples holding the fingerprint's
+    text (texts), or before samples carried any (not texts)."""
+    with store.connect(db) as con:
+        if texts:
+            con.execute("ALTER TABLE samples ADD COLUMN fingerprint VARCHAR")
+            con.execute("UPDATE samples SET fingerprint = f.fingerprint FROM fingerprints f "
+                        "WHERE samples.fingerprint_id = f.fingerprint_id")
+        con.execute("ALTER TABLE samples DROP COLUMN fingerprint_id")
+        con.execute("DROP TABLE fingerprints")
 
 
 def test_an_older_store_is_backfilled_where_the_document_is_unambiguous(tmp_path):
@@ -93,18 +125,42 @@ def test_an_older_store_is_backfilled_where_the_document_is_unambiguous(tmp_path
     impostor = documents("piqa", 1)[0]
     impostor.fingerprint, impostor.prompt = "f" * 64, "IMPOSTOR"
     store.write_documents(db, [impostor])  # doc 0 now has two texts
-    with store.connect(db) as con:  # as the store was before: no fingerprint column
-        con.execute("ALTER TABLE samples DROP COLUMN fingerprint")
+    _as_made_before(db, texts=False)
     assert list(items.documents_of(db, SWEPT, [1]).prompt) == [swept[1].prompt]  # readable before init
     store.init(db, seed=False)
-    backfilled = store.read_df(db, "SELECT doc_id, fingerprint FROM samples ORDER BY doc_id, step")
+    backfilled = _scored_on(db)
     assert list(backfilled.fingerprint[2:]) == [swept[1].fingerprint] * 2 + [swept[2].fingerprint] * 2
     assert backfilled.fingerprint[:2].isna().all()
     assert sorted(items.documents_of(db, SWEPT, [0]).prompt) == sorted([swept[0].prompt, "IMPOSTOR"])
     assert list(items.documents_of(db, SWEPT, [1]).prompt) == [swept[1].prompt]
     store.init(db, seed=False)  # once: a later init changes nothing
-    assert store.read_df(db, "SELECT fingerprint FROM samples ORDER BY doc_id, step").fingerprint.isna().sum() == 2
+    assert _scored_on(db).fingerprint.isna().sum() == 2
     assert isinstance(items.item_stats(db, SWEPT), pd.DataFrame)
+
+
+def test_a_store_whose_samples_hold_the_fingerprint_text_is_numbered_losing_nothing(tmp_path):
+    """A store written between 2026-12-06 and 12-07 (each sample held its fingerprint's 64 hex
+    digits): read as it is, each source sees its own text; the next init numbers the fingerprints,
+    every sample still pointing at the same one."""
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    swept = _sweep(db)
+    import_paths([_other_lab(tmp_path / "in")], db, source="other-lab", seed=False)
+    before = _scored_on(db)
+    stats = items.item_stats(db, SWEPT)
+    _as_made_before(db, texts=True)
+    assert list(items.documents_of(db, SWEPT, [0]).prompt) == [swept[0].prompt]  # readable before init
+    assert list(items.documents_of(db, OTHER, [0]).prompt) == ["IMPOSTOR 0: which is right?\nAnswer:"]
+    pd.testing.assert_frame_equal(items.item_stats(db, SWEPT), stats)
+    store.init(db, seed=False)
+    pd.testing.assert_frame_equal(_scored_on(db), before)
+    assert store.read_df(db, "SELECT count(*) AS n FROM fingerprints").n[0] == 6
+    assert "fingerprint" not in set(store.read_df(db, "DESCRIBE samples").column_name)
+    assert list(items.documents_of(db, SWEPT, [0]).prompt) == [swept[0].prompt]
+    assert list(items.documents_of(db, OTHER, [0]).prompt) == ["IMPOSTOR 0: which is right?\nAnswer:"]
+    pd.testing.assert_frame_equal(items.item_stats(db, SWEPT), stats)
+    store.init(db, seed=False)  # once: a later init changes nothing
+    pd.testing.assert_frame_equal(_scored_on(db), before)
 
 
 def test_the_items_view_shows_each_source_its_own_text(tmp_path, monkeypatch):

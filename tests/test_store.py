@@ -349,3 +349,18 @@ def test_a_table_an_older_store_lacks_reads_as_empty_and_other_problems_are_rais
     assert store.items.documents(path, "piqa", 0, [0, 1]).empty
     with pytest.raises(Exception, match="nope"):
         store.read_df(path, "SELECT nope FROM runs", needs="runs")
+
+
+def test_the_readme_lists_every_table_and_column():
+    """The README's table of tables names each table a store has, and each of its columns."""
+    import re
+    from pathlib import Path
+
+    from evalsuite.store.schema import TABLES, column_types
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| [^|]+ \| (.+) \|$", readme, re.M)}
+    for table, record_type in TABLES.items():
+        assert table in rows, table
+        listed = set(re.findall(r"`(\w+)`", rows[table]))
+        assert set(column_types(record_type)) <= listed, (table, set(column_types(record_type)) - listed)

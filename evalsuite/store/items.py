@@ -30,6 +30,7 @@ import pandas as pd
 from evalsuite.errors import EvalsuiteError
 from evalsuite.store.db import connect, existing, has_table, read_df
 from evalsuite.store.metrics import DERIVED, value_sql
+from evalsuite.store.schema import sample_columns
 
 # metric -> the samples column saying right or wrong (a continuous metric's documents are acc's)
 METRICS = {"acc": "correct", "acc_norm": "correct_norm", "p_correct": "correct", "bpb": "correct"}
@@ -76,38 +77,45 @@ class ItemsKey:
 
 
 def _read(path: Path, sql: str, params: dict, needs: str | None = None, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Run one read-only query; `TARGETS` in it names the documents' right answers (_targets).
-    A query on a table an older store lacks (`needs`) gives no rows, with `columns` (as read_df)."""
+    """Run one read-only query; `TARGETS` in it names the documents' right answers (_targets),
+    `FINGERPRINTS` the fingerprints table. A query on a table an older store lacks (`needs`)
+    gives no rows, with `columns` (as read_df)."""
     with connect(existing(path), read_only=True) as con:
         if needs is not None and not has_table(con, needs):
             return pd.DataFrame(columns=list(columns))
         if "TARGETS" in sql:
             sql = sql.replace("TARGETS", _targets(con))
-        if not _has_fingerprints(con):  # a store no evalsuite of today has opened for writing yet
-            sql = sql.replace("FROM samples", "FROM (SELECT *, NULL::VARCHAR AS fingerprint FROM samples)")
+        held = sample_columns(con)
+        if "fingerprint_id" in held:
+            return con.execute(sql.replace("FINGERPRINTS", "fingerprints"), params).df()
+        # a store no evalsuite of today has written: its samples hold the fingerprint's text, which
+        # then stands for its number, or nothing (each sample's document is ambiguous)
+        if "fingerprint" in held:
+            samples = "(SELECT * EXCLUDE (fingerprint), fingerprint AS fingerprint_id FROM samples)"
+            known = "(SELECT DISTINCT fingerprint AS fingerprint_id, fingerprint FROM documents)"
+        else:
+            samples = "(SELECT *, NULL::INTEGER AS fingerprint_id FROM samples)"
+            known = "(SELECT NULL::INTEGER AS fingerprint_id, NULL::VARCHAR AS fingerprint WHERE false)"
+        sql = sql.replace("FROM samples", f"FROM {samples}").replace("FINGERPRINTS", known)
         return con.execute(sql, params).df()
 
 
-def _has_fingerprints(con) -> bool:
-    return bool(con.execute("SELECT 1 FROM information_schema.columns WHERE table_name = 'samples' "
-                            "AND column_name = 'fingerprint'").fetchall())
-
-
 def _targets(con) -> str:
-    """The right answers the documents table knows, per (doc_id, fingerprint) of $task at $shots,
-    as a relation joined ON _SAME_DOCUMENT: a sample meets the document it was scored on, never
-    another source's text of the same doc_id; one with no fingerprint (an older store's, where
-    it was ambiguous) meets any of them. Samples stored before WinoGrande's right choice was
+    """The right answers the documents table knows, per (doc_id, fingerprint_id) of $task at
+    $shots, as a relation joined ON _SAME_DOCUMENT: a sample meets the document it was scored
+    on, never another source's text of the same doc_id; one with no fingerprint (an older store's,
+    where it was ambiguous) meets any of them. Samples stored before WinoGrande's right choice was
     derived from acc hold none for it."""
     if has_table(con, "documents"):
-        return ("(SELECT doc_id, fingerprint, target FROM documents WHERE task = $task AND shots = $shots "
-                "UNION ALL SELECT doc_id, NULL AS fingerprint, any_value(target) AS target FROM documents "
+        return ("(SELECT d.doc_id, f.fingerprint_id, d.target FROM documents d JOIN FINGERPRINTS f USING (fingerprint) "
+                "WHERE d.task = $task AND d.shots = $shots "
+                "UNION ALL SELECT doc_id, NULL AS fingerprint_id, any_value(target) AS target FROM documents "
                 "WHERE task = $task AND shots = $shots GROUP BY doc_id)")
-    return "(SELECT NULL::INTEGER AS doc_id, NULL::VARCHAR AS fingerprint, NULL::INTEGER AS target WHERE false)"
+    return "(SELECT NULL::INTEGER AS doc_id, NULL::INTEGER AS fingerprint_id, NULL::INTEGER AS target WHERE false)"
 
 
 def _same_document(s: str) -> str:
-    return f"ON d.doc_id = {s}.doc_id AND d.fingerprint IS NOT DISTINCT FROM {s}.fingerprint"
+    return f"ON d.doc_id = {s}.doc_id AND d.fingerprint_id IS NOT DISTINCT FROM {s}.fingerprint_id"
 
 
 def sample_sources(path: Path, model: str, task: str, shots: int) -> list[str]:
@@ -127,7 +135,7 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
     sql = f"""
         WITH {_CHOSEN},
         ordered AS (
-            SELECT doc_id, step, {key.column} AS ok, target, loglikelihoods, fingerprint,
+            SELECT doc_id, step, {key.column} AS ok, target, loglikelihoods, fingerprint_id,
                    lag({key.column}) OVER (PARTITION BY doc_id ORDER BY step) AS before
             FROM samples
             WHERE model = $model AND task = $task AND shots = $shots
@@ -140,7 +148,7 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
                         ELSE max(step) FILTER (WHERE ok AND NOT before) END AS learned_at,
                    count(*) FILTER (WHERE ok <> before) AS flips,
                    arg_max(target, step) AS target, arg_max(loglikelihoods, step) AS lls,
-                   arg_max(fingerprint, step) AS fingerprint
+                   arg_max(fingerprint_id, step) AS fingerprint_id
             FROM ordered GROUP BY doc_id),
         stats AS (
             SELECT f.doc_id, f.steps, f.learned_at, f.flips, f.final_correct, {margin} AS final_margin,
@@ -241,17 +249,21 @@ def documents(path: Path, task: str, shots: int, doc_ids: list[int]) -> pd.DataF
                    needs="documents", columns=("doc_id", "fingerprint", "prompt", "choices", "contexts", "target"))
 
 
+# The documents' (doc_id, fingerprint) that the `scored` samples point at.
+_SCORED_TEXT = "SELECT s.doc_id, f.fingerprint FROM scored s LEFT JOIN FINGERPRINTS f USING (fingerprint_id)"
+
+
 def documents_of(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:
     """As documents(), but only the documents the key's own samples were scored on (their
     fingerprints): another source's text for the same doc_id is never shown for them. A sample
     with no fingerprint (an older store's, ambiguous) shows every stored document of its doc_id."""
     return _read(path, f"""
         WITH {_CHOSEN},
-        scored AS (SELECT DISTINCT doc_id, fingerprint FROM samples
+        scored AS (SELECT DISTINCT doc_id, fingerprint_id FROM samples
                    WHERE model = $model AND task = $task AND shots = $shots AND list_contains($docs, doc_id)
                      AND run_id IN (SELECT run_id FROM chosen))
         SELECT d.doc_id, d.fingerprint, d.prompt, d.choices, d.contexts, d.target
-        FROM documents d SEMI JOIN scored s
+        FROM documents d SEMI JOIN ({_SCORED_TEXT}) s
              ON d.doc_id = s.doc_id AND (s.fingerprint IS NULL OR d.fingerprint = s.fingerprint)
         WHERE d.task = $task AND d.shots = $shots
         ORDER BY d.doc_id, d.fingerprint""", key.params(docs=_doc_list(doc_ids)),
@@ -262,11 +274,11 @@ def prompt_ends_of(path: Path, key: ItemsKey, chars: int = 100) -> pd.DataFrame:
     """As prompt_ends(), from the documents the key's own samples were scored on (documents_of)."""
     return _read(path, f"""
         WITH {_CHOSEN},
-        scored AS (SELECT DISTINCT doc_id, fingerprint FROM samples
+        scored AS (SELECT DISTINCT doc_id, fingerprint_id FROM samples
                    WHERE model = $model AND task = $task AND shots = $shots
                      AND run_id IN (SELECT run_id FROM chosen))
         SELECT d.doc_id, right(any_value(d.prompt), $chars) AS prompt_end
-        FROM documents d SEMI JOIN scored s
+        FROM documents d SEMI JOIN ({_SCORED_TEXT}) s
              ON d.doc_id = s.doc_id AND (s.fingerprint IS NULL OR d.fingerprint = s.fingerprint)
         WHERE d.task = $task AND d.shots = $shots
         GROUP BY d.doc_id ORDER BY d.doc_id""", key.params(chars=chars), needs="documents",

@@ -2,6 +2,10 @@
 field order; its SQL type from the field's Python type (a field's `sql` metadata overrides it);
 NOT NULL where the field is not optional; the primary keys named here (one column, or several). The Arrow schemas that
 bulk inserts use come from the same place, so a field added to a record is a column everywhere.
+
+A field with `interned` metadata (Sample.fingerprint) is stored as `<field>_id INTEGER`, the number
+of its value in the table named there (`fingerprints`: fingerprint_id, fingerprint), each distinct
+value stored once; writes.insert numbers new values, readers join that table where they need the text.
 """
 
 from __future__ import annotations
@@ -11,43 +15,65 @@ import typing
 from dataclasses import fields
 from datetime import datetime
 
-from evalsuite.records import Document, Model, Run, Sample, Score, Sweep, WorkerState
+from evalsuite.records import Document, Fingerprint, Model, Run, Sample, Score, Sweep, WorkerState
 
 TABLES: dict[str, type] = {"runs": Run, "scores": Score, "sweeps": Sweep, "samples": Sample,
-                           "documents": Document, "workers": WorkerState, "models": Model}
+                           "documents": Document, "workers": WorkerState, "models": Model,
+                           "fingerprints": Fingerprint}
 # A document is stored once per task, shot count and content: the same doc_id of other data (a
 # changed data set) is another row, and writers skip rows whose key is stored (writes.insert).
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {"runs": ("run_id",), "sweeps": ("sweep_id",),
                                             "documents": ("task", "shots", "doc_id", "fingerprint"),
-                                            "workers": ("sweep_id", "worker"), "models": ("model",)}
+                                            "workers": ("sweep_id", "worker"), "models": ("model",),
+                                            "fingerprints": ("fingerprint_id",)}
 SQL_TYPES = {str: "VARCHAR", int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", datetime: "TIMESTAMP"}
 
 # Columns added after the first release: a store made before them gains them on the next init.
 MIGRATIONS = """
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_commit VARCHAR;
 ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS note VARCHAR;
-ALTER TABLE samples ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
 """
 # A store made before samples carried their document's fingerprint: each sample points at the
 # one document stored for its (task, shots, doc_id); where several are (an import's other text),
 # which one it was scored on is not known, and it stays None (readers then show every one).
 BACKFILL_FINGERPRINTS = """
+ALTER TABLE samples ADD COLUMN fingerprint VARCHAR;
 UPDATE samples SET fingerprint = d.fingerprint
 FROM (SELECT task, shots, doc_id, any_value(fingerprint) AS fingerprint FROM documents
       GROUP BY task, shots, doc_id HAVING count(*) = 1) d
-WHERE samples.fingerprint IS NULL AND samples.task = d.task AND samples.shots = d.shots
-  AND samples.doc_id = d.doc_id
+WHERE samples.task = d.task AND samples.shots = d.shots AND samples.doc_id = d.doc_id;
+"""
+# A store whose samples held the fingerprint's text (2026-12-06 to 12-07): each distinct one is
+# stored once, numbered in the order first stored, as writes.insert numbers them.
+INTERN_FINGERPRINTS = """
+INSERT INTO fingerprints
+SELECT (SELECT coalesce(max(fingerprint_id), 0) FROM fingerprints) + row_number() OVER (ORDER BY first), fingerprint
+FROM (SELECT fingerprint, min(rowid) AS first FROM samples WHERE fingerprint IS NOT NULL GROUP BY fingerprint);
+ALTER TABLE samples ADD COLUMN fingerprint_id INTEGER;
+UPDATE samples SET fingerprint_id = f.fingerprint_id FROM fingerprints f WHERE samples.fingerprint = f.fingerprint;
+ALTER TABLE samples DROP COLUMN fingerprint;
 """
 
 
 def migrate(con, tables: set[str]) -> None:
     """Bring an older store's tables up to the records' columns (once: a later init finds them)."""
-    backfill = "samples" in tables and "documents" in tables and not con.execute(
-        "SELECT 1 FROM information_schema.columns WHERE table_name = 'samples' AND column_name = 'fingerprint'"
-    ).fetchall()
     con.execute(MIGRATIONS)
-    if backfill:
-        con.execute(BACKFILL_FINGERPRINTS).fetchall()
+    if "samples" not in tables or sample_columns(con) & {"fingerprint_id"}:
+        return
+    if "fingerprint" not in sample_columns(con):
+        if "documents" not in tables:
+            con.execute("ALTER TABLE samples ADD COLUMN fingerprint VARCHAR")
+        else:
+            con.execute(BACKFILL_FINGERPRINTS).fetchall()
+    con.execute(INTERN_FINGERPRINTS).fetchall()
+
+
+def sample_columns(con) -> set[str]:
+    """Which of `fingerprint` (its text, before it was interned) and `fingerprint_id` the samples
+    table has: a store no evalsuite of today has written may have either, or neither."""
+    return {c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'samples' "
+        "AND column_name IN ('fingerprint', 'fingerprint_id')").fetchall()}
 
 
 def _base(hint) -> tuple[object, bool]:
@@ -58,13 +84,20 @@ def _base(hint) -> tuple[object, bool]:
     return hint, False
 
 
+def column_name(f) -> str:
+    """A field's column: its name, or `<name>_id` for an interned one."""
+    return f"{f.name}_id" if f.metadata.get("interned") else f.name
+
+
 def column_types(record_type: type) -> dict[str, str]:
     """{column: SQL type} of a record's table, in field order."""
     hints = typing.get_type_hints(record_type)
     out = {}
     for f in fields(record_type):
         kind, _ = _base(hints[f.name])
-        if typing.get_origin(kind) is list:
+        if f.metadata.get("interned"):
+            out[column_name(f)] = "INTEGER"
+        elif typing.get_origin(kind) is list:
             out[f.name] = SQL_TYPES[typing.get_args(kind)[0]] + "[]"
         else:
             out[f.name] = f.metadata.get("sql") or SQL_TYPES[typing.cast(type, kind)]
@@ -75,11 +108,12 @@ def create_statement(table: str) -> str:
     record_type = TABLES[table]
     hints = typing.get_type_hints(record_type)
     key = PRIMARY_KEYS.get(table, ())
+    sql = column_types(record_type)
     cols = []
-    for name, sql in column_types(record_type).items():
-        optional = _base(hints[name])[1]
+    for f in fields(record_type):
+        name, optional = column_name(f), _base(hints[f.name])[1]
         constraint = " PRIMARY KEY" if key == (name,) else ("" if optional else " NOT NULL")
-        cols.append(f"{name} {sql}{constraint}")
+        cols.append(f"{name} {sql[name]}{constraint}")
     if len(key) > 1:
         cols.append(f"PRIMARY KEY ({', '.join(key)})")
     return f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)});"

@@ -8,11 +8,12 @@ row-at-a-time paths cost more than the insert itself for a checkpoint's 11,634 s
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from evalsuite.records import Document, JobKey, JobRecord, Model, Run, Sample, Score, Sweep, WorkerState, columns
 from evalsuite.store.db import connect, transaction, utcnow
-from evalsuite.store.schema import TABLES, arrow_schema
+from evalsuite.store.schema import TABLES, arrow_schema, column_name
 
 
 def write_job(path: Path, record: JobRecord, replace: bool = False, sweep_id: str | None = None) -> list[str]:
@@ -126,13 +127,20 @@ VERBS = {"fail": "INSERT",
 
 def insert(con, record_type: type, records: list, on_key: str = "fail") -> None:
     """Insert records of one type into their table through one columnar Arrow table; `on_key`
-    says what a row whose primary key is stored already does (VERBS)."""
+    says what a row whose primary key is stored already does (VERBS). An interned field's values
+    (schema.py) are stored as their numbers."""
     import pyarrow as pa
 
     if not records:
         return
-    cols = columns(record_type)
-    table = pa.table({c: [getattr(r, c) for r in records] for c in cols}, schema=arrow_schema(record_type))
+    values = {}
+    for f in fields(record_type):
+        column = [getattr(r, f.name) for r in records]
+        if f.metadata.get("interned"):
+            column = intern(con, f.metadata["interned"], f.name, column)
+        values[column_name(f)] = column
+    table = pa.table(values, schema=arrow_schema(record_type))
+    cols = list(values)
     con.register("incoming", table)
     verb = VERBS[on_key]
     merge = f" ON CONFLICT ({cols[0]}) DO UPDATE SET {_MERGE}" if on_key == "merge" else ""
@@ -141,6 +149,25 @@ def insert(con, record_type: type, records: list, on_key: str = "fail") -> None:
     # not in a `finally`: after a failed insert the transaction is aborted and unregistering
     # would raise, hiding the real error; the connection, and the registration, close anyway
     con.unregister("incoming")
+
+
+def intern(con, table: str, name: str, values: list[str | None]) -> list[int | None]:
+    """Each value's number in `table` (columns `<name>_id`, `<name>`); values not stored yet are
+    stored, numbered after the last in the order they come (a sweep's documents' order, which
+    keeps the samples' numbers close and cheap to store). None stays None."""
+    import pyarrow as pa
+
+    wanted = list(dict.fromkeys(v for v in values if v is not None))
+    if not wanted:
+        return [None] * len(values)
+    con.register("wanted", pa.table({name: pa.array(wanted, pa.string())}))
+    numbers = dict(con.execute(f"SELECT {name}, {name}_id FROM {table} SEMI JOIN wanted USING ({name})").fetchall())
+    con.unregister("wanted")
+    (last,), = con.execute(f"SELECT coalesce(max({name}_id), 0) FROM {table}").fetchall()
+    new = [v for v in wanted if v not in numbers]
+    numbers.update((v, last + i) for i, v in enumerate(new, start=1))
+    insert(con, TABLES[table], [TABLES[table](numbers[v], v) for v in new])
+    return [None if v is None else numbers[v] for v in values]
 
 
 def start_sweep(path: Path, sweep: Sweep) -> None:
