@@ -49,7 +49,7 @@ from evalsuite import store
 from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.catalog.pythia import ALL_STEPS
 from evalsuite.paths import RESULTS_DIR
-from evalsuite.store import items
+from evalsuite.store import items, means
 
 TASK_ORDER = ["lambada_openai", "piqa", "winogrande", "arc_easy", "sciq"]  # tasks.yaml's: a sweep's order
 NORM_TASKS = ("piqa", "arc_easy", "sciq")  # the tasks with acc_norm
@@ -153,10 +153,13 @@ def build(db: Path, models: list[str], threads: int) -> dict:
             con.execute(_samples_sql(_skill(model)), {"model": model})
             print(f"  {model}: {time.perf_counter() - started:.0f} s", flush=True)
         con.execute(SCORES_SQL)
+        generated = time.perf_counter()
+        means.refresh(con, "true", {})  # what each job's transaction stores with its samples
         con.execute("CHECKPOINT")
         (rows,), = con.execute("SELECT count(*) FROM samples").fetchall()
     return {"documents": documents, "rows": rows, "documents_s": documented - started,
-            "samples_s": time.perf_counter() - documented, "before_samples": before, "size": db.stat().st_size}
+            "samples_s": generated - documented, "means_s": time.perf_counter() - generated,
+            "before_samples": before, "size": db.stat().st_size}
 
 
 def _timed(fn, *args, repeats: int = 3) -> tuple[list[float], int]:
@@ -369,6 +372,8 @@ def report_build(built: dict, db: Path) -> None:
     print(f"documents                {built['documents']:,} stored in {built['documents_s']:.0f} s "
           "(lm-eval's requests built, as a sweep does)")
     print(f"sample rows              {rows:,} generated in {built['samples_s']:.0f} s")
+    print(f"sample means             p_correct and bpb of every run worked out in {built['means_s']:.1f} s "
+          "(as an older store's first init does)")
     print(f"store on disk            {built['size'] / 2**30:.2f} GiB ({db})")
     print(f"samples' share           {samples_bytes / 2**30:.2f} GiB: {samples_bytes / rows:.1f} bytes per sample row "
           f"(the store before them: documents, runs, published scores, {built['before_samples'] / 2**20:.0f} MiB)")

@@ -88,6 +88,24 @@ class Fingerprint:
 
 
 @dataclass
+class SampleMean:
+    """A derived metric (p_correct, bpb: store/metrics.py) over one run's samples of a task: its
+    mean over the documents, as the scores table holds acc. Not a measurement of its own: worked
+    out again from the samples and their documents whenever either is written (store/means.py),
+    so a curve of every checkpoint reads these rows, not every sample's loglikelihoods."""
+
+    run_id: str
+    model: str
+    step: int | None
+    task: str
+    shots: int
+    metric: str
+    value: float
+    stderr: float | None  # the sample standard deviation over sqrt(n), as lm-eval's mean_stderr
+    n: int  # documents with a finite value (a run with none has no row)
+
+
+@dataclass
 class Document:
     """One evaluated document, stored once (not once per checkpoint): what a sample's doc_id is.
 

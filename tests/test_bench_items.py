@@ -32,3 +32,6 @@ def test_the_items_benchmark_builds_what_a_sweep_writes(tmp_path, monkeypatch):
         (matched,), = con.execute("SELECT count(*) FROM samples s JOIN fingerprints f USING (fingerprint_id) "
                                   "JOIN documents d USING (task, shots, doc_id, fingerprint)").fetchall()
         assert matched == built["rows"]
+        # each run's p_correct and bpb on each task, as the jobs' transactions store them
+        (means,), = con.execute("SELECT count(*) FROM sample_means").fetchall()
+        assert means == 2 * 5 * len(ALL_STEPS)

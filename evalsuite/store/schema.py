@@ -15,17 +15,19 @@ import typing
 from dataclasses import fields
 from datetime import datetime
 
-from evalsuite.records import Document, Fingerprint, Model, Run, Sample, Score, Sweep, WorkerState
+from evalsuite.records import Document, Fingerprint, Model, Run, Sample, SampleMean, Score, Sweep, WorkerState
+from evalsuite.store import means
 
 TABLES: dict[str, type] = {"runs": Run, "scores": Score, "sweeps": Sweep, "samples": Sample,
                            "documents": Document, "workers": WorkerState, "models": Model,
-                           "fingerprints": Fingerprint}
+                           "fingerprints": Fingerprint, "sample_means": SampleMean}
 # A document is stored once per task, shot count and content: the same doc_id of other data (a
 # changed data set) is another row, and writers skip rows whose key is stored (writes.insert).
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {"runs": ("run_id",), "sweeps": ("sweep_id",),
                                             "documents": ("task", "shots", "doc_id", "fingerprint"),
                                             "workers": ("sweep_id", "worker"), "models": ("model",),
-                                            "fingerprints": ("fingerprint_id",)}
+                                            "fingerprints": ("fingerprint_id",),
+                                            "sample_means": ("run_id", "task", "shots", "metric")}
 SQL_TYPES = {str: "VARCHAR", int: "INTEGER", float: "DOUBLE", bool: "BOOLEAN", datetime: "TIMESTAMP"}
 
 # Columns added after the first release: a store made before them gains them on the next init.
@@ -58,8 +60,13 @@ ALTER TABLE samples DROP COLUMN fingerprint;
 def migrate(con, tables: set[str]) -> None:
     """Bring an older store's tables up to the records' columns (once: a later init finds them)."""
     con.execute(MIGRATIONS)
-    if "samples" not in tables or sample_columns(con) & {"fingerprint_id"}:
-        return
+    if "samples" in tables and "fingerprint_id" not in sample_columns(con):
+        _number_fingerprints(con, tables)
+    if "samples" in tables and "sample_means" not in tables:
+        means.refresh(con, "true", {})
+
+
+def _number_fingerprints(con, tables: set[str]) -> None:
     if "fingerprint" not in sample_columns(con):
         if "documents" not in tables:
             con.execute("ALTER TABLE samples ADD COLUMN fingerprint VARCHAR")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evalsuite.store import means
 from evalsuite.store.db import connect, existing, has_table, read_df
 from evalsuite.store.items import _RUN_ORDER, ItemsKey
 from evalsuite.store.metrics import DERIVED, DOCUMENT_KEY, metric, value_sql
@@ -62,15 +63,16 @@ def _values(name: str, samples_where: str, columns: list[str], order: list[str] 
         WHERE isfinite(value) {"ORDER BY " + ", ".join(order) if order else ""}"""
 
 
-def _read(db: Path, name: str, sql: str, params: dict, columns: list[str]) -> pd.DataFrame:
+def _read(db: Path, name: str, sql, params: dict, columns: list[str]) -> pd.DataFrame:
     """One read-only query's rows as a frame, through fetchnumpy (see the module docstring); no
-    rows for a metric that reads the documents of a store made before they were kept."""
+    rows for a metric that reads the documents of a store made before they were kept. `sql` may
+    be a function of the open connection (what the store holds decides the query)."""
     existing(db)
     with connect(db, read_only=True) as con:
         if metric(name).needs_documents and not has_table(con, "documents"):
             return pd.DataFrame(columns=columns)
         con.execute("SET enable_progress_bar = false")  # DuckDB draws one on stderr after 2 s
-        arrays = con.execute(sql, params).fetchnumpy()
+        arrays = con.execute(sql(con) if callable(sql) else sql, params).fetchnumpy()
     # an integer column with NULLs comes as a masked array: kept whole numbers (as .df() does)
     return pd.DataFrame({column: pd.arrays.IntegerArray(a.data, np.ma.getmaskarray(a))
                          if np.ma.isMaskedArray(a) and a.dtype.kind in "iu" else a for column, a in arrays.items()})
@@ -129,26 +131,20 @@ def derived_scores(db: Path, name: str, models: list[str] | None = None, tasks: 
     count and steps where given."""
     where, params = _filters({"model": models, "task": tasks, "shots": None if shots is None else [shots],
                               "step": steps})
-    sql, join = value_sql(name)
-    # Aggregated per run first, then the runs ranked: hashing every sample's run id, task and
-    # shots once for the aggregate is cheaper than a join on them (2x on the full-size store)
-    query = f"""
-        WITH per_run AS (
-            SELECT run_id, task, shots, avg(value) FILTER (WHERE isfinite(value)) AS value,
-                   stddev_samp(value) FILTER (WHERE isfinite(value)) AS sd,
-                   count(*) FILTER (WHERE isfinite(value)) AS n
-            FROM (SELECT s.run_id, s.task, s.shots, {sql} AS value FROM samples s {join} WHERE {where})
-            GROUP BY run_id, task, shots),
-        ranked AS (
-            SELECT r.model, r.step, p.task, p.shots, p.value, p.sd / sqrt(p.n) AS stderr, p.n, r.doc_limit, r.dtype,
+
+    def query(con) -> str:
+        return f"""
+        WITH ranked AS (
+            SELECT r.model, r.step, p.task, p.shots, p.value, p.stderr, p.n, r.doc_limit, r.dtype,
                    p.run_id, r.source, {_RANK} AS rank
-            FROM per_run p JOIN runs r USING (run_id) {"WHERE r.source = $source" if source else ""}),
+            FROM {means.relation(con, name, where)} p JOIN runs r USING (run_id)
+            {"WHERE r.source = $source" if source else ""}),
         -- tokens seen as the run's own stored scores say (the model's description decided them)
         run_tokens AS (SELECT run_id, any_value(tokens) AS tokens FROM scores
                        WHERE run_id IN (SELECT run_id FROM ranked) GROUP BY run_id)
         SELECT model, step, tokens, task, $metric AS metric, shots, value, stderr,
                n, doc_limit, dtype, run_id, source
-        FROM ranked LEFT JOIN run_tokens USING (run_id) WHERE n > 0 {"" if every_run else "AND rank = 1"}
+        FROM ranked LEFT JOIN run_tokens USING (run_id) {"" if every_run else "WHERE rank = 1"}
         ORDER BY source, model, step NULLS FIRST, shots, task, run_id"""
     params.update({"metric": name, **({"source": source} if source else {})})
     return _read(db, name, query, params, SCORE_COLUMNS)

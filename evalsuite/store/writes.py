@@ -12,6 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from evalsuite.records import Document, JobKey, JobRecord, Model, Run, Sample, Score, Sweep, WorkerState, columns
+from evalsuite.store import means
 from evalsuite.store.db import connect, transaction, utcnow
 from evalsuite.store.schema import TABLES, arrow_schema, column_name
 
@@ -46,9 +47,9 @@ def write_jobs(path: Path, records: list[JobRecord]) -> list[list[str]]:
         insert(con, Run, [record.run for record, _ in picked])
         insert(con, Score, [s for record, tasks in picked for s in record.scores if s.task in tasks])
         insert(con, Sample, [s for record, tasks in picked for s in record.samples if s.task in tasks])
-        insert(con, Document, [d for record, tasks in picked for d in record.documents if d.task in tasks],
-               on_key="skip")
+        _insert_documents(con, [d for record, tasks in picked for d in record.documents if d.task in tasks])
         write_models(con, [record.model for record, _ in picked if record.model])
+        _refresh_runs(con, [record.run.run_id for record, _ in picked if record.samples])
     return written
 
 
@@ -56,10 +57,32 @@ def write_documents(path: Path, documents: list[Document]) -> int:
     """Store the documents a sweep evaluates (once per sweep, before its jobs); those already
     stored are left alone. Returns how many were new."""
     with transaction(path) as con:
-        (before,), = con.execute("SELECT count(*) FROM documents").fetchall()
-        insert(con, Document, documents, on_key="skip")
-        (after,), = con.execute("SELECT count(*) FROM documents").fetchall()
-        return after - before
+        return _insert_documents(con, documents)
+
+
+# How many documents each task and shot count has.
+_DOCUMENT_COUNTS = "SELECT task, shots, count(*) FROM documents GROUP BY task, shots"
+
+
+def _insert_documents(con, documents: list[Document]) -> int:
+    """Store the documents not stored yet and return how many were new. Where a task and shot
+    count gained any, the means of every run with samples of it are worked out again (means.py:
+    bpb needs a document's text, p_correct may need its right answer)."""
+    if not documents:
+        return 0
+    before = {(t, s): n for t, s, n in con.execute(_DOCUMENT_COUNTS).fetchall()}
+    insert(con, Document, documents, on_key="skip")
+    gained = {(t, s): n - before.get((t, s), 0) for t, s, n in con.execute(_DOCUMENT_COUNTS).fetchall()
+              if n != before.get((t, s))}
+    if gained:
+        means.refresh(con, "list_contains($pairs, [task, shots::VARCHAR])",
+                      {"pairs": [[t, str(s)] for t, s in gained]})
+    return sum(gained.values())
+
+
+def _refresh_runs(con, run_ids: list[str]) -> None:
+    if run_ids:
+        means.refresh(con, "list_contains($runs, run_id)", {"runs": sorted(set(run_ids))})
 
 
 def _new_tasks(stored: set, key: JobKey, scores: list[Score]) -> list[str]:
@@ -93,8 +116,9 @@ def _write(con, record: JobRecord, replace: bool) -> list[str]:
         insert(con, Run, [record.run])
         insert(con, Score, [s for s in record.scores if s.task in written])
         insert(con, Sample, [s for s in record.samples if s.task in written])
-        insert(con, Document, [d for d in record.documents if d.task in written], on_key="skip")
+        _insert_documents(con, [d for d in record.documents if d.task in written])
         write_models(con, [record.model] if record.model else [])
+    _refresh_runs(con, sorted(replaced) + ([record.run.run_id] if written and record.samples else []))
     return written
 
 
