@@ -87,6 +87,15 @@ def test_acc_norm_reads_its_own_column(db):
         items.item_stats(db, items.ItemsKey("pythia-70m", "piqa", metric="perplexity"))
 
 
+def test_flips_by_task_counts_the_hand_computed_changes(db):
+    """What the Items view opens on: per task, the documents and their changes between right and
+    wrong over the checkpoints (the full runs', never the trials' or another source's)."""
+    flips = items.flips_by_task(db, "pythia-70m", 0, "local")
+    assert flips.to_dict("records") == [{"task": "piqa", "docs": 5, "flips": int(EXPECTED["flips"].sum())}]
+    assert items.flips_by_task(db, "pythia-70m", 0, "elsewhere").flips.tolist() == [0]
+    assert items.flips_by_task(db, "pythia-70m", 5, "local").empty
+
+
 def test_one_document_over_training(db):
     history = items.item_history(db, KEY, 0)
     assert history["step"].tolist() == STEPS
