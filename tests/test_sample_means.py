@@ -42,12 +42,17 @@ def _stored(db: Path) -> pd.DataFrame:
     return store.read_df(db, "SELECT run_id, task, metric, value, n FROM sample_means ORDER BY ALL")
 
 
-def test_a_sweep_s_jobs_store_their_means(tmp_path):
-    db = tmp_path / "store.duckdb"
+def _swept(db: Path) -> None:
+    """A sweep's store: its 60 PIQA documents, then a model learning them over STEPS."""
     store.init(db, seed=False)
     store.write_documents(db, documents("piqa", 60))
     for record in learning("pythia-70m", STEPS):
         store.write_job(db, record)
+
+
+def test_a_sweep_s_jobs_store_their_means(tmp_path):
+    db = tmp_path / "store.duckdb"
+    _swept(db)
     stored = _stored(db)
     assert len(stored) == 2 * len(STEPS) and set(stored.n) == {60}
     _same(db)
@@ -104,10 +109,7 @@ def test_an_import_batch_stores_its_means(tmp_path):
 
 def test_an_older_store_gets_its_means_at_the_next_init_and_reads_the_same_before(tmp_path):
     db = tmp_path / "store.duckdb"
-    store.init(db, seed=False)
-    store.write_documents(db, documents("piqa", 60))
-    for record in learning("pythia-70m", STEPS):
-        store.write_job(db, record)
+    _swept(db)
     stored = {name: derived_scores(db, name) for name in ("p_correct", "bpb")}
     with store.connect(db) as con:  # as the store was before the table
         con.execute("DROP TABLE sample_means")
