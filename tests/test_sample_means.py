@@ -110,12 +110,15 @@ def test_an_import_batch_stores_its_means(tmp_path):
 def test_an_older_store_gets_its_means_at_the_next_init_and_reads_the_same_before(tmp_path):
     db = tmp_path / "store.duckdb"
     _swept(db)
-    stored = {name: derived_scores(db, name) for name in ("p_correct", "bpb")}
+    # every filter a reader passes, on the stored means and on means worked out
+    picks = {"models": ["pythia-70m"], "tasks": ["piqa"], "source": "local", "shots": 0, "steps": [0, 2000]}
+    stored = {name: derived_scores(db, name, **picks) for name in ("p_correct", "bpb")}
+    assert [list(frame.step) for frame in stored.values()] == [[0, 2000], [0, 2000]]
     with store.connect(db) as con:  # as the store was before the table
         con.execute("DROP TABLE sample_means")
     for name, frame in stored.items():  # read as it is, worked out
-        pd.testing.assert_frame_equal(derived_scores(db, name), frame, check_exact=False, rtol=1e-12)
+        pd.testing.assert_frame_equal(derived_scores(db, name, **picks), frame, check_exact=False, rtol=1e-12)
     store.init(db, seed=False)
     assert len(_stored(db)) == 2 * len(STEPS)
     for name, frame in stored.items():
-        pd.testing.assert_frame_equal(derived_scores(db, name), frame, check_exact=False, rtol=1e-12)
+        pd.testing.assert_frame_equal(derived_scores(db, name, **picks), frame, check_exact=False, rtol=1e-12)
