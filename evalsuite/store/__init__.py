@@ -5,7 +5,8 @@
     writes.py    one job per transaction (never partial, never double-counted); documents; sweeps
     queries.py   what is stored under a key; score filters; which run stands for a checkpoint
     items.py     per-document training dynamics: learned_at, flips, margins, difficulty by scale
-    metrics.py   each per-document metric as SQL; values.py a metric per document and checkpoint
+    metrics.py   each per-document metric as SQL: acc, acc_norm; p_correct, bpb from loglikelihoods
+    values.py    a metric per document and per checkpoint, with the run standing for each checkpoint
     means.py     p_correct and bpb per run, stored whenever samples or documents are written
     seed.py      the shipped published scores, seeded into every new store
 
