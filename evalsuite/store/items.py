@@ -41,7 +41,7 @@ MAX_DOCS_PER_QUERY = 10_000  # documents one cells/documents query may ask for
 _RUN_ORDER = "{r}doc_limit IS NULL DESC, {r}doc_limit DESC, {r}finished_at DESC NULLS LAST, {r}run_id DESC"
 # The run standing for each checkpoint of $model (see the module docstring).
 _CHOSEN = f"""
-    present AS (SELECT DISTINCT run_id FROM samples
+    present AS (SELECT DISTINCT run_id FROM SAMPLES
                 WHERE model = $model AND task = $task AND shots = $shots),
     chosen AS (SELECT run_id FROM runs SEMI JOIN present USING (run_id)
                WHERE model = $model AND source = $source
@@ -77,9 +77,9 @@ class ItemsKey:
 
 
 def _read(path: Path, sql: str, params: dict, needs: str | None = None, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Run one read-only query; `TARGETS` in it names the documents' right answers (_targets),
-    `FINGERPRINTS` the fingerprints table. A query on a table an older store lacks (`needs`)
-    gives no rows, with `columns` (as read_df)."""
+    """Run one read-only query; in it `SAMPLES` names the samples table, `TARGETS` the documents'
+    right answers (_targets), `FINGERPRINTS` the fingerprints table. A query on a table an older
+    store lacks (`needs`) gives no rows, with `columns` (as read_df)."""
     with connect(existing(path), read_only=True) as con:
         if needs is not None and not has_table(con, needs):
             return pd.DataFrame(columns=list(columns))
@@ -87,17 +87,16 @@ def _read(path: Path, sql: str, params: dict, needs: str | None = None, columns:
             sql = sql.replace("TARGETS", _targets(con))
         held = sample_columns(con)
         if "fingerprint_id" in held:
-            return con.execute(sql.replace("FINGERPRINTS", "fingerprints"), params).df()
+            samples, known = "samples", "fingerprints"
         # a store no evalsuite of today has written: its samples hold the fingerprint's text, which
         # then stands for its number, or nothing (each sample's document is ambiguous)
-        if "fingerprint" in held:
+        elif "fingerprint" in held:
             samples = "(SELECT * EXCLUDE (fingerprint), fingerprint AS fingerprint_id FROM samples)"
             known = "(SELECT DISTINCT fingerprint AS fingerprint_id, fingerprint FROM documents)"
         else:
             samples = "(SELECT *, NULL::INTEGER AS fingerprint_id FROM samples)"
             known = "(SELECT NULL::INTEGER AS fingerprint_id, NULL::VARCHAR AS fingerprint WHERE false)"
-        sql = sql.replace("FROM samples", f"FROM {samples}").replace("FINGERPRINTS", known)
-        return con.execute(sql, params).df()
+        return con.execute(sql.replace("SAMPLES", samples).replace("FINGERPRINTS", known), params).df()
 
 
 def _targets(con) -> str:
@@ -121,7 +120,7 @@ def _same_document(s: str) -> str:
 def sample_sources(path: Path, model: str, task: str, shots: int) -> list[str]:
     """The sources whose runs hold samples of this model, task and shot count."""
     frame = _read(path, """
-        SELECT DISTINCT r.source FROM samples s JOIN runs r USING (run_id)
+        SELECT DISTINCT r.source FROM SAMPLES s JOIN runs r USING (run_id)
         WHERE s.model = $model AND s.task = $task AND s.shots = $shots ORDER BY 1""",
                   {"model": model, "task": task, "shots": shots})
     return list(frame["source"])
@@ -137,7 +136,7 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
         ordered AS (
             SELECT doc_id, step, {key.column} AS ok,
                    lag({key.column}) OVER (PARTITION BY doc_id ORDER BY step) AS before
-            FROM samples
+            FROM SAMPLES
             WHERE model = $model AND task = $task AND shots = $shots
               AND run_id IN (SELECT run_id FROM chosen) AND {key.column} IS NOT NULL),
         counted AS (
@@ -152,7 +151,7 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
         -- list through the aggregate above cost more (0.17 s against 0.12 s for LAMBADA at full scale)
         per_doc AS (
             SELECT c.*, s.target, s.loglikelihoods AS lls, s.fingerprint_id
-            FROM samples s JOIN counted c ON s.doc_id = c.doc_id AND s.step IS NOT DISTINCT FROM c.last
+            FROM SAMPLES s JOIN counted c ON s.doc_id = c.doc_id AND s.step IS NOT DISTINCT FROM c.last
             WHERE s.model = $model AND s.task = $task AND s.shots = $shots
               AND s.run_id IN (SELECT run_id FROM chosen)),
         stats AS (
@@ -177,7 +176,7 @@ def item_cells(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:
     """doc_id, step, correct for the documents asked (a heat map's rows), every evaluated step."""
     sql = f"""
         WITH {_CHOSEN}
-        SELECT doc_id, step, {key.column} AS correct FROM samples
+        SELECT doc_id, step, {key.column} AS correct FROM SAMPLES
         WHERE model = $model AND task = $task AND shots = $shots AND list_contains($docs, doc_id)
           AND run_id IN (SELECT run_id FROM chosen) AND {key.column} IS NOT NULL
         ORDER BY doc_id, step"""
@@ -192,7 +191,7 @@ def item_history(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
         WITH {_CHOSEN}
         SELECT s.step, s.{key.column} AS correct, {margin} AS margin, s.loglikelihoods,
                coalesce(s.target, d.target) AS target
-        FROM samples s LEFT JOIN TARGETS d {_same_document("s")}
+        FROM SAMPLES s LEFT JOIN TARGETS d {_same_document("s")}
         WHERE s.model = $model AND s.task = $task AND s.shots = $shots AND s.doc_id = $doc
           AND s.run_id IN (SELECT run_id FROM chosen)
         ORDER BY s.step"""
@@ -221,7 +220,7 @@ def by_scale(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
     sql = f"""
         WITH {_last_checkpoints(key)}
         SELECT s.model, s.step, arg_min(s.{key.column}, k.rank) AS correct, arg_min({margin}, k.rank) AS margin
-        FROM samples s JOIN last USING (model, step) JOIN ranked k USING (run_id)
+        FROM SAMPLES s JOIN last USING (model, step) JOIN ranked k USING (run_id)
              LEFT JOIN TARGETS d {_same_document("s")}
         WHERE s.task = $task AND s.shots = $shots AND s.doc_id = $doc AND s.{key.column} IS NOT NULL
         GROUP BY s.model, s.step ORDER BY s.model"""
@@ -235,7 +234,7 @@ def right_by_scale(path: Path, key: ItemsKey) -> pd.DataFrame:
     sql = f"""
         WITH {_last_checkpoints(key)},
         final AS (SELECT s.model, s.doc_id, arg_min(s.{key.column}, k.rank) AS ok
-                  FROM samples s JOIN last USING (model, step) JOIN ranked k USING (run_id)
+                  FROM SAMPLES s JOIN last USING (model, step) JOIN ranked k USING (run_id)
                   WHERE s.task = $task AND s.shots = $shots AND s.{key.column} IS NOT NULL
                   GROUP BY s.model, s.doc_id)
         SELECT doc_id, count(*) AS models, count(*) FILTER (WHERE ok) AS "right"
@@ -264,7 +263,7 @@ def documents_of(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:
     with no fingerprint (an older store's, ambiguous) shows every stored document of its doc_id."""
     return _read(path, f"""
         WITH {_CHOSEN},
-        scored AS (SELECT DISTINCT doc_id, fingerprint_id FROM samples
+        scored AS (SELECT DISTINCT doc_id, fingerprint_id FROM SAMPLES
                    WHERE model = $model AND task = $task AND shots = $shots AND list_contains($docs, doc_id)
                      AND run_id IN (SELECT run_id FROM chosen))
         SELECT d.doc_id, d.fingerprint, d.prompt, d.choices, d.contexts, d.target
@@ -279,7 +278,7 @@ def prompt_ends_of(path: Path, key: ItemsKey, chars: int = 100) -> pd.DataFrame:
     """As prompt_ends(), from the documents the key's own samples were scored on (documents_of)."""
     return _read(path, f"""
         WITH {_CHOSEN},
-        scored AS (SELECT DISTINCT doc_id, fingerprint_id FROM samples
+        scored AS (SELECT DISTINCT doc_id, fingerprint_id FROM SAMPLES
                    WHERE model = $model AND task = $task AND shots = $shots
                      AND run_id IN (SELECT run_id FROM chosen))
         SELECT d.doc_id, right(any_value(d.prompt), $chars) AS prompt_end
@@ -310,7 +309,7 @@ def flips_by_task(path: Path, model: str, shots: int, source: str) -> pd.DataFra
     source, how many documents and how many changes between right and wrong (acc) between its
     consecutive evaluated checkpoints, over all of them (the Items view opens on the most)."""
     sql = f"""
-        WITH present AS (SELECT DISTINCT run_id, task FROM samples WHERE model = $model AND shots = $shots),
+        WITH present AS (SELECT DISTINCT run_id, task FROM SAMPLES WHERE model = $model AND shots = $shots),
         chosen AS (SELECT p.run_id, p.task FROM present p JOIN runs r USING (run_id)
                    WHERE r.model = $model AND r.source = $source
                    QUALIFY row_number() OVER (PARTITION BY r.step, p.task
@@ -318,7 +317,7 @@ def flips_by_task(path: Path, model: str, shots: int, source: str) -> pd.DataFra
         -- each document's outcomes as a list in step order, not a window over every sample
         -- (0.14 s against 0.34 s for a model's 1.8M samples at full scale)
         per_doc AS (SELECT task, doc_id, list(correct ORDER BY step) AS oks
-                    FROM samples SEMI JOIN chosen USING (run_id, task)
+                    FROM SAMPLES SEMI JOIN chosen USING (run_id, task)
                     WHERE model = $model AND shots = $shots AND correct IS NOT NULL GROUP BY task, doc_id)
         SELECT task, count(*) AS docs,
                sum(len(list_filter(range(2, len(oks) + 1), lambda i: oks[i] <> oks[i - 1])))::BIGINT AS flips
