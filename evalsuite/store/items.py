@@ -315,7 +315,7 @@ def flips_by_task(path: Path, model: str, shots: int, source: str) -> pd.DataFra
                    QUALIFY row_number() OVER (PARTITION BY r.step, p.task
                                               ORDER BY {_RUN_ORDER.format(r="r.")}) = 1),
         -- each document's outcomes as a list in step order, not a window over every sample
-        -- (0.14 s against 0.34 s for a model's 1.8M samples at full scale)
+        -- (0.14 s against 0.34 s for a model's 1.8M samples at full scale, a throwaway probe)
         per_doc AS (SELECT task, doc_id, list(correct ORDER BY step) AS oks
                     FROM SAMPLES SEMI JOIN chosen USING (run_id, task)
                     WHERE model = $model AND shots = $shots AND correct IS NOT NULL GROUP BY task, doc_id)

@@ -2,7 +2,8 @@
 each task and shot count, worked out in DuckDB from its samples and their documents (store/metrics.py
 says what each metric is) and stored beside them. A training curve of every checkpoint then reads
 a few thousand rows instead of every sample's loglikelihood list (LAMBADA's 12.7M at full scale:
-0.9 s in a fresh connection, benchmarks/bench_items.py).
+0.9 s in a fresh connection on the store benchmarks/bench_items.py builds, timed by a throwaway
+probe).
 
 A mean depends on its run's samples and on their documents (bpb needs the right choice's text,
 p_correct a WinoGrande sample's right answer where the sample holds none), so each writer that
