@@ -6,15 +6,19 @@ the document is unambiguous. (Issue 20, item 5.)"""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from evalsuite import store
+from evalsuite.io.export import write_samples
 from evalsuite.io.importer import import_paths
 from evalsuite.lmeval.results import doc_hash
 from evalsuite.store import items
 from evalsuite.store.items import ItemsKey
+from evalsuite.store.values import derived_scores
 
 from conftest import open_app
 from factory import documents, job, outcomes
@@ -180,3 +184,31 @@ def test_the_items_view_shows_each_source_its_own_text(tmp_path, monkeypatch):
 
     assert "IMPOSTOR" not in page(SWEPT)
     assert "IMPOSTOR" in page(OTHER)
+
+
+def test_p_correct_and_bpb_read_each_sample_s_own_document(tmp_path):
+    """bpb divides by the right choice's bytes, and a sample holding no right answer takes its
+    document's: both come from the document the sample was scored on, never the other text of its
+    doc_id, in every reader: the stored means; for a store made before those, and before the
+    fingerprints were numbered, the means worked out, the Items view's final values and the
+    samples export."""
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    _sweep(db)
+    import_paths([_other_lab(tmp_path / "in")], db, source="other-lab", seed=False)
+    # the sweep's right choice " yes d" (6 bytes) at -1.0 (step 2000) and -3.0 (step 1000); the
+    # other lab's " y" (2 bytes) at -1.0
+    expected = {("local", 1000): 3 / 6, ("local", 2000): 1 / 6, ("other-lab", 1000): 1 / 2}
+    bpb = derived_scores(db, "bpb", every_run=True)
+    assert {(r.source, r.step): round(r.value * math.log(2), 12) for r in bpb.itertuples()} == pytest.approx(expected)
+    # read again as a store made on 2026-12-06: no means stored, samples holding fingerprint texts
+    with store.connect(db) as con:
+        con.execute("DROP TABLE sample_means")
+    _as_made_before(db, texts=True)
+    pd.testing.assert_frame_equal(derived_scores(db, "bpb", every_run=True), bpb)
+    final = items.item_stats(db, ItemsKey("pythia-160m", "piqa", metric="bpb", source="other-lab")).final_bpb
+    assert list(final * math.log(2)) == pytest.approx([1 / 2] * 3)
+    out = tmp_path / "samples.jsonl"
+    write_samples(db, out, derived=True)
+    exported = pd.read_json(out, lines=True)
+    assert {(r.source, r.step): r.bpb * math.log(2) for r in exported.itertuples()} == pytest.approx(expected)

@@ -29,7 +29,7 @@ from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.errors import EvalsuiteError
 from evalsuite.io import atomic
 from evalsuite.records import Score, columns
-from evalsuite.store import metrics
+from evalsuite.store import metrics, stand_ins
 
 SCORE_FIELDS = columns(Score)  # every column of the scores table, in the schema's order
 # One row per stored sample: its checkpoint, the document, the outcome; the source from its run.
@@ -155,7 +155,7 @@ def write_samples(db: Path, out: Path, models: list[str] | None = None, tasks: l
     finite = "list_transform(s.loglikelihoods, lambda x: CASE WHEN isfinite(x) THEN x END) AS loglikelihoods"
     extra, join = (metrics.derived_columns() if derived else ("", ""))
     in_chunk = (f"{where} AND" if where else "WHERE") + " s.model = ? AND s.task = ?"
-    query = (f"SELECT {', '.join(SAMPLE_FIELDS)}, {finite}{extra} FROM samples s LEFT JOIN runs r USING (run_id) "
+    query = (f"SELECT {', '.join(SAMPLE_FIELDS)}, {finite}{extra} FROM SAMPLES s LEFT JOIN runs r USING (run_id) "
              f"{join} {in_chunk} ORDER BY s.model, s.task, s.shots, r.source, s.step, s.run_id, s.doc_id")
     with atomic.scratch_folder(out, "pieces") as pieces, atomic.scratch_folder(out, "spill") as spill:
         try:
@@ -189,7 +189,7 @@ def _copy_piece(db: Path, query: str, params: list, chunk: tuple[str, str], piec
         con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
         con.execute(f"SET temp_directory = {store.sql_path(spill)}")
         try:
-            (rows,), = con.execute(f"COPY ({query}) TO {store.sql_path(piece)} ({kind})",
+            (rows,), = con.execute(f"COPY ({stand_ins.fill(con, query)}) TO {store.sql_path(piece)} ({kind})",
                                    [*params, *chunk]).fetchall()
         except (duckdb.Error, RuntimeError) as exc:
             if "interrupted" in str(exc).lower():  # DuckDB's word for the Ctrl-C (or SIGTERM) it caught

@@ -8,6 +8,7 @@
     metrics.py   each per-document metric as SQL: acc, acc_norm; p_correct, bpb from loglikelihoods
     values.py    a metric per document and per checkpoint, with the run standing for each checkpoint
     means.py     p_correct and bpb per run, stored whenever samples or documents are written
+    stand_ins.py what SQL over samples reads in a store an older evalsuite wrote (read as it is)
     seed.py      the shipped published scores, seeded into every new store
 
 The names below are the store's API; callers use `from evalsuite import store` and `store.X`.

@@ -28,9 +28,9 @@ from pathlib import Path
 import pandas as pd
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.store import stand_ins
 from evalsuite.store.db import connect, existing, has_table, read_df
 from evalsuite.store.metrics import DERIVED, value_sql
-from evalsuite.store.schema import sample_columns
 
 # metric -> the samples column saying right or wrong (a continuous metric's documents are acc's)
 METRICS = {"acc": "correct", "acc_norm": "correct_norm", "p_correct": "correct", "bpb": "correct"}
@@ -77,26 +77,15 @@ class ItemsKey:
 
 
 def _read(path: Path, sql: str, params: dict, needs: str | None = None, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Run one read-only query; in it `SAMPLES` names the samples table, `TARGETS` the documents'
-    right answers (_targets), `FINGERPRINTS` the fingerprints table. A query on a table an older
+    """Run one read-only query; in it `TARGETS` names the documents' right answers (_targets), and
+    `SAMPLES` and `FINGERPRINTS` what this store holds (store/stand_ins.py). A query on a table an older
     store lacks (`needs`) gives no rows, with `columns` (as read_df)."""
     with connect(existing(path), read_only=True) as con:
         if needs is not None and not has_table(con, needs):
             return pd.DataFrame(columns=list(columns))
         if "TARGETS" in sql:
             sql = sql.replace("TARGETS", _targets(con))
-        held = sample_columns(con)
-        if "fingerprint_id" in held:
-            samples, known = "samples", "fingerprints"
-        # a store no evalsuite of today has written: its samples hold the fingerprint's text, which
-        # then stands for its number, or nothing (each sample's document is ambiguous)
-        elif "fingerprint" in held:
-            samples = "(SELECT * EXCLUDE (fingerprint), fingerprint AS fingerprint_id FROM samples)"
-            known = "(SELECT DISTINCT fingerprint AS fingerprint_id, fingerprint FROM documents)"
-        else:
-            samples = "(SELECT *, NULL::INTEGER AS fingerprint_id FROM samples)"
-            known = "(SELECT NULL::INTEGER AS fingerprint_id, NULL::VARCHAR AS fingerprint WHERE false)"
-        return con.execute(sql.replace("SAMPLES", samples).replace("FINGERPRINTS", known), params).df()
+        return con.execute(stand_ins.fill(con, sql), params).df()
 
 
 def _targets(con) -> str:
@@ -156,7 +145,7 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
               AND s.run_id IN (SELECT run_id FROM chosen)),
         stats AS (
             SELECT f.doc_id, f.steps, f.learned_at, f.flips, f.final_correct, {margin} AS final_margin,
-                   f.target, f.lls AS loglikelihoods, $task AS task, $shots AS shots
+                   f.target, f.lls AS loglikelihoods, f.fingerprint_id, $task AS task, $shots AS shots
             FROM per_doc f LEFT JOIN TARGETS d {_same_document("f")})
         SELECT s.doc_id, s.steps, s.learned_at, s.flips, s.final_correct, s.final_margin{_final_value(key)}
         ORDER BY s.doc_id"""

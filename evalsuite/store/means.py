@@ -19,6 +19,7 @@ out with the same SQL (`relation`).
 from __future__ import annotations
 
 from evalsuite.records import SampleMean, columns
+from evalsuite.store import stand_ins
 from evalsuite.store.db import has_table
 from evalsuite.store.metrics import DERIVED, value_sql
 
@@ -34,13 +35,15 @@ def _per_run(name: str, where: str) -> str:
         SELECT run_id, any_value(model) AS model, any_value(step) AS step, task, shots, '{name}' AS metric,
                avg(value) {finite} AS value, stddev_samp(value) {finite} / sqrt(count(*) {finite}) AS stderr,
                (count(*) {finite})::INTEGER AS n
-        FROM (SELECT s.run_id, s.model, s.step, s.task, s.shots, {sql} AS value FROM samples s {join} WHERE {where})
+        FROM (SELECT s.run_id, s.model, s.step, s.task, s.shots, {sql} AS value
+              FROM (SELECT * FROM SAMPLES WHERE {where}) s {join})
         GROUP BY run_id, task, shots HAVING count(*) {finite} > 0"""
 
 
 def relation(con, name: str, where: str) -> str:
     """The metric's per-run means matching `where` (as _per_run), as a parenthesised relation:
-    the stored ones, or worked out where the store has none yet."""
+    the stored ones, or worked out where the store has none yet (its SQL then names stand_ins'
+    placeholders)."""
     if has_table(con, "sample_means"):
         return f"(SELECT {COLUMNS} FROM sample_means WHERE metric = '{name}' AND {where})"
     return f"({_per_run(name, where)})"
@@ -52,4 +55,5 @@ def refresh(con, where: str, params: dict) -> None:
     The condition must take a run's samples of a task and shot count whole."""
     con.execute(f"DELETE FROM sample_means WHERE {where}", params).fetchall()
     for name in DERIVED:
-        con.execute(f"INSERT INTO sample_means ({COLUMNS}) {_per_run(name, where)}", params).fetchall()
+        con.execute(stand_ins.fill(con, f"INSERT INTO sample_means ({COLUMNS}) {_per_run(name, where)}"),
+                    params).fetchall()

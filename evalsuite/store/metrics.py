@@ -1,5 +1,5 @@
 """What each per-document metric is, as SQL over a sample `s` (a samples row) and its document
-`d` (a row of DOCUMENTS): the stored right/wrong of `acc` and `acc_norm`, and two continuous
+`d` (its document, DOCUMENT_JOIN): the stored right/wrong of `acc` and `acc_norm`, and two continuous
 metrics derived from the stored loglikelihoods, so runs stored before them get them too:
 
 - `p_correct`: the probability of the right choice among the choices: the softmax of the
@@ -45,15 +45,18 @@ METRICS = {m.name: m for m in (
 DERIVED = ("p_correct", "bpb")  # computed here, never stored in the scores table
 
 # What makes two samples of one task and shot count the same document, wherever samples are
-# paired (two runs compared, consecutive checkpoints) or joined with their document. Once
-# samples carry their document's fingerprint, adding it here (and to DOCUMENTS' grouping)
-# tightens every one of those joins.
+# paired (two runs compared, consecutive checkpoints).
 DOCUMENT_KEY = ["doc_id"]
 
-# Each document once, for joining on (task, shots, DOCUMENT_KEY): a doc_id whose data changed
-# between runs has several fingerprints; until samples say which one they scored, any one.
-DOCUMENTS = ("(SELECT task, shots, doc_id, any_value(target) AS target, any_value(choices) AS choices "
-             "FROM documents GROUP BY task, shots, doc_id)")
+# Each sample's own document `d`, as a join from a sample `s` of SAMPLES (store/stand_ins.py):
+# the one its fingerprint names, never another text stored under its doc_id (an import of other
+# data); a sample with no fingerprint (an older store's, where it was ambiguous) meets any one.
+DOCUMENT_JOIN = (
+    "LEFT JOIN (SELECT d.task, d.shots, d.doc_id, f.fingerprint_id, d.target, d.choices "
+    "FROM documents d JOIN FINGERPRINTS f USING (fingerprint) "
+    "UNION ALL SELECT task, shots, doc_id, NULL, any_value(target), any_value(choices) FROM documents "
+    "GROUP BY task, shots, doc_id) d ON d.task = s.task AND d.shots = s.shots AND d.doc_id = s.doc_id "
+    "AND d.fingerprint_id IS NOT DISTINCT FROM s.fingerprint_id")
 
 
 def metric(name: str) -> Metric:
@@ -64,10 +67,10 @@ def metric(name: str) -> Metric:
 
 
 def value_sql(name: str) -> tuple[str, str]:
-    """(the metric's SQL over `s` and `d`, the join that brings in `d`: empty when not needed)."""
+    """(the metric's SQL over `s` and `d`, the join that brings in `d`: empty when not needed). The
+    join names stand_ins' placeholders: the query is filled (stand_ins.fill) before it runs."""
     m = metric(name)
-    join = f"LEFT JOIN {DOCUMENTS} d USING (task, shots, {', '.join(DOCUMENT_KEY)})" if m.needs_documents else ""
-    return m.sql, join
+    return m.sql, DOCUMENT_JOIN if m.needs_documents else ""
 
 
 def derived_columns() -> tuple[str, str]:

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from evalsuite.records import Document, Fingerprint, Model, Run, Sample, SampleMean, Score, Sweep, WorkerState
 from evalsuite.store import means
+from evalsuite.store.stand_ins import sample_columns
 
 TABLES: dict[str, type] = {"runs": Run, "scores": Score, "sweeps": Sweep, "samples": Sample,
                            "documents": Document, "workers": WorkerState, "models": Model,
@@ -73,14 +74,6 @@ def _number_fingerprints(con, tables: set[str]) -> None:
         else:
             con.execute(BACKFILL_FINGERPRINTS).fetchall()
     con.execute(INTERN_FINGERPRINTS).fetchall()
-
-
-def sample_columns(con) -> set[str]:
-    """Which of `fingerprint` (its text, before it was interned) and `fingerprint_id` the samples
-    table has: a store no evalsuite of today has written may have either, or neither."""
-    return {c for (c,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'samples' "
-        "AND column_name IN ('fingerprint', 'fingerprint_id')").fetchall()}
 
 
 def _base(hint) -> tuple[object, bool]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalsuite.store import means
+from evalsuite.store import means, stand_ins
 from evalsuite.store.db import connect, existing, has_table, read_df
 from evalsuite.store.items import _RUN_ORDER, ItemsKey
 from evalsuite.store.metrics import DERIVED, DOCUMENT_KEY, metric, value_sql
@@ -58,21 +58,22 @@ def _values(name: str, samples_where: str, columns: list[str], order: list[str] 
     return f"""
         WITH {_chosen(samples_where, "r.source = $source")}
         SELECT * FROM (SELECT {", ".join("s." + c for c in columns)}, {sql} AS value
-                       FROM samples s SEMI JOIN chosen USING (run_id, task, shots) {join}
-                       WHERE {samples_where})
+                       FROM (SELECT * FROM SAMPLES WHERE {samples_where}) s
+                       SEMI JOIN chosen USING (run_id, task, shots) {join})
         WHERE isfinite(value) {"ORDER BY " + ", ".join(order) if order else ""}"""
 
 
 def _read(db: Path, name: str, sql, params: dict, columns: list[str]) -> pd.DataFrame:
     """One read-only query's rows as a frame, through fetchnumpy (see the module docstring); no
     rows for a metric that reads the documents of a store made before they were kept. `sql` may
-    be a function of the open connection (what the store holds decides the query)."""
+    be a function of the open connection (what the store holds decides the query); its
+    placeholders are filled for the store (stand_ins)."""
     existing(db)
     with connect(db, read_only=True) as con:
         if metric(name).needs_documents and not has_table(con, "documents"):
             return pd.DataFrame(columns=columns)
         con.execute("SET enable_progress_bar = false")  # DuckDB draws one on stderr after 2 s
-        arrays = con.execute(sql(con) if callable(sql) else sql, params).fetchnumpy()
+        arrays = con.execute(stand_ins.fill(con, sql(con) if callable(sql) else sql), params).fetchnumpy()
     # an integer column with NULLs comes as a masked array: kept whole numbers (as .df() does)
     return pd.DataFrame({column: pd.arrays.IntegerArray(a.data, np.ma.getmaskarray(a))
                          if np.ma.isMaskedArray(a) and a.dtype.kind in "iu" else a for column, a in arrays.items()})
