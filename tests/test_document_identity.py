@@ -5,6 +5,7 @@ the document is unambiguous. (Issue 20, item 5.)"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -16,9 +17,11 @@ from evalsuite import store
 from evalsuite.io.export import write_samples
 from evalsuite.io.importer import import_paths
 from evalsuite.lmeval.results import doc_hash
+from evalsuite.stats.curve import changes
+from evalsuite.stats.paired import compare
 from evalsuite.store import items
 from evalsuite.store.items import ItemsKey
-from evalsuite.store.values import derived_scores
+from evalsuite.store.values import Checkpoint, derived_scores
 
 from conftest import open_app
 from factory import documents, job, outcomes
@@ -212,3 +215,41 @@ def test_p_correct_and_bpb_read_each_sample_s_own_document(tmp_path):
     write_samples(db, out, derived=True)
     exported = pd.read_json(out, lines=True)
     assert {(r.source, r.step): r.bpb * math.log(2) for r in exported.itertuples()} == pytest.approx(expected)
+
+
+def test_compare_pairs_only_documents_scored_on_the_same_text(tmp_path):
+    """The other lab's piqa documents 0-2 are other text: a paired test would match them with the
+    sweep's by doc_id; there are no shared documents, so compare falls back to the two scores."""
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    _sweep(db)
+    import_paths([_other_lab(tmp_path / "in")], db, source="other-lab", seed=False)
+    sweep, other = Checkpoint("pythia-70m", 2000, "local"), Checkpoint("pythia-160m", 1000, "other-lab")
+    across = compare(db, sweep, other)
+    assert list(across.test) == ["unpaired-z"] and across.n_docs.isna().all()
+    within = compare(db, Checkpoint("pythia-70m", 1000, "local"), sweep)  # the same texts: paired
+    assert list(within.test) == ["mcnemar-exact"] and list(within.n_docs) == [3] and list(within.only_b) == [3]
+
+
+def test_a_curve_never_pairs_a_doc_id_across_a_change_of_text(tmp_path):
+    """Step 3000 was scored on other data under the same doc_ids: its change from step 2000 is
+    tested on the stored scores (no document is shared), the one from 1000 to 2000 on the pairs."""
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    _sweep(db)
+    changed = documents("piqa", 3)
+    for doc in changed:
+        doc.fingerprint, doc.prompt = hashlib.sha256(f"other/{doc.doc_id}".encode()).hexdigest(), "OTHER"
+    store.write_documents(db, changed)
+    samples = outcomes("pythia-70m", 3000, "piqa", [True] * 3)
+    for sample, doc in zip(samples, changed):
+        sample.fingerprint = doc.fingerprint
+    store.write_job(db, job("pythia-70m", 3000, [("piqa", "acc", 1.0, 0.01)], samples=samples))
+    found = changes(db, SWEPT)
+    assert list(found.step) == [2000, 3000] and list(found.test) == ["mcnemar-exact", "unpaired-z"]
+    assert found.n_docs.iloc[0] == 3 and pd.isna(found.n_docs.iloc[1])
+    # a store made before samples carried fingerprints, read as it is: doc_id alone pairs them
+    _as_made_before(db, texts=False)
+    assert list(changes(db, SWEPT).n_docs) == [3, 3]
+    later = compare(db, Checkpoint("pythia-70m", 2000, "local"), Checkpoint("pythia-70m", 3000, "local"))
+    assert list(later.n_docs) == [3]

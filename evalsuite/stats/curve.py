@@ -67,8 +67,7 @@ def _curve(db: Path, key: ItemsKey) -> _Curve:
     # (pd.unique hashes: 0.8M steps of a full curve are not sorted, only its 154 distinct ones)
     steps = np.union1d(pd.unique(docs["step"].to_numpy(dtype=np.int64)), scores["step"].to_numpy(dtype=np.int64))
     rows = np.searchsorted(steps, docs["step"].to_numpy(dtype=np.int64))
-    columns, _ = pd.MultiIndex.from_frame(docs[DOCUMENT_KEY]).factorize() if len(DOCUMENT_KEY) > 1 \
-        else pd.factorize(docs[DOCUMENT_KEY[0]])
+    columns = docs.groupby(DOCUMENT_KEY, sort=False, dropna=False).ngroup().to_numpy()  # a column per document
     matrix = np.full((len(steps), columns.max() + 1 if len(columns) else 0), np.nan)
     matrix[rows, columns] = docs["value"].to_numpy(dtype=float)
     return _Curve(steps, matrix, scores.set_index("step").reindex(steps))

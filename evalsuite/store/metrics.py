@@ -45,8 +45,11 @@ METRICS = {m.name: m for m in (
 DERIVED = ("p_correct", "bpb")  # computed here, never stored in the scores table
 
 # What makes two samples of one task and shot count the same document, wherever samples are
-# paired (two runs compared, consecutive checkpoints).
-DOCUMENT_KEY = ["doc_id"]
+# paired (two runs compared, consecutive checkpoints): its doc_id and the text it was scored on
+# (SAMPLES' fingerprint_id), so a doc_id of other data (another data version, another lab's
+# file) is never paired with this one; samples with no fingerprint (an older store's) pair by
+# doc_id alone, as before.
+DOCUMENT_KEY = ["doc_id", "fingerprint_id"]
 
 # Each sample's own document `d`, as a join from a sample `s` of SAMPLES (store/stand_ins.py):
 # the one its fingerprint names, never another text stored under its doc_id (an import of other
