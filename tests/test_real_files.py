@@ -1,8 +1,10 @@
-"""`evalsuite import` on real lm-eval 0.3 and 0.4 result files of models that are not Pythia
-(tests/data/lm-eval-files, copied from lm-evaluation-harness's results/): every score stored under
-the right model, step, tokens and value, every task (not only the five), names from a local path
-said and renamable, Hub ids in any case one model, a gpt-neox file's iteration its step, and
-`--step` only for files that name none. (Issue 16, items 5 and 8.)"""
+"""`evalsuite import` on real lm-eval 0.3 and 0.4 result files (tests/data/lm-eval-files, copied
+from lm-evaluation-harness's results/ and EleutherAI/pythia's evals/): every score stored under
+the right model, step, tokens, shots and value, every task (not only the five), Pythia
+checkpoints under their old `pythia-v1.1-` names, names from a local path said and renamable,
+Hub ids in any case one model, a gpt-neox file's iteration its step, and `--step` only for files
+that name none; real files that do not say which model was evaluated (tests/data/lm-eval-refused)
+refused in one line each. (Issue 16, items 5 and 8.)"""
 
 from __future__ import annotations
 
@@ -23,15 +25,26 @@ LLAMA = V03 / "llama-7B_common_sense_reasoning_0-shot.json"
 GOOSE = V04 / "SmerkyG__RWKV7-Goose-0.1B-Pile-HF" / "results_2025-02-25T02-50-33.665339.json"
 G1 = V04 / "fla-hub__rwkv7-0.1B-g1" / "results_2025-03-10T18-51-58.020979.json"
 
-# file -> (model, step, dtype, documents) as evalsuite stores them: released models, no step
+REFUSED = Path(__file__).parent / "data" / "lm-eval-refused"
+PEFT = REFUSED / "peft" / "results_2024-08-21T04-37-55.218014.json"
+
+# file -> (model, step, dtype, documents, shots) as evalsuite stores them; step None: a released
+# model's one checkpoint
 EXPECTED = {
-    LLAMA: ("7B", None, None, None),  # a local folder's name, said in the report
-    V03 / "bloom-560m_lambada_openai_0-shot.json": ("bloom-560m", None, None, None),
-    V03 / "xglm-564M_lambada_openai_0-shot.json": ("xglm-564m", None, None, None),
-    V03 / "xglm-1.7B_common_sense_reasoning_0-shot.json": ("xglm-1.7b", None, None, None),
-    V03 / "mpt-7b_lambada_0-shot.json": ("mpt-7b", None, None, None),
-    GOOSE: ("rwkv7-goose-0.1b-pile-hf", None, "bfloat16", 5153),
-    G1: ("rwkv7-0.1b-g1", None, "float32", 5153),
+    LLAMA: ("7B", None, None, None, 0),  # a local folder's name, said in the report
+    V03 / "bloom-560m_lambada_openai_0-shot.json": ("bloom-560m", None, None, None, 0),
+    V03 / "xglm-564M_lambada_openai_0-shot.json": ("xglm-564m", None, None, None, 0),
+    V03 / "xglm-1.7B_common_sense_reasoning_0-shot.json": ("xglm-1.7b", None, None, None, 0),
+    V03 / "mpt-7b_lambada_0-shot.json": ("mpt-7b", None, None, None, 0),
+    V03 / "opt-125m.json": ("opt-125m", None, None, None, 0),  # config.model says "gpt2"
+    # EleutherAI/pythia-v1.1-160m-deduped at revision step3000, and 70m-deduped's step83000 5-shot
+    V03 / "160m-deduped_step3000.json": ("pythia-160m-deduped", 3000, None, None, 0),
+    V03 / "70m-deduped-5shot_step83000.json": ("pythia-70m-deduped", 83000, None, None, 5),
+    GOOSE: ("rwkv7-goose-0.1b-pile-hf", None, "bfloat16", 5153, 0),
+    G1: ("rwkv7-0.1b-g1", None, "float32", 5153, 0),
+    # model_args starting with trust_remote_code=True, dtype=float16; 9 documents
+    V04 / "TinyLlama__TinyLlama-1.1B-Chat-v1.0" / "results_2024-08-14T04-26-36.420014.json":
+        ("tinyllama-1.1b-chat-v1.0", None, "float16", 9, 0),
 }
 
 
@@ -59,14 +72,15 @@ def imported(tmp_path_factory) -> Path:
 def test_every_score_of_every_real_file_is_stored_under_its_model(imported):
     runs = store.read_df(imported, "SELECT * FROM runs")
     assert len(runs) == len(EXPECTED)
-    for path, (model, step, dtype, n) in EXPECTED.items():
+    for path, (model, step, dtype, n, shots) in EXPECTED.items():
         (run,) = runs[runs.model == model].itertuples()
-        assert step is None and pd.isna(run.step)
+        assert (pd.isna(run.step) and step is None) or run.step == step, path.name
         rows = store.read_df(imported, "SELECT * FROM scores WHERE run_id = ?", [run.run_id])
         stored = {(r.task, r.metric): (r.value, None if r.stderr != r.stderr else r.stderr) for r in rows.itertuples()}
         assert stored == file_scores(path), path.name  # every task, not only the five
-        assert rows.step.isna().all() and rows.tokens.isna().all()  # released: no step, tokens unknown
-        assert set(rows.shots) == {0} and set(rows.dtype.fillna("-")) == {dtype or "-"}
+        # Pythia's checkpoints: 2,097,152 tokens a step; a released model's tokens are not known
+        assert set(rows.tokens.fillna(-1)) == {step * 2_097_152 if step else -1}
+        assert set(rows.shots) == {shots} and set(rows.dtype.fillna("-")) == {dtype or "-"}
         assert set(rows.n.fillna(-1)) == {n if n else -1}
 
 
@@ -166,3 +180,26 @@ def test_a_file_with_several_shot_counts_is_one_run_each(tmp_path):
     assert list(zip(runs.task, runs.shots)) == [("lambada_openai", 0), ("lambada_openai", 0), ("piqa", 5)]
     assert runs.run_id.nunique() == 2
     assert import_paths([path], db, seed=False).unchanged == [path]
+
+
+def test_real_files_that_do_not_say_which_model_was_evaluated_are_refused_in_a_line(tmp_path, capsys):
+    """A PEFT adapter applied to Llama 3 (its scores are not Llama 3's), an empty model_args, and a
+    custom model class with no pretrained=: nothing stored, one line each; --model imports them."""
+    db = tmp_path / "store.duckdb"
+    assert main(["import", str(REFUSED), "--db", str(db)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    unnamed = ("the file does not say which model it evaluated (no pretrained= in config.model_args); "
+               "pass --model NAME (and --step N)")
+    assert lines == [
+        f"evalsuite: skipped {REFUSED / 'no-model-args' / 'cb.json'}: {unnamed}",
+        f"evalsuite: skipped {REFUSED / 'no-pretrained' / 'results_2025-01-21T00-40-03.356274.json'}: {unnamed}",
+        f"evalsuite: skipped {PEFT}: the file evaluated 'meta-llama/Meta-Llama-3-8B-Instruct' with "
+        "'peft=../prompt-pursuit/results/aug17/gsm8k_8shot_pursue_numq_1000_r16_lr1e-6/epoch_20' applied, "
+        "not that model; pass --model NAME (and --step N)"]
+    assert store.read_df(db, "SELECT count(*) AS n FROM runs WHERE source = 'local'").n[0] == 0
+    assert main(["import", str(PEFT), "--model", "llama-3-8b-pursuit", "--step", "20", "--db", str(db)]) == 0
+    runs = store.read_df(db, "SELECT model, step, model_source, dtype, doc_limit FROM runs WHERE source = 'local'")
+    assert runs.to_dict("records") == [{
+        "model": "llama-3-8b-pursuit", "step": 20, "dtype": "bfloat16", "doc_limit": 512,
+        "model_source": "meta-llama/Meta-Llama-3-8B-Instruct + "
+                        "peft=../prompt-pursuit/results/aug17/gsm8k_8shot_pursue_numq_1000_r16_lr1e-6/epoch_20"}]

@@ -5,7 +5,8 @@ name, and are read through the catalog: a Hub repository id names the catalog's 
 its case (or, for a repository no entry describes, its name part lower-cased); a revision is
 read by the model's revision pattern (`stepN`, OLMo's `stepN-tokensNB`, ...); `main`, or no
 revision, is the step the entry says `main` holds, and otherwise the model's one released
-checkpoint, step None (never an invented step); a gpt-neox file's `iteration` is its step. A
+checkpoint, step None (never an invented step); a gpt-neox file's `iteration` is its step; a
+model with an adapter applied (`peft=`, `delta=`, `lora_local_path=`) is not `pretrained=`'s and needs --model. A
 file `evalsuite export` wrote names its model, step, tokens and source in its `evalsuite` block,
 which is read first. Tokens seen come from the model's description. `--model` renames what the
 file calls the model (the file's own name stays in the run's model_source); `--step` is for files
@@ -28,6 +29,9 @@ from evalsuite.io.files import SkipFile
 from evalsuite.records import Model, Run
 
 STEP_FOLDER = re.compile(r"(?:step|checkpoint-)(\d{1,10})")  # a local checkpoint folder's name
+# lm-eval's model_args that change the weights `pretrained=` loads: hf's PEFT adapter and delta
+# weights, vllm's LoRA adapter
+ADAPTERS = ("peft", "delta", "lora_local_path")
 
 
 @dataclass(frozen=True)
@@ -129,12 +133,14 @@ def identify(raw: dict, model: str | None = None, step: int | None = None,
     the model (the file's name stays in model_source); `step` is for a file that names no step."""
     catalog = catalog or builtin_catalog()
     args = _model_args(raw.get("config") or {})
-    pretrained = args.get("pretrained")
+    pretrained, adapter = args.get("pretrained"), _adapter(args, model)
     spec, found_step = _model_of(pretrained, catalog) if pretrained else (None, None)
     named = args.get("revision")  # no revision: lm-eval loaded a Hub repository's main
     found_step, named_tokens = _revision_step(named or (MAIN if pretrained and _is_hub(pretrained) else None),
                                               spec or catalog.get(model or "") or ModelSpec(model or "?"),
                                               found_step, step)
+    if adapter:  # the base model's checkpoint is not the step of the model evaluated
+        spec, found_step, named_tokens = None, None, None
     block = _evalsuite_block(raw)
     found_model = block.get("model") or (spec.name if spec else None)
     found_step = block["step"] if "step" in block else found_step
@@ -152,8 +158,19 @@ def identify(raw: dict, model: str | None = None, step: int | None = None,
         raise SkipFile(f"{model} has no step {names.shown(step)}: its checkpoints are steps "
                        f"{describe(list(spec.steps))}")
     source = f"{pretrained}@{named}" if pretrained and named else pretrained  # what the file says
+    source = f"{source} + {adapter}" if adapter else source
     tokens = block["tokens"] if "tokens" in block else spec.tokens_at(step, named_tokens)
     return Identity(model, step, source, tokens, spec.record(), tuple(notes), block.get("source"))
+
+
+def _adapter(args: dict, model: str | None) -> str | None:
+    """`peft=PATH` (or `delta=PATH`) where the file's model had one applied: its scores are not
+    `pretrained=`'s, so the file is refused unless --model names what was evaluated."""
+    adapter = next((f"{key}={args[key]}" for key in ADAPTERS if args.get(key)), None)
+    if adapter and not model:
+        raise SkipFile(f"the file evaluated {names.shown(args.get('pretrained') or '?')} with "
+                       f"{names.shown(adapter, 120)} applied, not that model; pass --model NAME (and --step N)")
+    return adapter
 
 
 def _revision_step(revision: str | None, spec: ModelSpec, found: int | None,
