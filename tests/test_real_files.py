@@ -26,6 +26,7 @@ GOOSE = V04 / "SmerkyG__RWKV7-Goose-0.1B-Pile-HF" / "results_2025-02-25T02-50-33
 G1 = V04 / "fla-hub__rwkv7-0.1B-g1" / "results_2025-03-10T18-51-58.020979.json"
 
 REFUSED = Path(__file__).parent / "data" / "lm-eval-refused"
+NEOX = REFUSED / "gpt-neox" / "pretraining_baseline_eval_results_03-21-2025-23-20-47.json"
 PEFT = REFUSED / "peft" / "results_2024-08-21T04-37-55.218014.json"
 
 # file -> (model, step, dtype, documents, shots) as evalsuite stores them; step None: a released
@@ -183,14 +184,16 @@ def test_a_file_with_several_shot_counts_is_one_run_each(tmp_path):
 
 
 def test_real_files_that_do_not_say_which_model_was_evaluated_are_refused_in_a_line(tmp_path, capsys):
-    """A PEFT adapter applied to Llama 3 (its scores are not Llama 3's), an empty model_args, and a
-    custom model class with no pretrained=: nothing stored, one line each; --model imports them."""
+    """A PEFT adapter applied to Llama 3 (its scores are not Llama 3's), an empty model_args, a
+    custom model class with no pretrained=, a gpt-neox evaluation: nothing stored, one line each;
+    --model imports them."""
     db = tmp_path / "store.duckdb"
     assert main(["import", str(REFUSED), "--db", str(db)]) == 2
     lines = capsys.readouterr().err.splitlines()
     unnamed = ("the file does not say which model it evaluated (no pretrained= in config.model_args); "
                "pass --model NAME (and --step N)")
     assert lines == [
+        f"evalsuite: skipped {NEOX}: {unnamed}",
         f"evalsuite: skipped {REFUSED / 'no-model-args' / 'cb.json'}: {unnamed}",
         f"evalsuite: skipped {REFUSED / 'no-pretrained' / 'results_2025-01-21T00-40-03.356274.json'}: {unnamed}",
         f"evalsuite: skipped {PEFT}: the file evaluated 'meta-llama/Meta-Llama-3-8B-Instruct' with "
@@ -203,3 +206,15 @@ def test_real_files_that_do_not_say_which_model_was_evaluated_are_refused_in_a_l
         "model": "llama-3-8b-pursuit", "step": 20, "dtype": "bfloat16", "doc_limit": 512,
         "model_source": "meta-llama/Meta-Llama-3-8B-Instruct + "
                         "peft=../prompt-pursuit/results/aug17/gsm8k_8shot_pursue_numq_1000_r16_lr1e-6/epoch_20"}]
+
+
+def test_a_real_gpt_neox_evaluation_is_stored_at_its_iteration(tmp_path):
+    """gpt-neox (2025) writes its NeoX arguments as config.model_args, a mapping: no pretrained=,
+    so --model names the run (refused without it: above); its iteration among them is the step."""
+    db = tmp_path / "store.duckdb"
+    assert main(["import", str(NEOX), "--model", "neox-baseline", "--db", str(db)]) == 0
+    rows = store.read_df(db, "SELECT model, step, task, metric, value FROM scores WHERE source = 'local' "
+                             "ORDER BY metric")
+    assert rows.to_dict("records") == [
+        {"model": "neox-baseline", "step": 40528, "task": "piqa", "metric": "acc", "value": 0.7693144722524483},
+        {"model": "neox-baseline", "step": 40528, "task": "piqa", "metric": "acc_norm", "value": 0.7780195865070729}]

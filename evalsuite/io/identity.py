@@ -5,11 +5,12 @@ name, and are read through the catalog: a Hub repository id names the catalog's 
 its case (or, for a repository no entry describes, its name part lower-cased); a revision is
 read by the model's revision pattern (`stepN`, OLMo's `stepN-tokensNB`, ...); `main`, or no
 revision, is the step the entry says `main` holds, and otherwise the model's one released
-checkpoint, step None (never an invented step); a gpt-neox file's `iteration` is its step; a
-model with an adapter applied (`peft=`, `delta=`, `lora_local_path=`) is not `pretrained=`'s and needs --model. A
-file `evalsuite export` wrote names its model, step, tokens and source in its `evalsuite` block,
-which is read first. Tokens seen come from the model's description. `--model` renames what the
-file calls the model (the file's own name stays in the run's model_source); `--step` is for files
+checkpoint, step None (never an invented step); a gpt-neox file's `iteration` (at the top, or
+in its NeoX arguments) is its step; a model with an adapter applied (`peft=`, `delta=`,
+`lora_local_path=`) is not `pretrained=`'s and needs --model. A file `evalsuite export` wrote
+names its model, step, tokens and source in its `evalsuite` block, which is read first. Tokens
+seen come from the model's description. `--model` renames what the file calls the model (the
+file's own name stays in the run's model_source); `--step` is for files
 that name no step, and never overrides or fails one that does. A file becomes one Run per shot
 count whose id hashes its bytes and the source, so importing it again changes nothing.
 """
@@ -201,7 +202,10 @@ def _evalsuite_block(raw: dict) -> dict:
             out[key] = value
     if names.is_valid(block.get("source")):
         out["source"] = block["source"]
-    iteration = raw.get("iteration")
+    # gpt-neox's evaluate.py: `iteration` at the top (older), or among its NeoX arguments, which
+    # it writes as config.model_args, a mapping
+    neox = (raw.get("config") or {}).get("model_args")
+    iteration = raw.get("iteration", neox.get("iteration") if isinstance(neox, dict) else None)
     if "step" not in out and isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 0:
         out["step"] = iteration
     return out
