@@ -62,6 +62,32 @@ def test_revisions_of_other_suites_give_step_and_the_tokens_they_name():
         _ident("pretrained=allenai/OLMo-1B-hf,revision=v1.0")
 
 
+def test_checkpoint_folders_as_trainers_name_them_give_the_model_and_step():
+    """Hugging Face Trainer, DeepSpeed, Megatron and by-hand folder names: the folder above is the
+    model, never the checkpoint folder itself."""
+    for folder, step in (("checkpoint-1500", 1500), ("global_step1500", 1500), ("iter_0001500", 1500),
+                         ("step_1500", 1500), ("step1500", 1500), ("checkpoint_1500", 1500)):
+        ident = _ident(f"pretrained=/runs/mine/{folder}")
+        assert (ident.model, ident.step) == ("mine", step), folder
+
+
+SNAPSHOT = "/home/me/.cache/huggingface/hub/models--{}/snapshots/" + "50f5173d932e8e61f858120bcb800b97af589f46"
+
+
+def test_a_hugging_face_cache_snapshot_is_its_repository_at_that_commit():
+    """lm-eval given a cache path: the model is the repository, not the commit hash folder; a
+    released model's commit is its one checkpoint; which checkpoint of a suite a commit holds is
+    not known from the path, so --step says it."""
+    opt = _ident("pretrained=" + SNAPSHOT.format("facebook--opt-1.3b"))
+    assert (opt.model, opt.step, opt.about.params) == ("opt-1.3b", None, 1_315_758_080)
+    assert opt.model_source == SNAPSHOT.format("facebook--opt-1.3b")  # as the file says
+    pythia = "pretrained=" + SNAPSHOT.format("EleutherAI--pythia-160m") + "/"
+    with pytest.raises(SkipFile, match="is not a checkpoint step .*; pass --step"):
+        _ident(pythia)
+    given = _ident(pythia, step=3000)
+    assert (given.model, given.step, given.tokens) == ("pythia-160m", 3000, 3000 * 2_097_152)
+
+
 def test_another_organisations_repository_is_not_the_catalog_model_of_that_name():
     ident = _ident("pretrained=EleutherAI/pythia-v1.1-1b-bf16,revision=step128")  # EleutherAI's own: pythia-1b
     assert (ident.model, ident.step) == ("pythia-1b", 128)

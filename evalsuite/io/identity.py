@@ -2,7 +2,10 @@
 
 Model and step come from `config.model_args` (`pretrained=`, `revision=`), never from the file's
 name, and are read through the catalog: a Hub repository id names the catalog's model whatever
-its case (or, for a repository no entry describes, its name part lower-cased); a revision is
+its case (or, for a repository no entry describes, its name part lower-cased); a local path by
+its folder (a checkpoint folder as trainers name them, `checkpoint-N`, `global_stepN`, `iter_N`,
+...: the folder above it, and its step); a Hugging Face cache snapshot's path is its repository
+at that commit (a commit of a released model is its one checkpoint); a revision is
 read by the model's revision pattern (`stepN`, OLMo's `stepN-tokensNB`, ...); `main`, or no
 revision, is the step the entry says `main` holds, and otherwise the model's one released
 checkpoint, step None (never an invented step); a gpt-neox file's `iteration` (at the top, or
@@ -29,7 +32,14 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.io.files import SkipFile
 from evalsuite.records import Model, Run
 
-STEP_FOLDER = re.compile(r"(?:step|checkpoint-)(\d{1,10})")  # a local checkpoint folder's name
+# A local checkpoint folder's name, as trainers save them: stepN or step_N (by hand), checkpoint-N
+# (Hugging Face Trainer), global_stepN (DeepSpeed), iter_0001000 (Megatron). Wider than the folders
+# evalsuite loads (catalog/discover.py): a file may name a folder converted since.
+STEP_FOLDER = re.compile(r"(?:global_step|step_?|checkpoint[-_]|iter_)(\d{1,10})")
+# A Hugging Face cache folder: lm-eval was given the snapshot's path instead of the repository id
+HF_SNAPSHOT = re.compile(r"(?:^|.*[/\\])models--(?P<org>[^/\\]+?)--(?P<name>[^/\\]+)[/\\]snapshots[/\\]"
+                         r"(?P<commit>[0-9a-f]{40})[/\\]?")
+COMMIT = re.compile(r"[0-9a-f]{40}")  # a git commit, as a revision
 # lm-eval's model_args that change the weights `pretrained=` loads: hf's PEFT adapter and delta
 # weights, vllm's LoRA adapter
 ADAPTERS = ("peft", "delta", "lora_local_path")
@@ -64,7 +74,7 @@ def _model_args(config: dict) -> dict:
 def model_name(pretrained: str, catalog: Catalog | None = None) -> tuple[str, int | None]:
     """`EleutherAI/pythia-v1.1-1b-bf16` -> pythia-1b; `facebook/opt-1.3b` -> opt-1.3b; a local
     checkpoint folder `.../pythia-70m/step1000` -> (pythia-70m, 1000)."""
-    spec, step = _model_of(pretrained, catalog or builtin_catalog())
+    spec, step = _model_of(_cached(pretrained, None)[0] or pretrained, catalog or builtin_catalog())
     return spec.name, step
 
 
@@ -114,7 +124,7 @@ def _describe(repo: str, catalog: Catalog) -> ModelSpec:
 
 def _step(revision: str, spec: ModelSpec) -> tuple[int | None, int | None]:
     """(step, tokens in the name) of a revision of `spec`'s repository."""
-    if revision == MAIN:
+    if revision == MAIN or (COMMIT.fullmatch(revision) and not spec.revisions):  # a commit of a released model
         if spec.main is None and spec.revisions:
             raise SkipFile(f"revision {MAIN} of {spec.name}: its description does not say which step "
                            f"{MAIN} holds; pass --step")
@@ -135,9 +145,9 @@ def identify(raw: dict, model: str | None = None, step: int | None = None,
     catalog = catalog or builtin_catalog()
     args = _model_args(raw.get("config") or {})
     pretrained, adapter = args.get("pretrained"), _adapter(args, model)
-    spec, found_step = _model_of(pretrained, catalog) if pretrained else (None, None)
-    named = args.get("revision")  # no revision: lm-eval loaded a Hub repository's main
-    found_step, named_tokens = _revision_step(named or (MAIN if pretrained and _is_hub(pretrained) else None),
+    loaded, named = _cached(pretrained, args.get("revision"))  # no revision: a Hub repository's main
+    spec, found_step = _model_of(loaded, catalog) if loaded else (None, None)
+    found_step, named_tokens = _revision_step(named or (MAIN if loaded and _is_hub(loaded) else None),
                                               spec or catalog.get(model or "") or ModelSpec(model or "?"),
                                               found_step, step)
     if adapter:  # the base model's checkpoint is not the step of the model evaluated
@@ -158,10 +168,20 @@ def identify(raw: dict, model: str | None = None, step: int | None = None,
     if step is not None and spec.steps and step not in spec.steps:
         raise SkipFile(f"{model} has no step {names.shown(step)}: its checkpoints are steps "
                        f"{describe(list(spec.steps))}")
-    source = f"{pretrained}@{named}" if pretrained and named else pretrained  # what the file says
+    revision = args.get("revision")
+    source = f"{pretrained}@{revision}" if pretrained and revision else pretrained  # what the file says
     source = f"{source} + {adapter}" if adapter else source
     tokens = block["tokens"] if "tokens" in block else spec.tokens_at(step, named_tokens)
     return Identity(model, step, source, tokens, spec.record(), tuple(notes), block.get("source"))
+
+
+def _cached(pretrained: str | None, revision: str | None) -> tuple[str | None, str | None]:
+    """(what lm-eval loaded, its revision): a Hugging Face cache snapshot's path is its repository
+    at that commit (its folder name, a commit hash, would name no model)."""
+    found = HF_SNAPSHOT.fullmatch(pretrained.strip()) if pretrained else None
+    if found is None:
+        return pretrained, revision
+    return f"{found['org']}/{found['name']}", found["commit"]
 
 
 def _adapter(args: dict, model: str | None) -> str | None:
