@@ -36,9 +36,6 @@ from evalsuite.records import Model, Run
 # (Hugging Face Trainer), global_stepN (DeepSpeed), iter_0001000 (Megatron). Wider than the folders
 # evalsuite loads (catalog/discover.py): a file may name a folder converted since.
 STEP_FOLDER = re.compile(r"(?:global_step|step_?|checkpoint[-_]|iter_)(\d{1,10})")
-# A Hugging Face cache folder: lm-eval was given the snapshot's path instead of the repository id
-HF_SNAPSHOT = re.compile(r"(?:^|.*[/\\])models--(?P<org>[^/\\]+?)--(?P<name>[^/\\]+)[/\\]snapshots[/\\]"
-                         r"(?P<commit>[0-9a-f]{40})[/\\]?")
 COMMIT = re.compile(r"[0-9a-f]{40}")  # a git commit, as a revision
 # lm-eval's model_args that change the weights `pretrained=` loads: hf's PEFT adapter and delta
 # weights, vllm's LoRA adapter
@@ -176,12 +173,17 @@ def identify(raw: dict, model: str | None = None, step: int | None = None,
 
 
 def _cached(pretrained: str | None, revision: str | None) -> tuple[str | None, str | None]:
-    """(what lm-eval loaded, its revision): a Hugging Face cache snapshot's path is its repository
-    at that commit (its folder name, a commit hash, would name no model)."""
-    found = HF_SNAPSHOT.fullmatch(pretrained.strip()) if pretrained else None
-    if found is None:
+    """(what lm-eval loaded, its revision): a Hugging Face cache snapshot's path,
+    `.../models--ORG--NAME/snapshots/COMMIT`, is its repository at that commit (its folder name, a
+    commit hash, would name no model). Read by splitting the path, not by a pattern over it whole:
+    the file's text is not ours, and a backtracking pattern can take quadratic time."""
+    parts = [p for p in re.split(r"[/\\]", pretrained.strip()) if p] if pretrained else []
+    if len(parts) < 3 or parts[-2] != "snapshots" or not COMMIT.fullmatch(parts[-1]):
         return pretrained, revision
-    return f"{found['org']}/{found['name']}", found["commit"]
+    org, _, name = parts[-3].removeprefix("models--").partition("--")
+    if not parts[-3].startswith("models--") or not org or not name:
+        return pretrained, revision
+    return f"{org}/{name}", parts[-1]
 
 
 def _adapter(args: dict, model: str | None) -> str | None:
