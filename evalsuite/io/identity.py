@@ -187,7 +187,7 @@ def _cached(pretrained: str | None, revision: str | None) -> tuple[str | None, s
 
 
 def _adapter(args: dict, model: str | None) -> str | None:
-    """`peft=PATH` (or `delta=PATH`) where the file's model had one applied: its scores are not
+    """`peft=PATH` (or another of ADAPTERS) where the file's model had one applied: its scores are not
     `pretrained=`'s, so the file is refused unless --model names what was evaluated."""
     adapter = next((f"{key}={args[key]}" for key in ADAPTERS if args.get(key)), None)
     if adapter and not model:
