@@ -252,3 +252,18 @@ def test_the_scores_and_the_items_view_pick_the_same_run_of_a_checkpoint(tmp_pat
     scores = store.read_df(path, *store.scores_with_representative())
     assert scores.loc[scores.representative, "run_id"].tolist() == ["a-later"]
     assert items.item_stats(path, KEY)["final_correct"].tolist() == [True] * 3
+
+
+def test_a_released_model_s_documents_are_its_one_checkpoint_s_outcomes(tmp_path, capsys):
+    """A model with one checkpoint and no step (opt-125m): each document's outcome there is its
+    final_correct (arg_max over a NULL step gave none), with no learning time and no flips."""
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    store.write_job(db, factory.job("opt-125m", None, samples=factory.outcomes("opt-125m", None, "piqa", [R, W, R])))
+    assert main(["items", "--db", str(db), "--model", "opt-125m", "--task", "piqa", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["final_correct"], r["learned_at"], r["flips"], r["final_margin"]) for r in rows] == [
+        (True, None, 0, 1.0), (False, None, 0, -1.0), (True, None, 0, 1.0)]
+    assert main(["items", "--db", str(db), "--model", "opt-125m", "--task", "piqa"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "3 documents of piqa (0-shot, acc), opt-125m from source local: 0 learned for good (0%), 1 wrong at "
+        "their last step; 0 changed at least once")

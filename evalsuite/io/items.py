@@ -60,9 +60,10 @@ def stats_rows(frame: pd.DataFrame, metric: str = "acc") -> list[dict]:
 def summary(rows: list[dict], key: items.ItemsKey) -> str:
     """One line: how many documents are right from some step to the last, wrong at the last, flipped."""
     learned = sum(r["learned_at"] is not None for r in rows)
+    wrong = sum(r["final_correct"] is False for r in rows)  # not len - learned: a released model learns nothing
     flipped = sum(r["flips"] > 0 for r in rows)
     line = (f"{len(rows)} documents of {key.task} ({key.shots}-shot, {key.metric}), {key.model} from source "
-            f"{key.source}: {learned} learned for good ({learned / len(rows):.0%}), {len(rows) - learned} "
+            f"{key.source}: {learned} learned for good ({learned / len(rows):.0%}), {wrong} "
             f"wrong at their last step; {flipped} changed at least once")
     if key.metric not in DERIVED:
         return line

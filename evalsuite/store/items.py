@@ -129,10 +129,11 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
             WHERE model = $model AND task = $task AND shots = $shots
               AND run_id IN (SELECT run_id FROM chosen) AND {key.column} IS NOT NULL),
         counted AS (
-            SELECT doc_id, count(*) AS steps, max(step) AS last, arg_max(ok, step) AS final_correct,
+            -- (a released model's one sample has step NULL, which arg_max would pass over: -1)
+            SELECT doc_id, count(*) AS steps, max(step) AS last, arg_max(ok, coalesce(step, -1)) AS final_correct,
                    -- correct at its last step: learned where it last went from wrong to right,
                    -- or at its first step if it was never wrong
-                   CASE WHEN NOT arg_max(ok, step) THEN NULL WHEN bool_and(ok) THEN min(step)
+                   CASE WHEN NOT arg_max(ok, coalesce(step, -1)) THEN NULL WHEN bool_and(ok) THEN min(step)
                         ELSE max(step) FILTER (WHERE ok AND NOT before) END AS learned_at,
                    count(*) FILTER (WHERE ok <> before) AS flips
             FROM ordered GROUP BY doc_id),
