@@ -30,7 +30,7 @@ import pandas as pd
 from evalsuite.errors import EvalsuiteError
 from evalsuite.store import stand_ins
 from evalsuite.store.db import connect, existing, has_table, read_df
-from evalsuite.store.metrics import DERIVED, value_sql
+from evalsuite.store.metrics import DERIVED, DOCUMENT_JOIN, value_sql
 
 # metric -> the samples column saying right or wrong (a continuous metric's documents are acc's)
 METRICS = {"acc": "correct", "acc_norm": "correct_norm", "p_correct": "correct", "bpb": "correct"}
@@ -77,33 +77,15 @@ class ItemsKey:
 
 
 def _read(path: Path, sql: str, params: dict, needs: str | None = None, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Run one read-only query; in it `TARGETS` names the documents' right answers (_targets), and
-    `SAMPLES` and `FINGERPRINTS` what this store holds (store/stand_ins.py). A query on a table an older
-    store lacks (`needs`) gives no rows, with `columns` (as read_df)."""
+    """Run one read-only query; in it `SAMPLES`, `FINGERPRINTS` and `DOCUMENTS` name what this store
+    holds (store/stand_ins.py). A sample's right answer is its own, else its document's
+    (metrics.DOCUMENT_JOIN): samples stored before WinoGrande's right choice was derived from acc
+    hold none for it. A query on a table an older store lacks (`needs`) gives no rows, with
+    `columns` (as read_df)."""
     with connect(existing(path), read_only=True) as con:
         if needs is not None and not has_table(con, needs):
             return pd.DataFrame(columns=list(columns))
-        if "TARGETS" in sql:
-            sql = sql.replace("TARGETS", _targets(con))
         return con.execute(stand_ins.fill(con, sql), params).df()
-
-
-def _targets(con) -> str:
-    """The right answers the documents table knows, per (doc_id, fingerprint_id) of $task at
-    $shots, as a relation joined ON _SAME_DOCUMENT: a sample meets the document it was scored
-    on, never another source's text of the same doc_id; one with no fingerprint (an older store's,
-    where it was ambiguous) meets any of them. Samples stored before WinoGrande's right choice was
-    derived from acc hold none for it."""
-    if has_table(con, "documents"):
-        return ("(SELECT d.doc_id, f.fingerprint_id, d.target FROM documents d JOIN FINGERPRINTS f USING (fingerprint) "
-                "WHERE d.task = $task AND d.shots = $shots "
-                "UNION ALL SELECT doc_id, NULL AS fingerprint_id, any_value(target) AS target FROM documents "
-                "WHERE task = $task AND shots = $shots GROUP BY doc_id)")
-    return "(SELECT NULL::INTEGER AS doc_id, NULL::INTEGER AS fingerprint_id, NULL::INTEGER AS target WHERE false)"
-
-
-def _same_document(s: str) -> str:
-    return f"ON d.doc_id = {s}.doc_id AND d.fingerprint_id IS NOT DISTINCT FROM {s}.fingerprint_id"
 
 
 def sample_sources(path: Path, model: str, task: str, shots: int) -> list[str]:
@@ -119,7 +101,7 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
     """One row per document: doc_id, steps (evaluated), learned_at, flips, final_correct,
     final_margin, and final_<metric> for a continuous one; ordered by doc_id. Empty when nothing
     is stored for the key."""
-    margin = _MARGIN.format(t="coalesce(f.target, d.target)", lls="f.lls")
+    margin = _MARGIN.format(t="coalesce(s.target, d.target)", lls="s.loglikelihoods")
     sql = f"""
         WITH {_CHOSEN},
         ordered AS (
@@ -140,26 +122,20 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
         -- each document's sample at its last step, read again: carrying every step's loglikelihood
         -- list through the aggregate above cost more (0.17 s against 0.12 s for LAMBADA at full scale)
         per_doc AS (
-            SELECT c.*, s.target, s.loglikelihoods AS lls, s.fingerprint_id
+            SELECT c.*, s.task, s.shots, s.target, s.loglikelihoods, s.fingerprint_id
             FROM SAMPLES s JOIN counted c ON s.doc_id = c.doc_id AND s.step IS NOT DISTINCT FROM c.last
             WHERE s.model = $model AND s.task = $task AND s.shots = $shots
-              AND s.run_id IN (SELECT run_id FROM chosen)),
-        stats AS (
-            SELECT f.doc_id, f.steps, f.learned_at, f.flips, f.final_correct, {margin} AS final_margin,
-                   f.target, f.lls AS loglikelihoods, f.fingerprint_id, $task AS task, $shots AS shots
-            FROM per_doc f LEFT JOIN TARGETS d {_same_document("f")})
-        SELECT s.doc_id, s.steps, s.learned_at, s.flips, s.final_correct, s.final_margin{_final_value(key)}
+              AND s.run_id IN (SELECT run_id FROM chosen))
+        SELECT s.doc_id, s.steps, s.learned_at, s.flips, s.final_correct, {margin} AS final_margin{_final_value(key)}
+        FROM per_doc s {DOCUMENT_JOIN}
         ORDER BY s.doc_id"""
     return _read(path, sql, key.params())
 
 
 def _final_value(key: ItemsKey) -> str:
-    """The end of item_stats' query: a continuous metric's value at each document's last step,
-    from its loglikelihoods there (and its document), as `s` (the stats) and `d` in metrics.py."""
-    if key.metric not in DERIVED:
-        return " FROM stats s"
-    value, join = value_sql(key.metric)
-    return f", {value} AS final_{key.metric} FROM stats s {join}"
+    """A continuous metric's value at each document's last step, from its loglikelihoods there
+    and its document (`s` and `d` as in metrics.py), as item_stats' last column; none for acc."""
+    return f", {value_sql(key.metric)[0]} AS final_{key.metric}" if key.metric in DERIVED else ""
 
 
 def item_cells(path: Path, key: ItemsKey, doc_ids: list[int]) -> pd.DataFrame:
@@ -181,7 +157,7 @@ def item_history(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
         WITH {_CHOSEN}
         SELECT s.step, s.{key.column} AS correct, {margin} AS margin, s.loglikelihoods,
                coalesce(s.target, d.target) AS target
-        FROM SAMPLES s LEFT JOIN TARGETS d {_same_document("s")}
+        FROM SAMPLES s {DOCUMENT_JOIN}
         WHERE s.model = $model AND s.task = $task AND s.shots = $shots AND s.doc_id = $doc
           AND s.run_id IN (SELECT run_id FROM chosen)
         ORDER BY s.step"""
@@ -210,8 +186,7 @@ def by_scale(path: Path, key: ItemsKey, doc_id: int) -> pd.DataFrame:
     sql = f"""
         WITH {_last_checkpoints(key)}
         SELECT s.model, s.step, arg_min(s.{key.column}, k.rank) AS correct, arg_min({margin}, k.rank) AS margin
-        FROM SAMPLES s JOIN last USING (model, step) JOIN ranked k USING (run_id)
-             LEFT JOIN TARGETS d {_same_document("s")}
+        FROM SAMPLES s JOIN last USING (model, step) JOIN ranked k USING (run_id) {DOCUMENT_JOIN}
         WHERE s.task = $task AND s.shots = $shots AND s.doc_id = $doc AND s.{key.column} IS NOT NULL
         GROUP BY s.model, s.step ORDER BY s.model"""
     return _read(path, sql, key.params(every_model=True, doc=doc_id))

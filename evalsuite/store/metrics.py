@@ -51,13 +51,14 @@ DERIVED = ("p_correct", "bpb")  # computed here, never stored in the scores tabl
 # doc_id alone, as before.
 DOCUMENT_KEY = ["doc_id", "fingerprint_id"]
 
-# Each sample's own document `d`, as a join from a sample `s` of SAMPLES (store/stand_ins.py):
-# the one its fingerprint names, never another text stored under its doc_id (an import of other
-# data); a sample with no fingerprint (an older store's, where it was ambiguous) meets any one.
+# Each sample's own document `d`, as a join from a sample `s` of SAMPLES (store/stand_ins.py fills
+# the placeholders): the one its fingerprint names, never another text stored under its doc_id (an
+# import of other data); a sample with no fingerprint (an older store's, where it was ambiguous)
+# meets any one. Every reader that needs a sample's right answer or choices joins it.
 DOCUMENT_JOIN = (
     "LEFT JOIN (SELECT d.task, d.shots, d.doc_id, f.fingerprint_id, d.target, d.choices "
-    "FROM documents d JOIN FINGERPRINTS f USING (fingerprint) "
-    "UNION ALL SELECT task, shots, doc_id, NULL, any_value(target), any_value(choices) FROM documents "
+    "FROM DOCUMENTS d JOIN FINGERPRINTS f USING (fingerprint) "
+    "UNION ALL SELECT task, shots, doc_id, NULL, any_value(target), any_value(choices) FROM DOCUMENTS "
     "GROUP BY task, shots, doc_id) d ON d.task = s.task AND d.shots = s.shots AND d.doc_id = s.doc_id "
     "AND d.fingerprint_id IS NOT DISTINCT FROM s.fingerprint_id")
 

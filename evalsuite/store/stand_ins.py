@@ -1,9 +1,10 @@
 """What a reader's SQL sees in place of today's sample tables, whichever evalsuite wrote the store.
 
-Queries over samples name two placeholders, which `fill` replaces for the store at hand:
+Queries over samples name three placeholders, which `fill` replaces for the store at hand:
 
 - `SAMPLES`: the samples, with a `fingerprint_id` column naming the document each was scored on;
-- `FINGERPRINTS`: (fingerprint_id, fingerprint), the text each number stands for.
+- `FINGERPRINTS`: (fingerprint_id, fingerprint), the text each number stands for;
+- `DOCUMENTS`: the documents table, or no rows in a store made before documents were kept.
 
 A store made by today's evalsuite (or brought up to date by `store.init`) gets its own tables. A
 store no evalsuite of today has written is read as it is, since readers open it read-only:
@@ -14,11 +15,15 @@ store no evalsuite of today has written is read as it is, since readers open it 
 
 from __future__ import annotations
 
+from evalsuite.store.db import has_table
+
 TODAY = {"SAMPLES": "samples", "FINGERPRINTS": "fingerprints"}
 FINGERPRINT_TEXT = {"SAMPLES": "(SELECT * EXCLUDE (fingerprint), fingerprint AS fingerprint_id FROM samples)",
                     "FINGERPRINTS": "(SELECT DISTINCT fingerprint AS fingerprint_id, fingerprint FROM documents)"}
 NO_FINGERPRINT = {"SAMPLES": "(SELECT *, NULL::INTEGER AS fingerprint_id FROM samples)",
                   "FINGERPRINTS": "(SELECT NULL::INTEGER AS fingerprint_id, NULL::VARCHAR AS fingerprint WHERE false)"}
+NO_DOCUMENTS = ("(SELECT NULL::VARCHAR AS task, NULL::INTEGER AS shots, NULL::INTEGER AS doc_id, "
+                "NULL::VARCHAR AS fingerprint, NULL::INTEGER AS target, NULL::VARCHAR[] AS choices WHERE false)")
 
 
 def sample_columns(con) -> set[str]:
@@ -30,9 +35,9 @@ def sample_columns(con) -> set[str]:
 
 
 def fill(con, sql: str) -> str:
-    """`sql` with SAMPLES and FINGERPRINTS replaced by what this store (`con`) holds."""
+    """`sql` with SAMPLES, FINGERPRINTS and DOCUMENTS replaced by what this store (`con`) holds."""
     held = sample_columns(con)
     chosen = TODAY if "fingerprint_id" in held else FINGERPRINT_TEXT if "fingerprint" in held else NO_FINGERPRINT
     for placeholder, relation in chosen.items():
         sql = sql.replace(placeholder, relation)
-    return sql
+    return sql.replace("DOCUMENTS", "documents" if has_table(con, "documents") else NO_DOCUMENTS)
