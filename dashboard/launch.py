@@ -41,6 +41,9 @@ def _check_port(host: str, port: int) -> None:
         raise EvalsuiteError(f"cannot listen on {host!r}: not an address of this machine "
                              f"({getattr(exc, 'strerror', None) or exc})") from None
     with socket.socket(family, kind, proto) as sock:
+        # as the server binds (tornado sets it): a port held only by the closed connections of a
+        # dashboard stopped a moment ago (TIME_WAIT, up to a minute) is free; a listener is not
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(address)
         except OSError as exc:

@@ -319,6 +319,25 @@ def test_dashboard_command_refuses_a_busy_port_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and f"127.0.0.1:{port}" in err and "--port" in err
 
 
+def test_a_port_left_by_a_dashboard_just_stopped_is_free():
+    """A server that closed its connections leaves them in TIME_WAIT for up to a minute: the
+    dashboard binds there (as Streamlit does), so it must not call the port busy."""
+    import socket
+
+    from dashboard import launch
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Streamlit's server (tornado) binds
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+    client.close()
+    launch._check_port("127.0.0.1", port)
+
+
 # --- Issue 11: links and stored names are shown as text; nothing displaces the published value ---
 
 LINK = "[sign in](https://evil.example/login)"
