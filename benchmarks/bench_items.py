@@ -22,7 +22,7 @@ read the server process's peak resident memory (VmHWM).
 
     python benchmarks/bench_items.py                 # build, measure, delete the store
     python benchmarks/bench_items.py --keep          # ... and keep it
-    python benchmarks/bench_items.py --reuse --keep  # measure a store kept from an earlier run
+    python benchmarks/bench_items.py --reuse         # measure a store kept from an earlier run
 
 Targets (issue 10): each query the view runs <= 1 s; the dashboard process < 2 GB resident.
 """
@@ -417,8 +417,9 @@ def within_target(timings: list[tuple[str, float, float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", type=Path, default=RESULTS_DIR / "bench_items.duckdb")
-    parser.add_argument("--keep", action="store_true", help="keep the store afterwards")
-    parser.add_argument("--reuse", action="store_true", help="measure an existing store instead of building one")
+    parser.add_argument("--keep", action="store_true", help="keep the store it builds afterwards")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure an existing store instead of building one (it is kept)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--models", default=None, help="a comma list, smallest first (default: all 16)")
     parser.add_argument("--pages-only", action="store_true", help="with --reuse: only the dashboard's page timings")
@@ -447,7 +448,7 @@ def main() -> None:
             print(within_target(timings))
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
     finally:
-        if not args.keep:
+        if not (args.keep or args.reuse):  # a store it did not build is not its to delete
             args.db.unlink(missing_ok=True)
             args.db.with_name(args.db.name + ".wal").unlink(missing_ok=True)
 
