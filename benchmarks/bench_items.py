@@ -288,10 +288,11 @@ def pages(models: list[str]) -> list[tuple[str, str, int, int]]:
     shows when done: the Items view's selections, then every other view as it opens (its defaults)."""
     (big, task, _), (middle, norm_task, _), _ = selections(models)
     first = f"?view=items&model={big}&task={task}"
-    return [(f"items: {big} {task}", first, 6, 2), ("items: same, a document picked", first + "&doc=2000", 6, 2),
-            ("items: same, heat map page 10", first + "&docs=10", 6, 2),
-            (f"items: {middle} {norm_task} acc_norm", f"?view=items&model={middle}&task={norm_task}&norm=1", 6, 2),
-            ("items: opened with no task (most flips)", f"?view=items&model={middle}", 6, 2),
+    # an Items page shows a document's two charts, its scale chart and its table once one is picked
+    return [(f"items: {big} {task}", first, 3, 1), ("items: same, a document picked", first + "&doc=2000", 6, 2),
+            ("items: same, heat map page 10", first + "&docs=10", 3, 1),
+            (f"items: {middle} {norm_task} acc_norm", f"?view=items&model={middle}&task={norm_task}&norm=1", 3, 1),
+            ("items: opened with no task (most flips)", f"?view=items&model={middle}", 3, 1),
             ("training curves (markers, bands)", "?view=training", 1, 1),
             ("training curves, p_correct, smoothed", "?view=training&metric=p_correct&smooth=1", 1, 1),
             ("scaling curves (model card, fits)", "?view=scaling", 5, 0),

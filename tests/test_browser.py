@@ -232,7 +232,7 @@ def test_a_crafted_link_shows_its_values_as_text_in_a_real_browser(server, brows
 def test_items_view_renders_and_picking_a_row_shows_that_document(server, browser):
     """Issue 10 in the real renderer: the heat map, the two distributions, the document table; a
     click on a table row picks that document (the link follows) and shows its prompt."""
-    page = _open(browser, server + "/?view=items&model=pythia-160m", 6, "items")
+    page = _open(browser, server + "/?view=items&model=pythia-160m", 3, "items")
     charts = page.locator("[data-testid='stVegaLiteChart']")
     assert _colours(charts.first.screenshot()) > 20  # right and wrong cells, not an empty frame
     assert page.get_by_text("Learned for good").count() == 1

@@ -23,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import download
 from dashboard.data import add_model_columns
 from dashboard.views.compare import differences
+from dashboard.views.items import PICK_ONE
 from evalsuite import store
 from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.catalog.pythia import FINAL_STEP
@@ -531,7 +532,8 @@ def test_items_view_shows_what_evalsuite_items_computes(learning_db, monkeypatch
         table["doc_id"]))
     learned = table["learned_at"].dropna().tolist()
     assert learned == sorted(learned) and table["learned_at"].isna().tolist() == sorted(table["learned_at"].isna())
-    heat, learned_bars, flips, scale, curves, margins = _charts(at)  # the page's order
+    heat, learned_bars, flips = _charts(at)  # the page's order; no document is shown until one is picked
+    assert at.selectbox(key="doc").value is None and PICK_ONE in [c.value for c in at.caption] and not at.text
     runs = heat[1]  # runs of equal outcome (charts.heat_runs), each document's covering every checkpoint
     assert runs["doc_id"].nunique() == 60 and (runs.groupby("doc_id")["checkpoints"].sum() == len(ITEM_STEPS)).all()
     assert set(runs["from_step"]) | set(runs["to_step"]) <= set(ITEM_STEPS) and len(runs) < 60 * len(ITEM_STEPS)
@@ -540,7 +542,6 @@ def test_items_view_shows_what_evalsuite_items_computes(learning_db, monkeypatch
     never = int(table["learned_at"].isna().sum())
     assert learned_bars[1]["documents"].sum() == 60 - never and f"({never:,} not learned" in learned_bars[0]["title"]
     assert flips[1]["documents"].sum() == 60
-    assert set(scale[1]["model"]) == {"pythia-70m", "pythia-160m"}
     assert [b.proto.label for b in at.download_button][-2:] == ["Download CSV", "Download JSON"]
 
 
@@ -556,7 +557,9 @@ def test_picking_an_item_shows_it_and_the_link_holds_it(learning_db, monkeypatch
     choices = at.table[0].value
     assert choices.index.tolist() == ["0 (right)", "1"] and choices["text"].tolist() == [f" yes {doc}", f" no {doc}"]
     history = items.item_history(learning_db, items.ItemsKey("pythia-70m", "piqa"), doc)
-    curves = _charts(at)[4][1]
+    heat, learned_bars, flips, scale, curves, margins = _charts(at)  # the document's three after the view's
+    assert set(scale[1]["model"]) == {"pythia-70m", "pythia-160m"} and PICK_ONE not in [c.value for c in at.caption]
+    curves = curves[1]
     right = curves[curves["choice"] == "0 (right)"].sort_values("step")
     assert right["loglikelihood"].tolist() == [lls[0] for lls in history["loglikelihoods"]]
     again = open_app(learning_db, monkeypatch, view="items", doc=str(doc))  # the link reopens it
@@ -573,8 +576,8 @@ def test_the_document_table_lists_the_heat_maps_documents_and_the_selector_every
     runs = _charts(at)[0][1]  # the heat map's rows
     assert len(listed) == 10 and set(listed) == set(runs["doc_id"].astype(int))
     assert "**Documents** in the heat map, 10 of 60" in " ".join(m.value for m in at.markdown)
-    every = at.selectbox(key="doc").options
-    assert len(every) == 60 and at.selectbox(key="doc").value == listed[0]
+    every = at.selectbox(key="doc").options[1:]  # after "none yet"
+    assert len(every) == 60 and at.selectbox(key="doc").value is None
     elsewhere = next(int(d) for d in every if int(d) not in listed)
     again = open_app(learning_db, monkeypatch, view="items", doc=str(elsewhere))  # any document, by link
     assert_clean(again)

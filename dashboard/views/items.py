@@ -6,6 +6,10 @@ a table of the heat map's documents (the download holds all); one picked from it
 document by id, shows its prompt and choices, each choice's
 loglikelihood over training, and which model sizes get it right at their last checkpoint. The
 numbers are `evalsuite items`' (store/items.py); the view reads only what it draws.
+
+A document is shown once picked (a row, the selector, or `doc=` in the link), not the first one
+by default: its text, its table and three charts were a third of what the browser drew on every
+opening at full scale (issue 18: every view within 2 s), for a document nobody had asked about.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ HOW_TO_GET = (
     "A sweep stores every document's outcome: `evalsuite run --model pythia-160m --steps published` "
     "(or `evalsuite run` for the demo model); so does `evalsuite import` of lm-eval output written "
     "with `--log_samples`.")
+PICK_ONE = ("Pick a row of the table (or a document by id above) to see its prompt and choices, each "
+            "choice's loglikelihood over training, and which model sizes get it right.")
 NO_SAMPLES = ("This store holds no per-document samples, only aggregate scores (EleutherAI's published "
               "numbers are aggregates). " + HOW_TO_GET)
 
@@ -75,7 +81,10 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
         right.info(f"No document flipped: each of the {len(table):,} is right at every checkpoint or wrong "
                    "at every one, so there is no spread of flips to draw.")
     doc_id = _document_table(path, key, table, listed)
-    _document(path, key, doc_id, table, steps)
+    if doc_id is None:
+        st.caption(PICK_ONE)
+    else:
+        _document(path, key, doc_id, table, steps)
     download.offer(table, f"items_{key.model}_{key.task}_{key.metric}_{key.shots}shot", "items")
     return table
 
@@ -169,10 +178,11 @@ def _heat_map(path: Path, key: ItemsKey, table: pd.DataFrame, steps: list[int]) 
     return doc_ids
 
 
-def _document_table(path: Path, key: ItemsKey, table: pd.DataFrame, listed: list[int]) -> int:
+def _document_table(path: Path, key: ItemsKey, table: pd.DataFrame, listed: list[int]) -> int | None:
     """The heat map's documents, a row each; picking a row (or any document in the selector below)
-    shows that document. Not every document: LAMBADA's 5,153 rows and their labels in the selector
-    were a megabyte for the browser on every opening; the download holds them all."""
+    shows that document; None until one is picked. Not every document: LAMBADA's 5,153 rows and
+    their labels in the selector were a megabyte for the browser on every opening; the download
+    holds them all."""
     st.markdown(f"**Documents** in the heat map, {len(listed):,} of {len(table):,} (pick a row, or any "
                 "document below; the download holds all of them)")
     ends = data.item_query(path, "prompt_ends_of", key)
@@ -186,7 +196,8 @@ def _document_table(path: Path, key: ItemsKey, table: pd.DataFrame, listed: list
                                 "models": st.column_config.NumberColumn("sizes"),
                                 "prompt_end": st.column_config.TextColumn("prompt (end)")})
     every = table["doc_id"].astype(int).tolist()  # by id alone: the table and the header below say the rest
-    return state.choice(st.selectbox, "Document", "doc", every, ids[0] if ids else every[0])
+    return state.choice(st.selectbox, "Document", "doc", [None, *every], None,
+                        format_func=lambda d: "none yet: pick a row, or type an id" if d is None else str(d))
 
 
 def _picked_row(ids: list[int]) -> None:
