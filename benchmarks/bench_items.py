@@ -18,7 +18,8 @@ model and two others), times a page's seven queries one by one and then inside o
 opening (as a dashboard page runs them), times `evalsuite export --format samples` of
 every row, and serves the real dashboard on the store,
 opening the Items view in Chromium (where /usr/bin/chromium exists) for several selections, to
-read the server process's peak resident memory (VmHWM).
+read the server process's peak resident memory (VmHWM). Last, the floor: streamlit_floor.py's page
+of one small table, served and opened the same way, what any page costs on this machine.
 
     python benchmarks/bench_items.py                 # build, measure, delete the store
     python benchmarks/bench_items.py --keep          # ... and keep it
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,14 +256,27 @@ class Served:
     pid: int
 
 
-@contextlib.contextmanager
 def serve(db: Path, tree: Path | None = None):
     """`evalsuite dashboard` on `db` on a free port until the block ends (from the source tree
     `tree` where given, its evalsuite and dashboard first on the path); yields its port and pid."""
-    port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(tree)) if tree else None
-    proc = subprocess.Popen([sys.executable, "-m", "evalsuite", "dashboard", "--db", str(db), "--port", str(port)],
-                            cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    return _served(lambda port: [sys.executable, "-m", "evalsuite", "dashboard", "--db", str(db),
+                                 "--port", str(port)], tree, env)
+
+
+def serve_floor():
+    """benchmarks/streamlit_floor.py, served as `evalsuite dashboard` serves the app."""
+    from dashboard.launch import RUNNER
+
+    return _served(lambda port: [sys.executable, "-m", "streamlit", "run", str(FLOOR_APP), "--server.address",
+                                 "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+                                 "--browser.gatherUsageStats", "false", *RUNNER])
+
+
+@contextlib.contextmanager
+def _served(command: Callable[[int], list[str]], cwd: Path | None = None, env: dict | None = None):
+    port = _free_port()
+    proc = subprocess.Popen(command(port), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         _wait_healthy(port)
@@ -334,6 +349,22 @@ def dashboard(db: Path, models: list[str]) -> tuple[list[tuple[str, float, float
                         os.getloadavg()[0]))
         browser.close()
         return timings, _peak_rss_mb(server.pid)
+
+
+FLOOR_APP = Path(__file__).resolve().parent / "streamlit_floor.py"
+
+
+def floor(rounds: int = 5) -> tuple[float, float]:
+    """streamlit_floor.py's page: (seconds, first in a new browser profile; median opened again)."""
+    from playwright.sync_api import sync_playwright
+
+    with serve_floor() as server, sync_playwright() as p:
+        browser = chromium(p)
+        profile = new_profile(browser)
+        first = _draw_time(profile, server.port, "", 0, 1)
+        again = [_draw_time(profile, server.port, "", 0, 1) for _ in range(rounds)]
+        browser.close()
+        return first, statistics.median(again)
 
 
 def _draw_time(context, port: int, query: str, charts: int, tables: int) -> float:
@@ -447,6 +478,9 @@ def main() -> None:
                       f"(load average {load:.1f})")
             print(f"dashboard process        peak resident {peak:,.0f} MiB, at the end {now:,.0f} MiB")
             print(within_target(timings))
+            first, again = floor()
+            print(f"floor                {again:.1f} s opened again (median of 5), {first:.1f} s first in a new "
+                  "browser profile: a page of one small table (streamlit_floor.py), what any page costs here")
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
     finally:
         if not (args.keep or args.reuse):  # a store it did not build is not its to delete

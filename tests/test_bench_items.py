@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from evalsuite.catalog.pythia import ALL_STEPS
 from evalsuite.records import Sample
@@ -35,3 +36,15 @@ def test_the_items_benchmark_builds_what_a_sweep_writes(tmp_path, monkeypatch):
         # each run's p_correct and bpb on each task, as the jobs' transactions store them
         (means,), = con.execute("SELECT count(*) FROM sample_means").fetchall()
         assert means == 2 * 5 * len(ALL_STEPS)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is absent (.ci/run installs it)")
+def test_the_floor_page_is_served_and_drawn(monkeypatch):
+    """The floor bench_items.py prints beside the dashboard's pages: streamlit_floor.py, served
+    with the dashboard's runner settings, drawn in the same browser."""
+    pytest.importorskip("playwright")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_items
+
+    first, again = bench_items.floor(rounds=1)
+    assert 0 < again and 0 < first < 60
