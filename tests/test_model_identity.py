@@ -62,6 +62,18 @@ def test_revisions_of_other_suites_give_step_and_the_tokens_they_name():
         _ident("pretrained=allenai/OLMo-1B-hf,revision=v1.0")
 
 
+def test_an_adapters_base_model_revision_is_not_read():
+    """The step of an adapter's file is --step's, whatever its base model's revision: a branch name
+    there refused the file, --model and all; a base checkpoint's step was parsed, then set aside."""
+    for revision in ("instruct-v2", "step1000", "main"):
+        ident = _ident(f"pretrained=EleutherAI/pythia-160m,revision={revision},peft=/runs/lora/checkpoint-300",
+                       model="pythia-160m-lora")
+        assert (ident.model, ident.step, ident.tokens) == ("pythia-160m-lora", None, None)
+        assert ident.model_source == f"EleutherAI/pythia-160m@{revision} + peft=/runs/lora/checkpoint-300"
+    given = _ident("pretrained=EleutherAI/pythia-160m,revision=instruct-v2,peft=/runs/lora", model="lora", step=300)
+    assert (given.model, given.step) == ("lora", 300)
+
+
 def test_checkpoint_folders_as_trainers_name_them_give_the_model_and_step():
     """Hugging Face Trainer, DeepSpeed, Megatron and by-hand folder names: the folder above is the
     model, never the checkpoint folder itself."""

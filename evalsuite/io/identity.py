@@ -142,13 +142,13 @@ def identify(raw: dict, model: str | None = None, step: int | None = None,
     catalog = catalog or builtin_catalog()
     args = _model_args(raw.get("config") or {})
     pretrained, adapter = args.get("pretrained"), _adapter(args, model)
-    loaded, named = _cached(pretrained, args.get("revision"))  # no revision: a Hub repository's main
-    spec, found_step = _model_of(loaded, catalog) if loaded else (None, None)
-    found_step, named_tokens = _revision_step(named or (MAIN if loaded and _is_hub(loaded) else None),
-                                              spec or catalog.get(model or "") or ModelSpec(model or "?"),
-                                              found_step, step)
-    if adapter:  # the base model's checkpoint is not the step of the model evaluated
-        spec, found_step, named_tokens = None, None, None
+    spec, found_step, named_tokens = None, None, None
+    if not adapter:  # with one, the base model's name and revision are not the model evaluated's
+        loaded, named = _cached(pretrained, args.get("revision"))  # no revision: a Hub repository's main
+        spec, found_step = _model_of(loaded, catalog) if loaded else (None, None)
+        found_step, named_tokens = _revision_step(named or (MAIN if loaded and _is_hub(loaded) else None),
+                                                  spec or catalog.get(model or "") or ModelSpec(model or "?"),
+                                                  found_step, step)
     block = _evalsuite_block(raw)
     found_model = block.get("model") or (spec.name if spec else None)
     found_step = block["step"] if "step" in block else found_step
