@@ -82,6 +82,30 @@ def test_documents_stored_after_their_samples_give_bpb_then(tmp_path):
     _same(db)
 
 
+def test_a_job_that_brings_new_documents_works_the_means_out_once(tmp_path, monkeypatch):
+    """An import's first file of a task brings its documents: its own run's means and those of
+    every run with samples of that task (one stored before, without documents) come out of one
+    pass, not its run twice (once as a run with samples, once for the documents it gained)."""
+    from evalsuite.store import means
+
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    store.write_job(db, job("pythia-70m", 1000, samples=outcomes("pythia-70m", 1000, "piqa", [True, False, True])))
+    passes = []
+    refresh = means.refresh
+    monkeypatch.setattr(means, "refresh", lambda con, where, params: (passes.append(where),
+                                                                      refresh(con, where, params)))
+    record = job("pythia-70m", 2000, samples=outcomes("pythia-70m", 2000, "piqa", [True, True, False]))
+    record.documents = documents("piqa", 3)
+    store.write_job(db, record)
+    assert len(passes) == 1
+    assert list(derived_scores(db, "bpb").n) == [3, 3]  # both runs: the earlier one gained its texts too
+    _same(db)
+    store.write_jobs(db, [job("pythia-70m", 4000, samples=outcomes("pythia-70m", 4000, "piqa", [True] * 3))])
+    assert len(passes) == 2 and list(derived_scores(db, "bpb").n) == [3, 3, 3]
+    _same(db)
+
+
 def test_a_replaced_job_replaces_its_means(tmp_path):
     db = tmp_path / "store.duckdb"
     store.init(db, seed=False)

@@ -47,9 +47,9 @@ def write_jobs(path: Path, records: list[JobRecord]) -> list[list[str]]:
         insert(con, Run, [record.run for record, _ in picked])
         insert(con, Score, [s for record, tasks in picked for s in record.scores if s.task in tasks])
         insert(con, Sample, [s for record, tasks in picked for s in record.samples if s.task in tasks])
-        _insert_documents(con, [d for record, tasks in picked for d in record.documents if d.task in tasks])
+        gained = _insert_documents(con, [d for record, tasks in picked for d in record.documents if d.task in tasks])
         write_models(con, [record.model for record, _ in picked if record.model])
-        _refresh_runs(con, [record.run.run_id for record, _ in picked if record.samples])
+        _refresh(con, [record.run.run_id for record, _ in picked if record.samples], gained)
     return written
 
 
@@ -57,33 +57,39 @@ def write_documents(path: Path, documents: list[Document]) -> int:
     """Store the documents a sweep evaluates (once per sweep, before its jobs); those already
     stored are left alone. Returns how many were new."""
     with transaction(path) as con:
-        return _insert_documents(con, documents)
+        gained = _insert_documents(con, documents)
+        _refresh(con, [], gained)
+        return sum(gained.values())
 
 
 # How many documents each task and shot count has.
 _DOCUMENT_COUNTS = "SELECT task, shots, count(*) FROM documents GROUP BY task, shots"
 
 
-def _insert_documents(con, documents: list[Document]) -> int:
-    """Store the documents not stored yet and return how many were new. Where a task and shot
-    count gained any, the means of every run with samples of it are worked out again (means.py:
-    bpb needs a document's text, p_correct may need its right answer)."""
+def _insert_documents(con, documents: list[Document]) -> dict[tuple[str, int], int]:
+    """Store the documents not stored yet; returns how many each task and shot count gained."""
     if not documents:
-        return 0
+        return {}
     before = {(t, s): n for t, s, n in con.execute(_DOCUMENT_COUNTS).fetchall()}
     insert(con, Document, documents, on_key="skip")
-    gained = {(t, s): n - before.get((t, s), 0) for t, s, n in con.execute(_DOCUMENT_COUNTS).fetchall()
-              if n != before.get((t, s))}
+    return {(t, s): n - before.get((t, s), 0) for t, s, n in con.execute(_DOCUMENT_COUNTS).fetchall()
+            if n != before.get((t, s))}
+
+
+def _refresh(con, run_ids: list[str], gained: dict[tuple[str, int], int]) -> None:
+    """Work out again, in one pass, the means of these runs and of every run with samples of a task
+    and shot count that gained documents (means.py: bpb needs a document's text, p_correct may need
+    its right answer); a job's own run is often both."""
+    where: list[str] = []
+    params: dict[str, list] = {}
+    if run_ids:  # IN, a hash join: list_contains over a full suite's samples took 0.09 s, this 0.02 to 0.04
+        where.append("run_id IN (SELECT unnest($runs))")
+        params["runs"] = sorted(set(run_ids))
     if gained:
-        means.refresh(con, "list_contains($pairs, [task, shots::VARCHAR])",
-                      {"pairs": [[t, str(s)] for t, s in gained]})
-    return sum(gained.values())
-
-
-def _refresh_runs(con, run_ids: list[str]) -> None:
-    # IN, a hash join: list_contains over a full suite's samples took 0.09 s, this 0.02 to 0.04 (a throwaway probe)
-    if run_ids:
-        means.refresh(con, "run_id IN (SELECT unnest($runs))", {"runs": sorted(set(run_ids))})
+        where.append("list_contains($pairs, [task, shots::VARCHAR])")
+        params["pairs"] = [[t, str(s)] for t, s in sorted(gained)]
+    if where:
+        means.refresh(con, " OR ".join(where), params)
 
 
 def _new_tasks(stored: set, key: JobKey, scores: list[Score]) -> list[str]:
@@ -113,13 +119,14 @@ def _write(con, record: JobRecord, replace: bool) -> list[str]:
         marks = ", ".join("?" for _ in replaced)
         con.execute(f"DELETE FROM runs WHERE run_id IN ({marks}) AND run_id NOT IN "
                     "(SELECT run_id FROM scores)", sorted(replaced)).fetchall()
+    gained: dict[tuple[str, int], int] = {}
     if written:
         insert(con, Run, [record.run])
         insert(con, Score, [s for s in record.scores if s.task in written])
         insert(con, Sample, [s for s in record.samples if s.task in written])
-        _insert_documents(con, [d for d in record.documents if d.task in written])
+        gained = _insert_documents(con, [d for d in record.documents if d.task in written])
         write_models(con, [record.model] if record.model else [])
-    _refresh_runs(con, sorted(replaced) + ([record.run.run_id] if written and record.samples else []))
+    _refresh(con, sorted(replaced) + ([record.run.run_id] if written and record.samples else []), gained)
     return written
 
 
