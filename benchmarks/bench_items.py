@@ -51,7 +51,7 @@ from evalsuite import store
 from evalsuite.catalog.entries import builtin_catalog
 from evalsuite.catalog.pythia import ALL_STEPS
 from evalsuite.paths import RESULTS_DIR
-from evalsuite.store import items, means
+from evalsuite.store import items, means, writes
 
 TASK_ORDER = ["lambada_openai", "piqa", "winogrande", "arc_easy", "sciq"]  # tasks.yaml's: a sweep's order
 NORM_TASKS = ("piqa", "arc_easy", "sciq")  # the tasks with acc_norm
@@ -119,11 +119,10 @@ def _samples_sql(skill: float) -> str:
     ORDER BY step, task_order, doc_id"""
 
 
-# Each document's fingerprint numbered as a sweep's first checkpoint numbers them (writes.intern).
+# Each document's fingerprint in the order a sweep's first checkpoint brings them (writes.intern numbers them).
 FINGERPRINTS_SQL = f"""
-    INSERT INTO fingerprints
-    SELECT row_number() OVER (ORDER BY min(list_position({TASK_ORDER}, task)), min(doc_id)), fingerprint
-    FROM documents WHERE shots = 0 GROUP BY fingerprint"""
+    SELECT fingerprint FROM documents WHERE shots = 0 GROUP BY fingerprint
+    ORDER BY min(list_position({TASK_ORDER}, task)), min(doc_id)"""
 
 RUNS_SQL = """
     INSERT INTO runs (run_id, source, model, step, backend, doc_limit, dtype, device, started_at, finished_at)
@@ -149,7 +148,7 @@ def build(db: Path, models: list[str], threads: int) -> dict:
     documented, before = time.perf_counter(), db.stat().st_size
     with duckdb.connect(str(db)) as con:
         con.execute(f"SET threads = {threads}; SET memory_limit = '6GB'; SET preserve_insertion_order = true")
-        con.execute(FINGERPRINTS_SQL)
+        writes.intern(con, "fingerprints", "fingerprint", [f for (f,) in con.execute(FINGERPRINTS_SQL).fetchall()])
         for model in models:
             con.execute(RUNS_SQL, {"model": model, "steps": ALL_STEPS})
             con.execute(_samples_sql(_skill(model)), {"model": model})

@@ -47,11 +47,10 @@ FROM (SELECT task, shots, doc_id, any_value(fingerprint) AS fingerprint FROM doc
 WHERE samples.task = d.task AND samples.shots = d.shots AND samples.doc_id = d.doc_id;
 """
 # A store whose samples held the fingerprint's text (2026-12-06 to 12-07): each distinct one is
-# stored once, numbered in the order first stored, as writes.insert numbers them.
-INTERN_FINGERPRINTS = """
-INSERT INTO fingerprints
-SELECT (SELECT coalesce(max(fingerprint_id), 0) FROM fingerprints) + row_number() OVER (ORDER BY first), fingerprint
-FROM (SELECT fingerprint, min(rowid) AS first FROM samples WHERE fingerprint IS NOT NULL GROUP BY fingerprint);
+# stored once (writes.intern numbers them, in the order first stored), then named by its number.
+FIRST_STORED = ("SELECT fingerprint FROM samples WHERE fingerprint IS NOT NULL GROUP BY fingerprint "
+                "ORDER BY min(rowid)")
+NAME_BY_NUMBER = """
 ALTER TABLE samples ADD COLUMN fingerprint_id INTEGER;
 UPDATE samples SET fingerprint_id = f.fingerprint_id FROM fingerprints f WHERE samples.fingerprint = f.fingerprint;
 ALTER TABLE samples DROP COLUMN fingerprint;
@@ -73,7 +72,10 @@ def _number_fingerprints(con, tables: set[str]) -> None:
             con.execute("ALTER TABLE samples ADD COLUMN fingerprint VARCHAR")
         else:
             con.execute(BACKFILL_FINGERPRINTS).fetchall()
-    con.execute(INTERN_FINGERPRINTS).fetchall()
+    from evalsuite.store.writes import intern  # writes builds on this module's tables
+
+    intern(con, "fingerprints", "fingerprint", [f for (f,) in con.execute(FIRST_STORED).fetchall()])
+    con.execute(NAME_BY_NUMBER).fetchall()
 
 
 def _base(hint) -> tuple[object, bool]:
