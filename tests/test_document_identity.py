@@ -253,3 +253,35 @@ def test_a_curve_never_pairs_a_doc_id_across_a_change_of_text(tmp_path):
     assert list(changes(db, SWEPT).n_docs) == [3, 3]
     later = compare(db, Checkpoint("pythia-70m", 2000, "local"), Checkpoint("pythia-70m", 3000, "local"))
     assert list(later.n_docs) == [3]
+
+
+def test_a_doc_id_scored_on_two_texts_across_checkpoints_is_said(tmp_path, monkeypatch, capsys):
+    """The Items view and `evalsuite items` follow a document by doc_id across a model's
+    checkpoints: where the task's data changed between them (doc 0's text at step 2000 is another),
+    they say so, and how many; a store with one text per doc_id says nothing."""
+    from dataclasses import replace
+
+    from evalsuite.cli import main
+
+    db = tmp_path / "store.duckdb"
+    store.init(db, seed=False)
+    _sweep(db)
+    assert items.mixed_texts(db, SWEPT) == 0
+    argv = ["items", "--db", str(db), "--model", "pythia-70m", "--task", "piqa"]
+    assert main(argv) == 0 and "warning" not in capsys.readouterr().out
+    changed = replace(documents("piqa", 1)[0], fingerprint="f" * 64, prompt="Question 0, reworded?\nAnswer:")
+    samples = outcomes("pythia-70m", 4000, "piqa", [True, True, True])
+    for sample, fingerprint in zip(samples, [changed.fingerprint, *[d.fingerprint for d in documents("piqa", 3)[1:]]]):
+        sample.fingerprint = fingerprint
+    record = job("pythia-70m", 4000, [("piqa", "acc", 1.0, 0.0)], samples=samples)
+    record.documents = [changed]
+    store.write_job(db, record)
+    assert items.mixed_texts(db, SWEPT) == 1
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "warning: 1 document(s) were scored on more than one text across these checkpoints (the task's data "
+        "changed between runs); their learned_at and flips join the texts")
+    at = open_app(db, monkeypatch, view="items")
+    assert [w.value for w in at.warning] == [
+        "1 document(s) were scored on more than one text across these checkpoints (the task's data changed "
+        "between runs); their learned_at and flips join the texts."]

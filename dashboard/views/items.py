@@ -24,6 +24,7 @@ import streamlit as st
 from dashboard import data, download, item_charts, pickers, state
 from dashboard.draw import draw
 from dashboard.text import code
+from evalsuite.io.items import mixed_texts_note
 from evalsuite.store.items import ItemsKey
 from evalsuite.store.metrics import DERIVED
 from evalsuite.store.seed import shipped_run_ids
@@ -145,6 +146,9 @@ def _summary(path: Path, key: ItemsKey, table: pd.DataFrame) -> list[int]:
     tiles[2].metric("Median flips", f"{table['flips'].median():g}")
     tiles[3].metric("Learned, forgotten, learned again", f"{again.sum():,}",
                     help="Learned for good after at least two changes between right and wrong.")
+    mixed = data.mixed_texts(path, key)
+    if mixed:
+        st.warning(mixed_texts_note(mixed) + ".")
     st.caption(f"{n:,} documents of {code(key.task)} x {len(steps)} checkpoints of {code(key.model)} "
                f"(steps {steps[0]} to {steps[-1]}), source {code(key.source)}, right by "
                f"{code('acc_norm' if key.metric == 'acc_norm' else 'acc')}, {key.shots}-shot"

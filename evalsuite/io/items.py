@@ -57,8 +57,22 @@ def stats_rows(frame: pd.DataFrame, metric: str = "acc") -> list[dict]:
     return plain_rows(frame[columns(metric)])
 
 
-def summary(rows: list[dict], key: items.ItemsKey) -> str:
-    """One line: how many documents are right from some step to the last, wrong at the last, flipped."""
+def summary(rows: list[dict], key: items.ItemsKey, mixed: int = 0) -> str:
+    """One line: how many documents are right from some step to the last, wrong at the last,
+    flipped; and a second where `mixed` doc_ids were scored on more than one text."""
+    line = _counts(rows, key)
+    if mixed:
+        line += "\nwarning: " + mixed_texts_note(mixed)
+    return line
+
+
+def mixed_texts_note(mixed: int) -> str:
+    """What the dashboard and the command say where doc_ids were scored on several texts."""
+    return (f"{mixed} document(s) were scored on more than one text across these checkpoints (the task's "
+            "data changed between runs); their learned_at and flips join the texts")
+
+
+def _counts(rows: list[dict], key: items.ItemsKey) -> str:
     learned = sum(r["learned_at"] is not None for r in rows)
     wrong = sum(r["final_correct"] is False for r in rows)  # not len - learned: a released model learns nothing
     flipped = sum(r["flips"] > 0 for r in rows)
@@ -96,7 +110,7 @@ def items_from_args(args) -> str:
         raise EvalsuiteError(f"no per-document {args.metric} of {model} on {task} ({args.shots}-shot) "
                              f"from source {source} in {db}")
     text = (json.dumps(rows, indent=1, allow_nan=False) if args.format == "json"
-            else _table(rows, args.metric) + "\n" + summary(rows, key)) + "\n"
+            else _table(rows, args.metric) + "\n" + summary(rows, key, items.mixed_texts(db, key))) + "\n"
     if not args.out:
         return text.rstrip("\n")
     if Path(args.out).is_dir():

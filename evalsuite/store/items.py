@@ -132,6 +132,19 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
     return _read(path, sql, key.params())
 
 
+def mixed_texts(path: Path, key: ItemsKey) -> int:
+    """How many doc_ids the key's checkpoints scored on more than one text (the task's data changed
+    between runs): item_stats follows a document by doc_id, so their learned_at and flips join
+    the texts. 0 for a store whose samples do not say which text they were scored on."""
+    sql = f"""
+        WITH {_CHOSEN}
+        SELECT count(*) AS n FROM (
+            SELECT doc_id FROM SAMPLES
+            WHERE model = $model AND task = $task AND shots = $shots AND run_id IN (SELECT run_id FROM chosen)
+            GROUP BY doc_id HAVING count(DISTINCT fingerprint_id) > 1)"""
+    return int(_read(path, sql, key.params())["n"].iloc[0])
+
+
 def _final_value(key: ItemsKey) -> str:
     """A continuous metric's value at each document's last step, from its loglikelihoods there
     and its document (`s` and `d` as in metrics.py), as item_stats' last column; none for acc."""
