@@ -199,16 +199,6 @@ def item_query(path: Path, name: str, *args) -> pd.DataFrame:
     return _item_query(str(path), file_stamp(path), name, frozen)
 
 
-def mixed_texts(path: Path, key: items.ItemsKey) -> int:
-    """items.mixed_texts, cached until the store changes."""
-    return _mixed_texts(str(path), file_stamp(path), key)
-
-
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
-def _mixed_texts(path: str, stamp: tuple, key: items.ItemsKey) -> int:
-    return items.mixed_texts(Path(path), key)
-
-
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
 def _item_query(path: str, stamp: tuple, name: str, args: tuple) -> pd.DataFrame:
     return ITEM_QUERIES[name](Path(path), *(list(a) if isinstance(a, tuple) else a for a in args))

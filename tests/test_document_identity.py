@@ -266,7 +266,7 @@ def test_a_doc_id_scored_on_two_texts_across_checkpoints_is_said(tmp_path, monke
     db = tmp_path / "store.duckdb"
     store.init(db, seed=False)
     _sweep(db)
-    assert items.mixed_texts(db, SWEPT) == 0
+    assert not items.item_stats(db, SWEPT).mixed_texts.any()
     argv = ["items", "--db", str(db), "--model", "pythia-70m", "--task", "piqa"]
     assert main(argv) == 0 and "warning" not in capsys.readouterr().out
     changed = replace(documents("piqa", 1)[0], fingerprint="f" * 64, prompt="Question 0, reworded?\nAnswer:")
@@ -276,7 +276,7 @@ def test_a_doc_id_scored_on_two_texts_across_checkpoints_is_said(tmp_path, monke
     record = job("pythia-70m", 4000, [("piqa", "acc", 1.0, 0.0)], samples=samples)
     record.documents = [changed]
     store.write_job(db, record)
-    assert items.mixed_texts(db, SWEPT) == 1
+    assert items.item_stats(db, SWEPT).mixed_texts.tolist() == [True, False, False]
     assert main(argv) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
         "warning: 1 document(s) were scored on more than one text across these checkpoints (the task's data "

@@ -67,8 +67,10 @@ def render(scores: pd.DataFrame, runs: pd.DataFrame, path: Path) -> pd.DataFrame
                 f"{code(key.metric)}) from source {code(key.source)}: its scores were imported without "
                 "lm-eval's samples files. " + HOW_TO_GET)
         return stats
-    table = ordered(stats.merge(data.item_query(path, "right_by_scale", key), on="doc_id", how="left"))
-    steps = _summary(path, key, table)
+    mixed = int(stats["mixed_texts"].sum())  # said above the table, not a column of it (nor of the download)
+    table = ordered(stats.drop(columns="mixed_texts").merge(data.item_query(path, "right_by_scale", key),
+                                                            on="doc_id", how="left"))
+    steps = _summary(path, key, table, mixed)
     listed = _heat_map(path, key, table, steps)
     left, right = st.columns(2)
     if table["learned_at"].notna().any():
@@ -134,8 +136,9 @@ def _most_flips(path: Path, mine: pd.DataFrame, tasks: list[str]) -> str:
     return str(flips["task"].iloc[0]) if len(flips) else tasks[0]
 
 
-def _summary(path: Path, key: ItemsKey, table: pd.DataFrame) -> list[int]:
-    """Four numbers over every document; returns the evaluated steps, in order."""
+def _summary(path: Path, key: ItemsKey, table: pd.DataFrame, mixed: int) -> list[int]:
+    """Four numbers over every document, and a warning where `mixed` doc_ids were scored on more
+    than one text; returns the evaluated steps, in order."""
     cells = data.item_query(path, "cells", key, _heat_docs(table, SPREAD))
     steps = sorted(set(cells["step"].astype(int)) | set(table["learned_at"].dropna().astype(int)))
     n, learned = len(table), table["learned_at"].notna()
@@ -146,7 +149,6 @@ def _summary(path: Path, key: ItemsKey, table: pd.DataFrame) -> list[int]:
     tiles[2].metric("Median flips", f"{table['flips'].median():g}")
     tiles[3].metric("Learned, forgotten, learned again", f"{again.sum():,}",
                     help="Learned for good after at least two changes between right and wrong.")
-    mixed = data.mixed_texts(path, key)
     if mixed:
         st.warning(mixed_texts_note(mixed) + ".")
     st.caption(f"{n:,} documents of {code(key.task)} x {len(steps)} checkpoints of {code(key.model)} "

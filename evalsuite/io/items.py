@@ -105,12 +105,13 @@ def items_from_args(args) -> str:
     store.existing(db)
     source = names.check("source", args.source) if args.source else pick_source(db, model, task, args.shots)
     key = items.ItemsKey(model, task, args.shots, args.metric, source)
-    rows = stats_rows(items.item_stats(db, key), args.metric)
+    stats = items.item_stats(db, key)
+    rows = stats_rows(stats, args.metric)
     if not rows:
         raise EvalsuiteError(f"no per-document {args.metric} of {model} on {task} ({args.shots}-shot) "
                              f"from source {source} in {db}")
     text = (json.dumps(rows, indent=1, allow_nan=False) if args.format == "json"
-            else _table(rows, args.metric) + "\n" + summary(rows, key, items.mixed_texts(db, key))) + "\n"
+            else _table(rows, args.metric) + "\n" + summary(rows, key, int(stats["mixed_texts"].sum()))) + "\n"
     if not args.out:
         return text.rstrip("\n")
     if Path(args.out).is_dir():

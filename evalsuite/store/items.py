@@ -99,13 +99,15 @@ def sample_sources(path: Path, model: str, task: str, shots: int) -> list[str]:
 
 def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
     """One row per document: doc_id, steps (evaluated), learned_at, flips, final_correct,
-    final_margin, and final_<metric> for a continuous one; ordered by doc_id. Empty when nothing
-    is stored for the key."""
+    final_margin, final_<metric> for a continuous one, and mixed_texts: whether its checkpoints
+    scored more than one text under its doc_id (the task's data changed between runs: its
+    learned_at and flips, followed by doc_id, then join them; false where the samples do not
+    say); ordered by doc_id. Empty when nothing is stored for the key."""
     margin = _MARGIN.format(t="coalesce(s.target, d.target)", lls="s.loglikelihoods")
     sql = f"""
         WITH {_CHOSEN},
         ordered AS (
-            SELECT doc_id, step, {key.column} AS ok,
+            SELECT doc_id, step, fingerprint_id, {key.column} AS ok,
                    lag({key.column}) OVER (PARTITION BY doc_id ORDER BY step) AS before
             FROM SAMPLES
             WHERE model = $model AND task = $task AND shots = $shots
@@ -117,7 +119,8 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
                    -- or at its first step if it was never wrong
                    CASE WHEN NOT arg_max(ok, coalesce(step, -1)) THEN NULL WHEN bool_and(ok) THEN min(step)
                         ELSE max(step) FILTER (WHERE ok AND NOT before) END AS learned_at,
-                   count(*) FILTER (WHERE ok <> before) AS flips
+                   count(*) FILTER (WHERE ok <> before) AS flips,
+                   min(fingerprint_id) <> max(fingerprint_id) AS mixed_texts
             FROM ordered GROUP BY doc_id),
         -- each document's sample at its last step, read again: carrying every step's loglikelihood
         -- list through the aggregate above cost more (0.17 s against 0.12 s for LAMBADA at full scale)
@@ -126,28 +129,16 @@ def item_stats(path: Path, key: ItemsKey) -> pd.DataFrame:
             FROM SAMPLES s JOIN counted c ON s.doc_id = c.doc_id AND s.step IS NOT DISTINCT FROM c.last
             WHERE s.model = $model AND s.task = $task AND s.shots = $shots
               AND s.run_id IN (SELECT run_id FROM chosen))
-        SELECT s.doc_id, s.steps, s.learned_at, s.flips, s.final_correct, {margin} AS final_margin{_final_value(key)}
+        SELECT s.doc_id, s.steps, s.learned_at, s.flips, s.final_correct, {margin} AS final_margin{_final_value(key)},
+               coalesce(s.mixed_texts, false) AS mixed_texts
         FROM per_doc s {DOCUMENT_JOIN}
         ORDER BY s.doc_id"""
     return _read(path, sql, key.params())
 
 
-def mixed_texts(path: Path, key: ItemsKey) -> int:
-    """How many doc_ids the key's checkpoints scored on more than one text (the task's data changed
-    between runs): item_stats follows a document by doc_id, so their learned_at and flips join
-    the texts. 0 for a store whose samples do not say which text they were scored on."""
-    sql = f"""
-        WITH {_CHOSEN}
-        SELECT count(*) AS n FROM (
-            SELECT doc_id FROM SAMPLES
-            WHERE model = $model AND task = $task AND shots = $shots AND run_id IN (SELECT run_id FROM chosen)
-            GROUP BY doc_id HAVING count(DISTINCT fingerprint_id) > 1)"""
-    return int(_read(path, sql, key.params())["n"].iloc[0])
-
-
 def _final_value(key: ItemsKey) -> str:
     """A continuous metric's value at each document's last step, from its loglikelihoods there
-    and its document (`s` and `d` as in metrics.py), as item_stats' last column; none for acc."""
+    and its document (`s` and `d` as in metrics.py), as a column of item_stats; none for acc."""
     return f", {value_sql(key.metric)[0]} AS final_{key.metric}" if key.metric in DERIVED else ""
 
 
