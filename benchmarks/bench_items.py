@@ -265,11 +265,9 @@ def serve(db: Path, tree: Path | None = None):
 
 def serve_floor():
     """benchmarks/streamlit_floor.py, served as `evalsuite dashboard` serves the app."""
-    from dashboard.launch import RUNNER
+    from dashboard import launch
 
-    return _served(lambda port: [sys.executable, "-m", "streamlit", "run", str(FLOOR_APP), "--server.address",
-                                 "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-                                 "--browser.gatherUsageStats", "false", *RUNNER])
+    return _served(lambda port: launch.command("127.0.0.1", port, FLOOR_APP))
 
 
 @contextlib.contextmanager

@@ -26,8 +26,10 @@ APP = Path(__file__).resolve().parent / "app.py"
 RUNNER = ["--runner.postScriptGC", "false", "--runner.magicEnabled", "false", "--server.fileWatcherType", "none"]
 
 
-def command(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "dashboard.serve", "run", str(APP), "--server.address", host,
+def command(host: str, port: int, app: Path = APP) -> list[str]:
+    """The server's command line (`app`: another Streamlit script served the same way, as
+    benchmarks/bench_items.py serves its floor page)."""
+    return [sys.executable, "-m", "dashboard.serve", "run", str(app), "--server.address", host,
             "--server.port", str(port), "--server.headless", "true",
             "--browser.gatherUsageStats", "false", *RUNNER]
 
