@@ -5,6 +5,7 @@ revision path offline, and a helper that runs the real `evalsuite` command in a 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -90,9 +91,21 @@ def open_app(db: Path, monkeypatch, timeout: float = 60, **params):
 
 
 def assert_clean(at) -> None:
-    """No exception and no error element on the page."""
+    """No exception and no error element on the page, and every chart on it a valid Vega-Lite
+    spec (the dashboard does not check its specs as it draws them: dashboard/draw.py)."""
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+    for chart in at.get("vega_lite_chart"):
+        assert_vega_lite(json.loads(chart.proto.spec))
+
+
+def assert_vega_lite(spec: dict) -> None:
+    """`spec` is valid against the Vega-Lite JSON schema Altair ships (the version it writes)."""
+    from altair.utils.schemapi import validate_jsonschema
+    from altair.vegalite.v6.schema.core import load_schema
+
+    error = validate_jsonschema(spec, load_schema(), raise_error=False)
+    assert error is None, f"not a valid Vega-Lite spec: {error.message[:500]} at {list(error.absolute_path)}"
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
