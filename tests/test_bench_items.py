@@ -48,3 +48,36 @@ def test_the_floor_page_is_served_and_drawn(monkeypatch):
 
     first, again = bench_items.floor(rounds=1)
     assert 0 < again and 0 < first < 60
+
+
+def test_the_chart_cost_page_draws_each_variant_it_names(monkeypatch):
+    """benchmarks/chart_cost.py names the variants of a view's chart; chart_page.py draws each."""
+    import pandas as pd
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import chart_cost
+    import chart_page
+
+    layer = {"mark": {"type": "line"}, "data": {"name": "data-0"}}
+    chart = {"spec": {"layer": [layer, {**layer, "mark": "point"}, {**layer, "data": {"name": "data-1"}}]},
+             "datasets": {"data-0": pd.DataFrame({"n": range(120)}), "data-1": pd.DataFrame({"n": range(3)})}}
+    named = dict(chart_cost.variants(chart))
+    assert named["the whole chart (123 rows)"] == "full" and named["without layer 1 (point, data-0)"] == "without-1"
+    drawn = {name: chart_page.variant(chart, name) for name in named.values()}
+    spec, frames = drawn["full"]
+    assert spec == chart["spec"] and frames == chart["datasets"]
+    spec, frames = drawn["rows"]
+    assert [len(f) for f in frames.values()] == [50, 3] and spec["layer"] == chart["spec"]["layer"]
+    spec, frames = drawn["unused"]  # the whole datasets sent, the layers drawing their first rows
+    assert len(frames["data-0"]) == 120 and len(frames["data-0-head"]) == 50
+    assert [layer["data"]["name"] for layer in spec["layer"]] == ["data-0-head", "data-0-head", "data-1-head"]
+    spec, _ = drawn["without-1"]
+    assert [layer["mark"] for layer in spec["layer"]] == [{"type": "line"}, {"type": "line"}]
+    assert len(chart["spec"]["layer"]) == 3  # the chart itself left as it was
+    spec, frames = drawn["tiny"]
+    assert spec["data"] == {"name": "tiny"} and len(frames["tiny"]) == 10
+    single = {"spec": {"data": {"name": "data-0"}, "mark": "rect"},
+              "datasets": {"data-0": pd.DataFrame({"n": range(9)})}}
+    spec, frames = chart_page.variant(single, "unused")  # a chart of one view, no layers
+    assert spec["data"] == {"name": "data-0-head"} and set(frames) == {"data-0", "data-0-head"}
+    assert [name for _, name in chart_cost.variants(single)] == ["full", "rows", "unused", "tiny"]
