@@ -1,6 +1,6 @@
 """The page chart_cost.py opens: one chart of a dashboard view, as the view sends it (its Vega-Lite
 spec and its datasets, read from the file $CHART_COST_FILE names), or a variant of it named by
-`?v=` (chart_cost.VARIANTS), under the floor page's heading and ten-row table.
+`?v=` (chart_cost.variants names them), under the floor page's heading and ten-row table.
 """
 
 import os

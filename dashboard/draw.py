@@ -40,7 +40,7 @@ def spec(name: str, _build: Callable[..., alt.TopLevelMixin], *args, **kwargs) -
     # as st.altair_chart does: no fixed 300 px default view, and the frames kept as they are (Altair's
     # default would write every row as JSON, and refuse more than 5,000). Not checked against
     # Vega-Lite's JSON schema here: that was about 0.2 s of the Scaling view's first opening at
-    # full scale; the builders' specs are checked in the tests (tests/test_dashboard.py) instead.
+    # full scale; the tests check every chart of every page they open instead (conftest.assert_clean).
     with _ALTAIR, alt.theme.enable("none"), alt.data_transformers.enable(_KEEP, datasets=datasets):
         out = chart.to_dict(validate=False)
     out["datasets"] = datasets
