@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -125,6 +126,8 @@ def test_a_sweep_outlasts_a_reader_holding_the_store(tmp_path, checkpoints, hf_h
         stdin=subprocess.DEVNULL)  # stderr to a file: a pipe nobody reads yet could fill and stall it
     # held from the moment the sweep has stored its documents (it is evaluating) until released
     reader = hold(db, "SELECT count(*) FROM documents")
+    watchdog = threading.Timer(300, sweep.kill)  # a sweep that never says it waits fails here, not by CI's limit
+    watchdog.start()
     try:
         held(reader)
         lines = []
@@ -137,6 +140,7 @@ def test_a_sweep_outlasts_a_reader_holding_the_store(tmp_path, checkpoints, hf_h
         release(reader)
         out, _ = sweep.communicate(timeout=600)
     finally:
+        watchdog.cancel()
         reader.kill()
         sweep.kill()
     err = (tmp_path / "err").read_text()
@@ -148,6 +152,23 @@ def test_a_sweep_outlasts_a_reader_holding_the_store(tmp_path, checkpoints, hf_h
     assert scores.step.tolist() == [1000, 2000, 3000] and (scores.n == scores.n[0]).all()
     assert store.read_df(db, "SELECT count(*) AS n FROM runs WHERE source = 'local'").n[0] == 3
     assert not spool_root(db).exists()
+
+
+def test_a_store_held_only_after_the_last_checkpoint_is_said_before_the_sweep_waits(tmp_path):
+    """The committer may learn of a reader only after the last checkpoint was handed over (its
+    try at the lock takes a second); the sweep then says who holds the store before it waits for
+    it. Before, it said nothing and waited up to an hour: a CI run hung so."""
+    db = store.init(tmp_path / "s.duckdb", seed=False)
+    reader = held(hold(db))
+    said: list[str] = []
+    try:
+        with Committer(db, end_wait_s=0.5) as committer:
+            committer.submit(factory.job(step=1000, samples=2))  # the last checkpoint: its commit meets the reader
+            local.last_commits(committer, set(), said.append)
+    finally:
+        release(reader)
+    assert len(said) == 1 and said[0].startswith(f"the store is held by PID {reader.pid}")
+    assert "evaluated checkpoints wait" in said[0] and len(committer.left) == 1
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ from evalsuite.sweep.cluster_stops import ray_errors_to, stopped_by_signals
 from evalsuite.sweep.committer import Committer, commit_left_over
 from evalsuite.sweep.config import RunConfig
 from evalsuite.sweep.job import git_commit
-from evalsuite.sweep.local import Startup, SweepReport, pending, quiet, registered, waiting
+from evalsuite.sweep.local import Startup, SweepReport, last_commits, pending, quiet, registered, waiting
 from evalsuite.sweep.plan import Job
 
 if TYPE_CHECKING:
@@ -233,6 +233,7 @@ def _run_phases(ray, cfg: RunConfig, jobs: list[Job], opts: RayOptions, gpu_gib:
             todo = [job for job in jobs if job.model in phase.models]
             if todo:
                 Pool(shared, todo, phase).run()
+        last_commits(committer, set(), say)
     report.jobs, report.unstored = committer.committed, committer.left
     report.recovered += committer.recovered
 

@@ -175,7 +175,7 @@ def _evaluate_jobs(cfg: RunConfig, jobs: list[Job], session: Session, report: Sw
                 del record
             bar.update()
             mark = time.perf_counter()
-        say_held(committer, said, say)  # still held at the end: the sweep waits for it (Committer.close)
+        last_commits(committer, said, say)
     report.jobs, report.unstored = committer.committed, committer.left
     report.recovered += committer.recovered
 
@@ -196,6 +196,14 @@ def say_held(committer: Committer, said: set[str], say: Callable[[str], None]) -
         said.add("held")
         say(f"the store is held by {holder}; evaluated checkpoints wait (in memory, then in "
             f"{spool_root(committer.db)}) and are committed when it is free")
+
+
+def last_commits(committer: Committer, said: set[str], say: Callable[[str], None]) -> None:
+    """Once every checkpoint is handed over: wait for the last commits, or, where the store is
+    held, say so (once) before Committer.close waits for it, up to an hour. The committer may
+    learn of a reader only after the last hand-over, and a sweep waiting silently looks hung."""
+    committer.wait()  # returns at once where the store is held
+    say_held(committer, said, say)
 
 
 def _cleanup(cfg: RunConfig, job: Job, say: Callable[[str], None]) -> None:

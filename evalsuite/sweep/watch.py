@@ -32,7 +32,7 @@ from evalsuite.records import Sweep
 from evalsuite.sweep.committer import Committer
 from evalsuite.sweep.config import RunConfig, config_from_args, tokenizer_of
 from evalsuite.sweep.job import Session, evaluate_loaded, git_commit, prepare_requests, say_notes
-from evalsuite.sweep.local import Failure, say_held
+from evalsuite.sweep.local import Failure, last_commits, say_held
 from evalsuite.sweep.plan import Job, checkpoint_for, plan
 
 if TYPE_CHECKING:
@@ -115,7 +115,9 @@ def watch(args, opts: WatchOptions, say: Callable[[str], None]) -> WatchReport:
     say(f"watching {opts.folder} for {opts.model} checkpoints; evaluating on {device} ({dtype}) into {db}")
     try:
         with Committer(db, sweep.sweep_id) as committer:
-            _Watcher(args, opts, committer, Session(device, dtype, None, env, sweep.sweep_id), report, say).run()
+            watcher = _Watcher(args, opts, committer, Session(device, dtype, None, env, sweep.sweep_id), report, say)
+            watcher.run()
+            last_commits(committer, watcher.notes, say)
         status = "done"
     except KeyboardInterrupt:
         report.ended = "interrupted"
