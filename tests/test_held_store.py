@@ -126,7 +126,8 @@ def test_a_sweep_outlasts_a_reader_holding_the_store(tmp_path, checkpoints, hf_h
         stdin=subprocess.DEVNULL)  # stderr to a file: a pipe nobody reads yet could fill and stall it
     # held from the moment the sweep has stored its documents (it is evaluating) until released
     reader = hold(db, "SELECT count(*) FROM documents")
-    watchdog = threading.Timer(300, sweep.kill)  # a sweep that never says it waits fails here, not by CI's limit
+    # a sweep that never stores its documents or never says it waits fails here, not by CI's limit
+    watchdog = threading.Timer(300, lambda: (sweep.kill(), reader.kill()))
     watchdog.start()
     try:
         held(reader)
