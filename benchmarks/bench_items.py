@@ -263,11 +263,12 @@ def serve(db: Path, tree: Path | None = None):
                                  "--port", str(port)], tree, env)
 
 
-def serve_floor():
-    """benchmarks/streamlit_floor.py, served as `evalsuite dashboard` serves the app."""
+def serve_app(app: Path, env: dict | None = None):
+    """Another Streamlit script (the floor page, chart_cost.py's page), served as `evalsuite
+    dashboard` serves the app (dashboard/launch.py's command); yields its port and pid."""
     from dashboard import launch
 
-    return _served(lambda port: launch.command("127.0.0.1", port, FLOOR_APP))
+    return _served(lambda port: launch.command("127.0.0.1", port, app), env=env)
 
 
 @contextlib.contextmanager
@@ -355,7 +356,7 @@ def floor(rounds: int = 5) -> tuple[float, float]:
     """streamlit_floor.py's page: (seconds, first in a new browser profile; median opened again)."""
     from playwright.sync_api import sync_playwright
 
-    with serve_floor() as server, sync_playwright() as p:
+    with serve_app(FLOOR_APP) as server, sync_playwright() as p:
         browser = chromium(p)
         profile = new_profile(browser)
         first = _draw_time(profile, server.port, "", 0, 1)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine  # noqa: E402 - benchmarks/machine.py, beside this script
-from bench_items import FLOOR_APP, _draw_time, _served, chromium, new_profile  # noqa: E402
+from bench_items import FLOOR_APP, _draw_time, chromium, new_profile, serve_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = Path(__file__).resolve().parent / "chart_page.py"
@@ -66,8 +66,6 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from dashboard import launch
-
     print(machine.describe())
     chart = first_chart(args.db, args.view)
     chosen = variants(chart)
@@ -75,9 +73,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="chart_cost_") as tmp, contextlib.ExitStack() as stack:
         saved = Path(tmp) / "chart.pickle"
         saved.write_bytes(pickle.dumps(chart))
-        page = stack.enter_context(_served(lambda port: launch.command("127.0.0.1", port, PAGE),
-                                           env=dict(os.environ, CHART_COST_FILE=str(saved))))
-        floor = stack.enter_context(_served(lambda port: launch.command("127.0.0.1", port, FLOOR_APP)))
+        page = stack.enter_context(serve_app(PAGE, env=dict(os.environ, CHART_COST_FILE=str(saved))))
+        floor = stack.enter_context(serve_app(FLOOR_APP))
         opens = [(label, page.port, f"?v={name}", 1) for label, name in chosen]
         opens.append(("the floor page (no chart)", floor.port, "", 0))
         browser = chromium(stack.enter_context(sync_playwright()))
